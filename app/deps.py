@@ -1,0 +1,41 @@
+"""Dependency aliases shared by the routers (``Annotated``, FastAPI style)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request, UploadFile
+
+from app.services.context import Context
+from app.services.errors import PayloadTooLargeError
+from app.services.ids import SLUG_PATTERN
+from app.services.students import Upload
+
+
+def get_context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+_SLUG_HELP = "URL-safe id: `[a-z0-9][a-z0-9_-]{0,63}`"
+ClassId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+StudentId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+SessionId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+PhotoId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+
+
+async def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
+    """Read one uploaded file, refusing (413) anything over ``max_bytes``."""
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        name = upload.filename or "file"
+        raise PayloadTooLargeError(
+            f"{name}: the file is larger than {max_bytes / 1e6:.1f} MB; send a smaller photo"
+        )
+    return Upload(filename=upload.filename, data=data)
+
+
+async def read_uploads(uploads: list[UploadFile], max_bytes: int) -> list[Upload]:
+    return [await read_upload(upload, max_bytes) for upload in uploads]

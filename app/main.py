@@ -1,0 +1,140 @@
+"""The FastAPI application: ``uv run uvicorn app.main:app``.
+
+Models are loaded once, in the lifespan, before the first request (start-up fails if they cannot be
+loaded). Every blocking call (models, storage) runs in the thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.images import ImageError, ImageTooLargeError
+from app.routers import classes, health, legacy, sessions, students
+from app.services.context import Context
+from app.services.errors import ServiceError
+from app.settings import Settings
+from app.storage import (
+    ObjectNotFoundError,
+    ObjectStore,
+    StorageUnavailableError,
+    create_object_store,
+)
+from ml.pipeline import FacePipeline
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+Face-recognition attendance. Enrol each student of a class from one or more photos, then upload
+photos of the class during a session: every recognised student is recorded present.
+
+Ids are URL-safe slugs `[a-z0-9][a-z0-9_-]{0,63}`. Errors are `{"detail": "..."}` with a 4xx status
+(404 unknown class/student/session, 409 id taken, 413 upload too large, 422 invalid input such as
+not an image, no face or several faces on a registration photo) or 503 when storage is down.
+`/register/register-student` and `/mark/detect` are the mobile client's calls on the class `default`.
+"""
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("app", "ml"):
+        logging.getLogger(name).setLevel(level)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    pipeline: FacePipeline | None = None,
+    store: ObjectStore | None = None,
+) -> FastAPI:
+    """Build the application. ``pipeline`` and ``store`` are built from ``settings`` when not given
+    (tests pass one pipeline to many apps: it is slow to build)."""
+    config = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(config.log_level)
+        active_pipeline = pipeline
+        if active_pipeline is None:
+            from ml.factory import build_pipeline
+
+            # Raises when a model cannot be loaded: the server does not start.
+            active_pipeline = await run_in_threadpool(build_pipeline, config.pipeline_config())
+        active_store = store
+        if active_store is None:
+            active_store = await run_in_threadpool(
+                lambda: create_object_store(
+                    **config.storage_kwargs(), create_bucket=config.create_bucket
+                )
+            )
+        try:
+            await run_in_threadpool(active_store.ping)
+        except StorageUnavailableError as error:
+            # Not fatal: the S3 server may come up later; /readyz answers 503 until it does.
+            logger.warning("storage not reachable yet: %s", error)
+        context = Context.build(config, active_store, active_pipeline)
+        app.state.context = context
+        logger.info("rollcall ready: storage %s", active_store.description)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(context.trainer.close)
+            del app.state.context
+
+    app = FastAPI(
+        title="Rollcall",
+        version="1.0.0",
+        summary="Self-hosted face-recognition attendance",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=config.max_request_bytes,
+    )
+    _add_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(legacy.router)
+    app.include_router(classes.router)
+    app.include_router(students.router)
+    app.include_router(sessions.router)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    @app.exception_handler(ImageError)
+    async def image_error(_: Request, error: ImageError) -> JSONResponse:
+        status = 413 if isinstance(error, ImageTooLargeError) else 422
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(ObjectNotFoundError)
+    async def vanished(_: Request, error: ObjectNotFoundError) -> JSONResponse:
+        # Something was deleted by a concurrent request half-way through this one.
+        return JSONResponse({"detail": "not found (changed meanwhile)"}, status_code=404)
+
+    @app.exception_handler(StorageUnavailableError)
+    async def storage_down(_: Request, error: StorageUnavailableError) -> JSONResponse:
+        logger.error("storage unavailable: %s", error)
+        return JSONResponse({"detail": "storage unavailable, try again later"}, status_code=503)
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app.main:app`` for uvicorn, built on first access (PEP 562), so that importing this
+    module (tests, ``create_app``) never reads the environment."""
+    global _default_app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

@@ -1,0 +1,61 @@
+"""``/v1/classes``: create, list, show (student count, head state), delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from app import schemas
+from app.deps import ClassId, ContextDep
+from app.routers.errors import errors
+from app.services import classes
+
+router = APIRouter(prefix="/v1/classes", tags=["classes"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.ClassOut,
+    summary="Create a class",
+    responses=errors(409, 422, 503),
+)
+async def create_class(ctx: ContextDep, body: schemas.ClassCreate) -> schemas.ClassOut:
+    return await run_in_threadpool(classes.create_class, ctx, body.id, body.name)
+
+
+@router.get("", response_model=list[schemas.ClassOut], summary="List classes")
+async def list_classes(ctx: ContextDep) -> list[schemas.ClassOut]:
+    return await run_in_threadpool(classes.list_classes, ctx)
+
+
+@router.get(
+    "/{class_id}",
+    response_model=schemas.ClassOut,
+    summary="Show a class with its student count and head state",
+    responses=errors(404, 422),
+)
+async def get_class(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
+    return await run_in_threadpool(classes.get_class, ctx, class_id)
+
+
+@router.delete(
+    "/{class_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a class and everything in it",
+    responses=errors(404, 422),
+)
+async def delete_class(ctx: ContextDep, class_id: ClassId) -> Response:
+    await run_in_threadpool(classes.delete_class, ctx, class_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{class_id}/head/train",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.ClassOut,
+    summary="Queue a head training now (normally automatic after every change)",
+    responses=errors(404, 422),
+)
+async def train_head(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
+    return await run_in_threadpool(classes.train_head, ctx, class_id)

@@ -1,0 +1,53 @@
+"""The mobile client's two calls (wire format unchanged); they act on the class ``default``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from app import schemas
+from app.deps import ContextDep, read_upload, read_uploads
+from app.routers.errors import errors
+from app.services import legacy
+
+router = APIRouter(tags=["mobile client"])
+
+
+@router.post(
+    "/register/register-student",
+    response_model=schemas.LegacyRegisterOut,
+    summary="Register a student in the default class",
+    description=(
+        "The student id is a slug of the name. Registering a name that is already enrolled adds "
+        "the photos to that student (the first name is kept). Every photo must show exactly one "
+        "face; if any photo is refused, nothing is stored."
+    ),
+    responses=errors(413, 422, 503),
+)
+async def register_student(
+    ctx: ContextDep,
+    files: Annotated[list[UploadFile], File(description="One or more photos of the student")],
+    student_name: Annotated[str, Form(description="The student's name")],
+) -> schemas.LegacyRegisterOut:
+    uploads = await read_uploads(files, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(legacy.register_student, ctx, student_name, uploads)
+
+
+@router.post(
+    "/mark/detect",
+    response_model=schemas.LegacyDetectOut,
+    summary="Recognise the students in a photo of the default class",
+    description=(
+        "Returns the names of the recognised students and the photo with a box and label on "
+        "every face (green: known, red: unknown). Records no attendance."
+    ),
+    responses=errors(413, 422, 503),
+)
+async def detect(
+    ctx: ContextDep,
+    file: Annotated[UploadFile, File(description="A photo of the class")],
+) -> schemas.LegacyDetectOut:
+    upload = await read_upload(file, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(legacy.detect, ctx, upload)

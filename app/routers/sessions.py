@@ -1,0 +1,135 @@
+"""Attendance sessions and recognition without recording."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from app import schemas
+from app.deps import ClassId, ContextDep, PhotoId, SessionId, read_upload
+from app.routers.errors import errors
+from app.services import attendance
+
+router = APIRouter(prefix="/v1/classes/{class_id}", tags=["attendance"])
+
+_PHOTO_HELP = "A photo of the class (any number of faces)"
+
+
+@router.post(
+    "/recognize",
+    response_model=schemas.RecognitionOut,
+    summary="Recognise the students in a photo without recording attendance",
+    responses=errors(404, 413, 422, 503),
+)
+async def recognize(
+    ctx: ContextDep,
+    class_id: ClassId,
+    photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
+    annotate: Annotated[
+        bool, Query(description="Include the annotated photo (base64 JPEG)")
+    ] = False,
+) -> schemas.RecognitionOut:
+    upload = await read_upload(photo, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(
+        lambda: attendance.recognize(ctx, class_id, upload, with_image=annotate)
+    )
+
+
+@router.post(
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.SessionOut,
+    summary="Open an attendance session",
+    responses=errors(404, 409, 422),
+)
+async def create_session(
+    ctx: ContextDep, class_id: ClassId, body: schemas.SessionCreate
+) -> schemas.SessionOut:
+    return await run_in_threadpool(
+        attendance.create_session, ctx, class_id, body.id, body.label, body.date
+    )
+
+
+@router.get(
+    "/sessions",
+    response_model=list[schemas.SessionOut],
+    summary="List sessions (by date)",
+    responses=errors(404, 422),
+)
+async def list_sessions(ctx: ContextDep, class_id: ClassId) -> list[schemas.SessionOut]:
+    return await run_in_threadpool(attendance.list_sessions, ctx, class_id)
+
+
+@router.get(
+    "/sessions/{session_id}",
+    response_model=schemas.SessionDetail,
+    summary="The roster: every student present or absent, when and how sure",
+    responses=errors(404, 422),
+)
+async def get_session(
+    ctx: ContextDep, class_id: ClassId, session_id: SessionId
+) -> schemas.SessionDetail:
+    return await run_in_threadpool(attendance.get_session, ctx, class_id, session_id)
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a session with its photos and records",
+    responses=errors(404, 422),
+)
+async def delete_session(ctx: ContextDep, class_id: ClassId, session_id: SessionId) -> Response:
+    await run_in_threadpool(attendance.delete_session, ctx, class_id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/sessions/{session_id}/photos",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.SessionPhotoOut,
+    summary="Add a photo: recognised students are recorded present",
+    description=(
+        "Several photos per session merge. A student is recorded once, by the first photo that "
+        "recognises them; later photos list them under `already_present` and change nothing."
+    ),
+    responses=errors(404, 413, 422, 503),
+)
+async def add_session_photo(
+    ctx: ContextDep,
+    class_id: ClassId,
+    session_id: SessionId,
+    photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
+) -> schemas.SessionPhotoOut:
+    upload = await read_upload(photo, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(attendance.add_session_photo, ctx, class_id, session_id, upload)
+
+
+@router.get(
+    "/sessions/{session_id}/attendance.csv",
+    response_class=Response,
+    summary="The roster as CSV",
+    responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
+)
+async def attendance_csv(ctx: ContextDep, class_id: ClassId, session_id: SessionId) -> Response:
+    text = await run_in_threadpool(attendance.attendance_csv, ctx, class_id, session_id)
+    filename = f"{class_id}-{session_id}.csv"
+    return Response(
+        content=text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/sessions/{session_id}/photos/{photo_id}/annotated.jpg",
+    response_class=Response,
+    summary="A session photo with a box and label on every face",
+    responses={200: {"content": {"image/jpeg": {}}}, **errors(404, 422)},
+)
+async def annotated_photo(
+    ctx: ContextDep, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
+) -> Response:
+    data = await run_in_threadpool(attendance.annotated_photo, ctx, class_id, session_id, photo_id)
+    return Response(content=data, media_type="image/jpeg")

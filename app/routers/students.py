@@ -1,0 +1,106 @@
+"""``/v1/classes/{class_id}/students``: enrol from photos, list, show, rename, add photos, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from app import schemas
+from app.deps import ClassId, ContextDep, StudentId, read_uploads
+from app.routers.errors import errors
+from app.services import students
+from app.services.ids import SLUG_PATTERN
+from app.services.students import Existing
+
+router = APIRouter(prefix="/v1/classes/{class_id}/students", tags=["students"])
+
+_PHOTOS_HELP = "Photos of the student, each showing exactly one face"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.EnrollmentOut,
+    summary="Enrol a student from one or more photos",
+    description=(
+        "Every photo is checked (readable image, exactly one face) before anything is stored. "
+        "The response has a quality report per photo and warns when the face is very similar to "
+        "another enrolled student. The student is recognisable as soon as this returns; the "
+        "class's head is retrained in the background."
+    ),
+    responses=errors(404, 409, 413, 422, 503),
+)
+async def create_student(
+    ctx: ContextDep,
+    class_id: ClassId,
+    student_id: Annotated[str, Form(pattern=SLUG_PATTERN)],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
+) -> schemas.EnrollmentOut:
+    uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(
+        students.enroll, ctx, class_id, student_id, name, uploads, Existing.REFUSE
+    )
+
+
+@router.get(
+    "", response_model=list[schemas.StudentOut], summary="List students", responses=errors(404, 422)
+)
+async def list_students(ctx: ContextDep, class_id: ClassId) -> list[schemas.StudentOut]:
+    return await run_in_threadpool(students.list_students, ctx, class_id)
+
+
+@router.get(
+    "/{student_id}",
+    response_model=schemas.StudentDetail,
+    summary="Show a student with the quality report of each photo",
+    responses=errors(404, 422),
+)
+async def get_student(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId
+) -> schemas.StudentDetail:
+    return await run_in_threadpool(students.get_student, ctx, class_id, student_id)
+
+
+@router.patch(
+    "/{student_id}",
+    response_model=schemas.StudentOut,
+    summary="Rename a student",
+    responses=errors(404, 422),
+)
+async def rename_student(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId, body: schemas.StudentRename
+) -> schemas.StudentOut:
+    return await run_in_threadpool(students.rename_student, ctx, class_id, student_id, body.name)
+
+
+@router.post(
+    "/{student_id}/photos",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.EnrollmentOut,
+    summary="Add photos to a student",
+    responses=errors(404, 413, 422, 503),
+)
+async def add_photos(
+    ctx: ContextDep,
+    class_id: ClassId,
+    student_id: StudentId,
+    photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
+) -> schemas.EnrollmentOut:
+    uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(
+        students.enroll, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
+    )
+
+
+@router.delete(
+    "/{student_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a student: photos, embeddings, attendance records; the head is retrained",
+    responses=errors(404, 422),
+)
+async def delete_student(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
+    await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

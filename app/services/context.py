@@ -1,0 +1,102 @@
+"""What every domain service shares: the store, the pipeline (behind a concurrency limit), caches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from app.services import layout
+from app.services.errors import NotFoundError
+from app.services.gallery import GalleryCache
+from app.services.heads import HeadStore, HeadTrainer
+from app.settings import Settings
+from app.storage import ObjectNotFoundError, ObjectStore
+from ml.head import ProjectionHead
+from ml.matching import Gallery
+from ml.pipeline import Enrollment, FacePipeline, Recognition
+from ml.types import DetectedFace, RGBImage
+
+DocT = TypeVar("DocT", bound=layout.Document)
+
+
+class Inference:
+    """The pipeline behind a semaphore: a few concurrent requests must not oversubscribe the CPU."""
+
+    def __init__(self, pipeline: FacePipeline, concurrency: int):
+        self.pipeline = pipeline
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        with self._slots:
+            yield
+
+    def enroll(self, image: RGBImage) -> Enrollment:
+        with self._slot():
+            return self.pipeline.enroll(image)
+
+    def detect(self, image: RGBImage) -> list[DetectedFace]:
+        with self._slot():
+            return self.pipeline.detect(image)
+
+    def recognize(
+        self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
+    ) -> Recognition:
+        with self._slot():
+            return self.pipeline.recognize(image, gallery, head)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: ObjectStore
+    inference: Inference
+    galleries: GalleryCache
+    heads: HeadStore
+    trainer: HeadTrainer
+
+    @classmethod
+    def build(cls, settings: Settings, store: ObjectStore, pipeline: FacePipeline) -> Context:
+        galleries = GalleryCache(store)
+        heads = HeadStore(store)
+        return cls(
+            settings=settings,
+            store=store,
+            inference=Inference(pipeline, settings.inference_concurrency),
+            galleries=galleries,
+            heads=heads,
+            trainer=HeadTrainer(pipeline, galleries, heads, store),
+        )
+
+    def read(self, key: str, model: type[DocT]) -> DocT | None:
+        """The document at ``key``; ``None`` if absent or unreadable (treated as not there)."""
+        try:
+            return model.model_validate_json(self.store.get(key))
+        except ObjectNotFoundError:
+            return None
+        except ValidationError:
+            return None
+
+    def write(self, key: str, doc: layout.Document, *, if_absent: bool = False) -> None:
+        self.store.put(
+            key, doc.to_json_bytes(), content_type="application/json", if_absent=if_absent
+        )
+
+    def require_class(self, class_id: str) -> layout.ClassDoc:
+        doc = self.read(layout.class_key(class_id), layout.ClassDoc)
+        if doc is None:
+            raise NotFoundError(f"class {class_id!r} not found")
+        return doc
+
+    def student_names(self, class_id: str, student_ids: set[str]) -> dict[str, str]:
+        """Display names of a few students (a missing ``student.json`` falls back to the id)."""
+        names: dict[str, str] = {}
+        for student_id in sorted(student_ids):
+            doc = self.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+            names[student_id] = doc.name if doc else student_id
+        return names

@@ -1,0 +1,217 @@
+"""Where everything lives in the object store, and the JSON documents stored there.
+
+One object per fact, never a shared dictionary: a student is ``student.json`` plus one photo and one
+embedding object per registration photo; an attendance record is one object per present student. So
+concurrent writers (threads or worker processes on one bucket) never overwrite each other, and every
+derived artefact (the in-memory gallery, the trained head) can be rebuilt from these objects.
+
+::
+
+    classes/{cid}/class.json
+    classes/{cid}/students/{sid}/student.json
+    classes/{cid}/students/{sid}/photos/{pid}.jpg            registration photo (oriented, re-encoded)
+    classes/{cid}/students/{sid}/photos/{pid}.json           its quality report
+    classes/{cid}/students/{sid}/embeddings/{pid}.npy        float32 (n_views, 512), written last
+    classes/{cid}/head/{version:08d}.safetensors             trained projection heads
+    classes/{cid}/head/current.json                          pointer to the head in use
+    classes/{cid}/head/failure.json                          last failed training (removed on success)
+    classes/{cid}/sessions/{sess}/session.json
+    classes/{cid}/sessions/{sess}/photos/{pid}/original.jpg
+    classes/{cid}/sessions/{sess}/photos/{pid}/annotated.jpg
+    classes/{cid}/sessions/{sess}/photos/{pid}/result.json
+    classes/{cid}/sessions/{sess}/records/{sid}.json         one per present student
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ml.types import Embeddings
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def class_prefix(class_id: str) -> str:
+    return f"classes/{class_id}/"
+
+
+def class_key(class_id: str) -> str:
+    return f"classes/{class_id}/class.json"
+
+
+def students_prefix(class_id: str) -> str:
+    return f"classes/{class_id}/students/"
+
+
+def student_prefix(class_id: str, student_id: str) -> str:
+    return f"classes/{class_id}/students/{student_id}/"
+
+
+def student_key(class_id: str, student_id: str) -> str:
+    return f"{student_prefix(class_id, student_id)}student.json"
+
+
+def student_photo_key(class_id: str, student_id: str, photo_id: str) -> str:
+    return f"{student_prefix(class_id, student_id)}photos/{photo_id}.jpg"
+
+
+def student_photo_info_key(class_id: str, student_id: str, photo_id: str) -> str:
+    return f"{student_prefix(class_id, student_id)}photos/{photo_id}.json"
+
+
+def embedding_key(class_id: str, student_id: str, photo_id: str) -> str:
+    return f"{student_prefix(class_id, student_id)}embeddings/{photo_id}.npy"
+
+
+def head_prefix(class_id: str) -> str:
+    return f"classes/{class_id}/head/"
+
+
+def head_key(class_id: str, version: int) -> str:
+    return f"{head_prefix(class_id)}{version:08d}.safetensors"
+
+
+def head_pointer_key(class_id: str) -> str:
+    return f"{head_prefix(class_id)}current.json"
+
+
+def head_failure_key(class_id: str) -> str:
+    return f"{head_prefix(class_id)}failure.json"
+
+
+def sessions_prefix(class_id: str) -> str:
+    return f"classes/{class_id}/sessions/"
+
+
+def session_prefix(class_id: str, session_id: str) -> str:
+    return f"{sessions_prefix(class_id)}{session_id}/"
+
+
+def session_key(class_id: str, session_id: str) -> str:
+    return f"{session_prefix(class_id, session_id)}session.json"
+
+
+def session_photos_prefix(class_id: str, session_id: str) -> str:
+    return f"{session_prefix(class_id, session_id)}photos/"
+
+
+def session_photo_prefix(class_id: str, session_id: str, photo_id: str) -> str:
+    return f"{session_photos_prefix(class_id, session_id)}{photo_id}/"
+
+
+def session_photo_key(class_id: str, session_id: str, photo_id: str, name: str) -> str:
+    """``name`` is ``original.jpg``, ``annotated.jpg`` or ``result.json``."""
+    return f"{session_photo_prefix(class_id, session_id, photo_id)}{name}"
+
+
+def records_prefix(class_id: str, session_id: str) -> str:
+    return f"{session_prefix(class_id, session_id)}records/"
+
+
+def record_key(class_id: str, session_id: str, student_id: str) -> str:
+    return f"{records_prefix(class_id, session_id)}{student_id}.json"
+
+
+def last_segment(key: str, suffix: str) -> str:
+    """``".../photos/abc.jpg"`` with suffix ``".jpg"`` -> ``"abc"``."""
+    name = key.rsplit("/", 1)[-1]
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+class Document(BaseModel):
+    """A JSON object in the store. Unknown fields are kept so older code never drops newer data."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+class ClassDoc(Document):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class StudentDoc(Document):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class StudentPhotoDoc(Document):
+    id: str
+    created_at: datetime
+    filename: str | None = None
+    box: tuple[float, float, float, float]
+    quality: dict[str, object]
+
+
+class SessionDoc(Document):
+    id: str
+    label: str
+    date: date
+    created_at: datetime
+
+
+class FaceDoc(Document):
+    box: tuple[float, float, float, float]
+    detection_score: float
+    student_id: str | None
+    similarity: float
+    head_similarity: float | None = None
+    candidate_id: str | None = None
+
+
+class SessionPhotoDoc(Document):
+    id: str
+    created_at: datetime
+    filename: str | None = None
+    width: int
+    height: int
+    unknown_threshold: float
+    faces: list[FaceDoc]
+
+
+class RecordDoc(Document):
+    student_id: str
+    photo_id: str
+    recorded_at: datetime
+    similarity: float
+
+
+class HeadPointerDoc(Document):
+    version: int
+    key: str
+    student_ids: list[str]
+    gallery_signature: str
+    trained_at: datetime
+
+
+class HeadFailureDoc(Document):
+    gallery_signature: str
+    error: str
+    failed_at: datetime
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+
+def embeddings_to_bytes(views: Embeddings) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(views, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def embeddings_from_bytes(data: bytes) -> Embeddings:
+    array: Embeddings = np.load(io.BytesIO(data), allow_pickle=False)
+    if array.ndim != 2 or array.shape[0] == 0 or array.dtype != np.float32:
+        raise ValueError(f"unexpected embedding array {array.dtype} {array.shape}")
+    return array

@@ -1,0 +1,187 @@
+"""Service settings, read from the environment and ``.env``, validated at start-up.
+
+The S3 variables keep the names of the operator's existing env file (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``S3_BUCKET_NAME``, plus ``S3_ENDPOINT_URL`` and ``AWS_REGION``); everything
+else is prefixed ``ROLLCALL_``. Every setting is documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ml.config import PipelineConfig
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; defaults run it locally with no bucket."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROLLCALL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # ``S3_BUCKET_NAME=`` in an env file means "not set", not "a bucket named ''".
+        env_ignore_empty=True,
+        # The operator's env file may hold variables meant for other programs.
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # --- storage: an S3 bucket when ``S3_BUCKET_NAME`` is set, else a local folder -------------
+    s3_bucket_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_BUCKET_NAME", "s3_bucket_name")
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ENDPOINT_URL", "s3_endpoint_url")
+    )
+    aws_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_REGION", "aws_region")
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "aws_access_key_id")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+    )
+    create_bucket: bool = Field(
+        default=False, description="Create the bucket at start-up if it does not exist."
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder holding the data when no bucket is configured (same layout as S3).",
+    )
+
+    # --- models ------------------------------------------------------------------------------
+    detector: Literal["mtcnn", "yolo"] = "mtcnn"
+    yolo_weights: Path | None = Field(
+        default=None, description="YOLOv8-face ONNX weights; required when detector is yolo."
+    )
+    embedder_weights: Path | None = Field(
+        default=None,
+        description="facenet-pytorch VGGFace2 .pt; unset = the converted CASIA-WebFace weights.",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        # ml.weights reads ROLLCALL_MODEL_CACHE; both names mean the same folder.
+        validation_alias=AliasChoices(
+            "ROLLCALL_MODEL_CACHE_DIR", "ROLLCALL_MODEL_CACHE", "model_cache_dir"
+        ),
+        description="Where converted weights are cached (baked into the image).",
+    )
+    device: str = "cpu"
+    min_face_size: int = Field(default=20, ge=8, le=1000)
+    n_views: int = Field(default=15, ge=1, le=64)
+    alignment: Literal["margin", "similarity"] | None = Field(
+        default=None,
+        description="How faces are cropped for the embedder; unset = the pipeline default.",
+    )
+    segmentation: bool = False
+    use_head: bool | None = Field(
+        default=None, description="Use the per-class trained head; unset = the pipeline default."
+    )
+    unknown_threshold: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description=(
+            "Cohort-normalised similarity below which a face is unknown; unset = calibrated default."
+        ),
+    )
+
+    # --- service behaviour -------------------------------------------------------------------
+    # Measured on the face-api.js cast with the default pipeline: another photo of an enrolled
+    # person scores 0.56-0.84 against them, different people at most 0.52.
+    duplicate_warning_similarity: float = Field(
+        default=0.6,
+        ge=-1.0,
+        le=1.0,
+        description="Warn at enrolment when a face is this similar (raw cosine) to another student.",
+    )
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_photos_per_request: int = Field(default=10, ge=1, le=100)
+    inference_concurrency: int = Field(
+        default=1, ge=1, le=64, description="Pipeline calls allowed to run at the same time."
+    )
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("S3_ENDPOINT_URL must start with http:// or https://")
+        return value
+
+    @field_validator("yolo_weights", "embedder_weights")
+    @classmethod
+    def _check_weights_file(cls, value: Path | None) -> Path | None:
+        # Fail at start-up with a clear message rather than deep inside model loading.
+        if value is not None and not value.is_file():
+            raise ValueError(f"weights file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.detector == "yolo" and self.yolo_weights is None:
+            raise ValueError("ROLLCALL_DETECTOR=yolo needs ROLLCALL_YOLO_WEIGHTS (an ONNX file)")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+        return self
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Whole-request limit: every allowed photo at its maximum size, plus form overhead."""
+        return self.max_upload_bytes * self.max_photos_per_request + 1024 * 1024
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The :class:`ml.config.PipelineConfig` these settings describe."""
+        from ml.config import PipelineConfig
+
+        overrides: dict[str, Any] = {}
+        if self.use_head is not None:
+            # Unset keeps the pipeline's measured default instead of guessing it here.
+            overrides["use_head"] = self.use_head
+        if self.alignment is not None:
+            overrides["alignment"] = self.alignment
+        return PipelineConfig(
+            detector=self.detector,
+            yolo_weights=self.yolo_weights,
+            embedder_weights=self.embedder_weights,
+            model_cache_dir=self.model_cache_dir,
+            min_face_size=self.min_face_size,
+            segmentation=self.segmentation,
+            n_views=self.n_views,
+            unknown_threshold=self.unknown_threshold,
+            device=self.device,
+            **overrides,
+        )
+
+    def storage_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`app.storage.create_object_store`."""
+        return {
+            "bucket": self.s3_bucket_name,
+            "endpoint_url": self.s3_endpoint_url,
+            "region": self.aws_region,
+            "access_key_id": (
+                self.aws_access_key_id.get_secret_value() if self.aws_access_key_id else None
+            ),
+            "secret_access_key": (
+                self.aws_secret_access_key.get_secret_value()
+                if self.aws_secret_access_key
+                else None
+            ),
+            "data_dir": self.data_dir,
+        }

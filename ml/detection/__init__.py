@@ -1,0 +1,71 @@
+"""Face detectors: MTCNN (default, weights from facenet-pytorch) and YOLO face models.
+
+Use :func:`create_detector`; ``ml.factory`` calls it with the service settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ml.detection.geometry import LandmarkGeometry, landmarks_plausible
+from ml.detection.mtcnn import MTCNNFaceDetector
+from ml.detection.yolo import YoloFaceOnnxDetector, YoloUltralyticsDetector, build_yolo_detector
+from ml.protocols import FaceDetector
+
+DetectorKind = Literal["mtcnn", "yolo"]
+
+__all__ = [
+    "DetectorKind",
+    "LandmarkGeometry",
+    "MTCNNFaceDetector",
+    "YoloFaceOnnxDetector",
+    "YoloUltralyticsDetector",
+    "build_yolo_detector",
+    "create_detector",
+    "landmarks_plausible",
+]
+
+
+def create_detector(
+    kind: DetectorKind,
+    *,
+    yolo_weights: Path | None = None,
+    min_face_size: int = 20,
+    min_score: float | None = None,
+    device: str = "cpu",
+    yolo_tiling: bool = True,
+) -> FaceDetector:
+    """The configured face detector.
+
+    Args:
+        kind: ``"mtcnn"`` (default backend, no extra files) or ``"yolo"`` (needs ``yolo_weights``).
+        yolo_weights: YOLO face weights (``.onnx`` or ultralytics ``.pt``); required for ``"yolo"``.
+        min_face_size: smallest face (pixels of the original photo) to find; on photos larger than
+            2000 px both backends raise it to 1 % of the long side (see ``min_face_fraction``).
+        min_score: final score threshold; ``None`` keeps the backend's default.
+        device: torch device for MTCNN / ultralytics.
+        yolo_tiling: let the YOLO ONNX backend add tiled passes on photos so big that faces of
+            ``min_face_size`` would be under ~10 px in its 640 px input.
+
+    Raises:
+        ValueError: unknown ``kind``, or ``"yolo"`` without weights.
+        FileNotFoundError: ``yolo_weights`` does not exist.
+    """
+    if kind == "mtcnn":
+        if min_score is None:
+            return MTCNNFaceDetector(min_face_size=min_face_size, device=device)
+        return MTCNNFaceDetector(min_face_size=min_face_size, min_score=min_score, device=device)
+    if kind == "yolo":
+        if yolo_weights is None:
+            raise ValueError(
+                "detector 'yolo' needs a weights file (yolo_weights): a YOLOv8-face ONNX export "
+                "or an ultralytics face checkpoint; use detector 'mtcnn' to run without one"
+            )
+        tile_face = min_face_size if yolo_tiling else None
+        if min_score is None:
+            return build_yolo_detector(Path(yolo_weights), min_face_size=tile_face, device=device)
+        return build_yolo_detector(
+            Path(yolo_weights), score_threshold=min_score, min_face_size=tile_face, device=device
+        )
+    raise ValueError(f"unknown detector kind {kind!r}; expected 'mtcnn' or 'yolo'")

@@ -1,0 +1,143 @@
+"""Box and landmark helpers shared by the detector backends (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.types import DetectedFace
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def nms(
+    boxes: npt.NDArray[np.floating],
+    scores: npt.NDArray[np.floating],
+    threshold: float,
+    *,
+    mode: str = "union",
+) -> npt.NDArray[np.intp]:
+    """Greedy non-maximum suppression; indices of the kept boxes, best score first.
+
+    ``mode="union"`` is the usual IoU; ``mode="min"`` divides the overlap by the smaller box, which
+    also removes a small box lying inside a bigger one (MTCNN's last stage uses it).
+    """
+    if mode not in ("union", "min"):
+        raise ValueError(f"unknown NMS mode {mode!r}")
+    if len(boxes) == 0:
+        return np.empty(0, dtype=np.intp)
+    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
+    areas = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size > 0:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        inter_w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0.0)
+        inter_h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0.0)
+        inter = inter_w * inter_h
+        if mode == "min":
+            denominator = np.minimum(areas[best], areas[rest])
+        else:
+            denominator = areas[best] + areas[rest] - inter
+        overlap = inter / np.maximum(denominator, 1e-9)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class LandmarkGeometry:
+    """Plausibility limits for five face landmarks relative to their box.
+
+    Real faces from MTCNN/YOLO have the eye midpoint above the nose and the nose above the mouth
+    midpoint (in image coordinates: faces in class photos are upright, and neither detector is
+    trained for heads rolled past ~60 degrees). The distance between the eyes is about 0.3-0.5 of
+    the box side for frontal faces and drops towards ~0.1 for strong profiles; false boxes on
+    hands, bags and textures tend to put the points in a heap or in the wrong order.
+    """
+
+    min_eye_distance: float = 0.12
+    """Smallest eye distance as a fraction of the box side (``sqrt(w*h)``)."""
+    max_eye_distance: float = 0.75
+    """Largest eye distance as a fraction of the box side."""
+    inside_margin: float = 0.1
+    """Landmarks may lie this fraction of the box side outside the box."""
+
+
+DEFAULT_GEOMETRY = LandmarkGeometry()
+
+
+def landmarks_plausible(
+    box: tuple[float, float, float, float],
+    landmarks: npt.NDArray[np.floating],
+    geometry: LandmarkGeometry = DEFAULT_GEOMETRY,
+) -> bool:
+    """True when ``landmarks`` (5, 2) look like a face inside ``box`` (see :class:`LandmarkGeometry`)."""
+    x1, y1, x2, y2 = box
+    side = float(np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
+    if side <= 0 or landmarks.shape != (5, 2) or not np.all(np.isfinite(landmarks)):
+        return False
+    margin = geometry.inside_margin * side
+    xs, ys = landmarks[:, 0], landmarks[:, 1]
+    if xs.min() < x1 - margin or xs.max() > x2 + margin:
+        return False
+    if ys.min() < y1 - margin or ys.max() > y2 + margin:
+        return False
+    left_eye, right_eye, nose, mouth_left, mouth_right = landmarks.astype(np.float64)
+    eye_mid_y = (left_eye[1] + right_eye[1]) / 2
+    mouth_mid_y = (mouth_left[1] + mouth_right[1]) / 2
+    if not eye_mid_y < nose[1] < mouth_mid_y:
+        return False
+    eye_distance = float(np.hypot(*(right_eye - left_eye))) / side
+    return geometry.min_eye_distance <= eye_distance <= geometry.max_eye_distance
+
+
+def clip_box(
+    box: npt.NDArray[np.floating], width: int, height: int
+) -> tuple[float, float, float, float]:
+    """``box`` (x1, y1, x2, y2) clipped to the image, as Python floats."""
+    return (
+        float(np.clip(box[0], 0, width)),
+        float(np.clip(box[1], 0, height)),
+        float(np.clip(box[2], 0, width)),
+        float(np.clip(box[3], 0, height)),
+    )
+
+
+def to_faces(
+    boxes: npt.NDArray[np.floating],
+    scores: npt.NDArray[np.floating],
+    landmarks: npt.NDArray[np.floating],
+    *,
+    width: int,
+    height: int,
+    min_score: float,
+    geometry: LandmarkGeometry | None,
+) -> list[DetectedFace]:
+    """Filter raw detections by score and landmark geometry; faces sorted by descending score.
+
+    ``geometry=None`` keeps every box above ``min_score``. Geometry is checked on the unclipped box
+    so a face cut by the image border keeps its landmarks "inside".
+    """
+    faces: list[DetectedFace] = []
+    for box, score, points in zip(boxes, scores, landmarks, strict=True):
+        if float(score) < min_score:
+            continue
+        raw_box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+        if geometry is not None and not landmarks_plausible(raw_box, points, geometry):
+            continue
+        clipped = clip_box(box, width, height)
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            continue
+        faces.append(
+            DetectedFace(
+                box=clipped,
+                score=float(score),
+                landmarks=np.ascontiguousarray(points, dtype=np.float32).reshape(5, 2),
+            )
+        )
+    faces.sort(key=lambda face: face.score, reverse=True)
+    return faces

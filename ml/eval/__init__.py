@@ -1,0 +1,1 @@
+"""Built-in evaluations: ``python -m ml.eval {lfw,oneshot,detection} ...``."""

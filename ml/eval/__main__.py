@@ -1,0 +1,28 @@
+"""Command line for the built-in evaluations.
+
+Each evaluation module exposes ``register(subparsers)`` which adds its sub-command and sets
+``func`` (taking the parsed namespace, returning an exit code) as the parser default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+EVALUATIONS = ("lfw", "oneshot", "detection")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m ml.eval", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in EVALUATIONS:
+        importlib.import_module(f"ml.eval.{name}").register(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""The one place where settings choose concrete model classes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ml.config import PipelineConfig
+from ml.detection import create_detector
+from ml.embedder import FaceNetEmbedder
+from ml.pipeline import FacePipeline
+from ml.segmentation import GrabCutHeadSegmenter
+from ml.weights import converted_casia_weights, default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+
+def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
+    """Load every model once. Raises if a model cannot be loaded (the service then fails fast)."""
+    cfg = config or PipelineConfig()
+    started = time.perf_counter()
+    detector = create_detector(
+        cfg.detector, yolo_weights=cfg.yolo_weights, min_face_size=cfg.min_face_size
+    )
+    weights = cfg.embedder_weights
+    if weights is None:
+        weights = converted_casia_weights(cfg.model_cache_dir or default_cache_dir())
+    embedder = FaceNetEmbedder(weights, batch_size=cfg.batch_size, device=cfg.device)
+    segmenter = GrabCutHeadSegmenter() if cfg.segmentation else None
+    logger.info(
+        "face pipeline ready in %.1fs: detector=%s embedder=%s alignment=%s segmentation=%s head=%s",
+        time.perf_counter() - started,
+        cfg.detector,
+        weights.name,
+        cfg.alignment,
+        cfg.segmentation,
+        cfg.use_head,
+    )
+    return FacePipeline(cfg, detector, embedder, segmenter)
