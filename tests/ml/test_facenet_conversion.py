@@ -10,7 +10,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
@@ -30,28 +29,12 @@ from ml.weights import (
     save_checked_safetensors,
     standardise,
 )
+from tests.ml.conftest import lfw_centre_crop
 
 logger = logging.getLogger(__name__)
 
 PARITY_CROP_COUNT = 20
 PARITY_TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="session")
-def casia_weights() -> Path:
-    """Converted once into the default cache dir, so later runs only verify the checksum."""
-    return converted_casia_weights()
-
-
-def lfw_centre_crop(path: Path, region: int = 150) -> npt.NDArray[np.uint8]:
-    """LFW images are 250x250 with the face centred: the central ``region`` square resized to 160x160 RGB."""
-    image = cv2.imread(str(path))
-    assert image is not None, path
-    top = (image.shape[0] - region) // 2
-    left = (image.shape[1] - region) // 2
-    square = image[top : top + region, left : left + region]
-    resized = cv2.resize(square, (160, 160), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))
 
 
 def spread_lfw_images(shared_dir: Path, count: int) -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.eval.oneshot import load_rgb
+from ml.eval.photos import load_rgb
 from ml.matching import Gallery
 from ml.pipeline import FacePipeline, MultipleFacesError, NoFaceError, estimate_pose
 
