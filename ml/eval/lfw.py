@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.align import ALIGNMENTS, Alignment, centre_crop, crop_face
+from ml.config import PipelineConfig
 from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector, FaceEmbedder, HeadSegmenter
 from ml.segmentation import MaskFill, apply_head_mask
@@ -302,7 +303,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--max-pairs", type=int, default=None, help="pairs per fold (half same, half different)"
     )
-    parser.add_argument("--alignment", choices=ALIGNMENTS, default="similarity")
+    parser.add_argument("--alignment", choices=ALIGNMENTS, default=PipelineConfig.alignment)
     parser.add_argument("--segment", action="store_true", help="mask the background with GrabCut")
     parser.add_argument("--mask-fill", choices=("grey", "blur"), default="blur")
     parser.add_argument(
