@@ -17,6 +17,7 @@ from ml.align import (
     align_face,
     centre_crop,
     crop_face,
+    margin_bounds,
     margin_box,
     margin_crop,
     umeyama_similarity,
@@ -157,6 +158,29 @@ def test_margin_crop_matches_facenet_pytorch_extract_face() -> None:
     expected = extract_face(image, np.array(box), image_size=160, margin=32)
     expected_rgb = expected.permute(1, 2, 0).numpy().astype(np.uint8)
     np.testing.assert_array_equal(margin_crop(image, box), expected_rgb)
+
+
+def test_margin_crop_at_the_border_repeats_edge_pixels() -> None:
+    """Past the photo's edge the crop is padded (face keeps its scale), never clipped."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (200, 260, 3), dtype=np.uint8)
+    for box in [
+        (-30.0, -10.0, 90.0, 140.0),
+        (180.5, 120.2, 275.0, 230.0),
+        (-5.0, 60.0, 40.0, 95.0),
+    ]:
+        bounds = margin_bounds(box)
+        assert bounds[0] < 0 or bounds[1] < 0 or bounds[2] > 260 or bounds[3] > 200
+        # Reference: pad the whole photo with its edge pixels, then crop without clipping.
+        pad = 200
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top, right, bottom = (v + pad for v in bounds)
+        expected = cv2.resize(
+            padded[top:bottom, left:right], (160, 160), interpolation=cv2.INTER_AREA
+        )
+        np.testing.assert_array_equal(margin_crop(image, box), expected)
+    # A box entirely outside the photo still gives a crop.
+    assert margin_crop(image, (400.0, 400.0, 450.0, 460.0)).shape == (160, 160, 3)
 
 
 def test_crop_face_dispatches_and_rejects_unknown_methods() -> None:
