@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ml.protocols import FaceEmbedder
 from ml.types import Embeddings, RGBImage
 from ml.weights import build_inception_resnet, converted_casia_weights, load_facenet_state_dict
 
@@ -83,3 +84,19 @@ def _check_crop(crop: object, index: int) -> None:
         raise ValueError(
             f"crop {index}: expected uint8 ({INPUT_SIZE}, {INPUT_SIZE}, 3), got {crop.dtype} {crop.shape}"
         )
+
+
+def embed_plain_and_mirrored(
+    embedder: FaceEmbedder, crops: Sequence[RGBImage]
+) -> tuple[Embeddings, Embeddings]:
+    """``(plain, mirror_averaged)`` unit embeddings of ``crops`` from a single embedder call."""
+    if not crops:
+        empty = np.zeros((0, embedder.dim), np.float32)
+        return empty, empty
+    mirrored = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+    both = embedder.embed([*crops, *mirrored])
+    plain = both[: len(crops)]
+    summed = plain + both[len(crops) :]
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    averaged: Embeddings = (summed / np.maximum(norms, 1e-12)).astype(np.float32)
+    return plain, averaged

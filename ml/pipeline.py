@@ -18,8 +18,9 @@ import numpy as np
 from ml.align import crop_face
 from ml.augment import augment_views
 from ml.config import PipelineConfig
+from ml.embedder import embed_plain_and_mirrored
 from ml.head import HeadTrainingConfig, ProjectionHead, train_head
-from ml.matching import Gallery, l2_normalize, match_faces
+from ml.matching import Gallery, match_faces
 from ml.protocols import FaceDetector, FaceEmbedder, HeadSegmenter
 from ml.segmentation import apply_head_mask
 from ml.types import DetectedFace, Embeddings, RGBImage, check_rgb_image
@@ -168,12 +169,7 @@ class FacePipeline:
         return self.embed_crops(crops)
 
     def embed_crops(self, crops: Sequence[RGBImage]) -> Embeddings:
-        if not crops:
-            return np.zeros((0, self.embedder.dim), np.float32)
-        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-        both = self.embedder.embed([*crops, *mirrored])
-        n = len(crops)
-        return l2_normalize(both[:n] + both[n:])
+        return embed_plain_and_mirrored(self.embedder, crops)[1]
 
     # -- registration ---------------------------------------------------------------------------
 

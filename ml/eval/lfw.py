@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from ml.align import ALIGNMENTS, Alignment, centre_crop, crop_face
 from ml.config import PipelineConfig
+from ml.embedder import embed_plain_and_mirrored
 from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector, FaceEmbedder, HeadSegmenter
 from ml.segmentation import MaskFill, apply_head_mask
@@ -82,22 +83,6 @@ def embed_with_mirror(
     if not flip:
         return embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
     return embed_plain_and_mirrored(embedder, crops)[1]
-
-
-def embed_plain_and_mirrored(
-    embedder: FaceEmbedder, crops: Sequence[RGBImage]
-) -> tuple[Embeddings, Embeddings]:
-    """``(plain, mirror_averaged)`` unit embeddings of ``crops`` from a single embedder call."""
-    if not crops:
-        empty = np.zeros((0, embedder.dim), np.float32)
-        return empty, empty
-    mirrored = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
-    both = embedder.embed([*crops, *mirrored])
-    plain = both[: len(crops)]
-    summed = plain + both[len(crops) :]
-    norms = np.linalg.norm(summed, axis=1, keepdims=True)
-    averaged: Embeddings = (summed / np.maximum(norms, 1e-12)).astype(np.float32)
-    return plain, averaged
 
 
 # -- LFW protocol -------------------------------------------------------------------------------
