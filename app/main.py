@@ -9,13 +9,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from app.images import ImageError, ImageTooLargeError
-from app.routers import classes, health, legacy, sessions, students
+from app.routers import classes, console, health, legacy, sessions, students
+from app.security import (
+    API_KEY_HEADER,
+    UNAUTHORISED_RESPONSES,
+    AccessPolicy,
+    ApiKeyMiddleware,
+    authorize_class,
+    authorize_legacy,
+)
 from app.services.context import Context
 from app.services.errors import ServiceError
 from app.settings import Settings
@@ -25,7 +37,7 @@ from app.storage import (
     StorageUnavailableError,
     create_object_store,
 )
-from ml.pipeline import FacePipeline
+from ml.pipeline import FacePipeline, TooManyFacesError
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +46,11 @@ Face-recognition attendance. Enrol each student of a class from one or more phot
 photos of the class during a session: every recognised student is recorded present.
 
 Ids are URL-safe slugs `[a-z0-9][a-z0-9_-]{0,63}`. Errors are `{"detail": "..."}` with a 4xx status
-(404 unknown class/student/session, 409 id taken, 413 upload too large, 422 invalid input such as
+(401 missing or invalid `X-API-Key` when the server has API keys, 403 key not allowed on this class,
+404 unknown class/student/session, 409 id taken, 413 upload too large, 422 invalid input such as
 not an image, no face or several faces on a registration photo) or 503 when storage is down.
-`/register/register-student` and `/mark/detect` are the mobile client's calls on the class `default`.
+`/register/register-student` and `/mark/detect` are the mobile client's calls on the class
+`ROLLCALL_LEGACY_CLASS` (`default` unless configured).
 """
 
 
@@ -86,6 +100,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(context.trainer.close)
+            context.cleanup.close()
             del app.state.context
 
     app = FastAPI(
@@ -97,12 +112,45 @@ def create_app(
         max_body_size=config.max_request_bytes,
     )
     _add_error_handlers(app)
+    # Access control (app/security.py): every /v1 router gets the class check; the middleware
+    # below authenticates before any body is read.
+    policy = AccessPolicy.from_settings(config)
+    app.state.access_policy = policy
+    v1_access: dict[str, Any] = {}
+    if policy.enabled:
+        v1_access = {
+            "dependencies": [Depends(authorize_class)],
+            "responses": UNAUTHORISED_RESPONSES,
+        }
     app.include_router(health.router)
-    app.include_router(legacy.router)
-    app.include_router(classes.router)
-    app.include_router(students.router)
-    app.include_router(sessions.router)
+    app.include_router(console.router)  # the teachers' web console, open like /healthz
+    app.include_router(legacy.router, dependencies=[Depends(authorize_legacy)])
+    app.include_router(classes.router, **v1_access)
+    app.include_router(students.router, **v1_access)
+    app.include_router(sessions.router, **v1_access)
+    _add_access_middleware(app, config, policy)
     return app
+
+
+def _add_access_middleware(app: FastAPI, config: Settings, policy: AccessPolicy) -> None:
+    """API keys first, CORS outermost (so that a browser's preflight needs no key)."""
+    app.add_middleware(
+        ApiKeyMiddleware,
+        policy=policy,
+        prefixes=("/v1",),
+        legacy_paths=[route.path for route in legacy.router.routes if hasattr(route, "path")],
+    )
+    if config.cors_origins:
+        # Closed unless configured. Keys travel in a header, never in cookies: no credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[API_KEY_HEADER, "Content-Type"],
+            expose_headers=["Content-Disposition", "Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -115,6 +163,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         status = 413 if isinstance(error, ImageTooLargeError) else 422
         return JSONResponse({"detail": str(error)}, status_code=status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": jsonable_encoder(_brief(error.errors()))}, status_code=422)
+
+    @app.exception_handler(TooManyFacesError)
+    async def too_many_faces(_: Request, error: TooManyFacesError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{error} (ROLLCALL_MAX_FACES_PER_PHOTO); send a photo of fewer people"},
+            status_code=422,
+        )
+
     @app.exception_handler(ObjectNotFoundError)
     async def vanished(_: Request, error: ObjectNotFoundError) -> JSONResponse:
         # Something was deleted by a concurrent request half-way through this one.
@@ -123,7 +182,32 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageUnavailableError)
     async def storage_down(_: Request, error: StorageUnavailableError) -> JSONResponse:
         logger.error("storage unavailable: %s", error)
-        return JSONResponse({"detail": "storage unavailable, try again later"}, status_code=503)
+        # The reason names the cause (unreachable, timed out, access denied...), never the
+        # endpoint or bucket; clients retry after a few seconds.
+        return JSONResponse(
+            {"detail": f"storage unavailable ({error.reason}); try again later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+
+ECHO_LIMIT = 100
+"""Longest refused value a 422 quotes back."""
+
+
+def _brief(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors with the refused values cut short: by default a 1 MB name comes
+    back whole in the 422 (an amplifier, and a mirror for whatever a client sent)."""
+    brief = []
+    for error in errors:
+        item = {k: v for k, v in dict(error).items() if k != "input"}
+        value = error.get("input")
+        if isinstance(value, str):
+            item["input"] = value if len(value) <= ECHO_LIMIT else value[:ECHO_LIMIT] + "..."
+        elif value is None or isinstance(value, int | float | bool):
+            item["input"] = value
+        brief.append(item)
+    return brief
 
 
 _default_app: FastAPI | None = None

@@ -116,6 +116,18 @@ class StudentRename(Model):
     name: Name
 
 
+class PhotoCheckOut(Model):
+    """A registration photo checked without storing anything (the console's preview)."""
+
+    filename: str | None
+    width: int = Field(description="Width of the (EXIF-oriented) photo, pixels.")
+    height: int
+    box: Box = Field(description="The face, in the oriented photo's pixels.")
+    quality: Quality
+    warnings: list[str] = Field(description="Quality warnings plus look-alike warnings.")
+    similar_students: list[SimilarStudent]
+
+
 # --- recognition and attendance --------------------------------------------------------------
 
 
@@ -155,6 +167,11 @@ class SessionOut(Model):
     created_at: dt.datetime
 
 
+class SessionSummary(SessionOut):
+    present_count: int = Field(description="Students recorded present.")
+    photo_count: int
+
+
 class SessionPhotoOut(Model):
     session_id: str
     photo_id: str
@@ -167,6 +184,7 @@ class SessionPhotoOut(Model):
     unknown_threshold: float
     message: str | None = None
     annotated_url: str
+    face_urls: list[str] = Field(description="A crop of each face (JPEG), in face order.")
 
 
 class RosterEntry(Model):
@@ -183,6 +201,40 @@ class SessionDetail(SessionOut):
     present_count: int
     absent_count: int
     roster: list[RosterEntry]
+
+
+class SessionPhotoDetail(Model):
+    """A stored session photo: its faces as recognised when it was uploaded (names as of now;
+    a face of a student deleted since is reported unknown)."""
+
+    session_id: str
+    photo_id: str
+    created_at: dt.datetime
+    filename: str | None
+    width: int
+    height: int
+    faces: list[FaceOut]
+    unknown_threshold: float
+    annotated_url: str
+    face_urls: list[str] = Field(description="A crop of each face (JPEG), in face order.")
+
+
+class AttendanceEntry(Model):
+    session_id: str
+    label: str
+    date: dt.date
+    present: bool
+    recorded_at: dt.datetime | None = None
+    similarity: float | None = None
+    photo_id: str | None = None
+
+
+class StudentAttendance(Model):
+    student_id: str
+    name: str
+    present_count: int
+    session_count: int
+    sessions: list[AttendanceEntry] = Field(description="Every session of the class, by date.")
 
 
 # --- the mobile client's calls ----------------------------------------------------------------

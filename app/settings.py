@@ -7,16 +7,20 @@ else is prefixed ``ROLLCALL_``. Every setting is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.services.ids import SLUG_PATTERN
 
 if TYPE_CHECKING:
     from ml.config import PipelineConfig
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class Settings(BaseSettings):
@@ -32,6 +36,8 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         validate_default=True,
+        # A refused value is never quoted back: it may be a key or a password (start-up logs).
+        hide_input_in_errors=True,
     )
 
     # --- storage: an S3 bucket when ``S3_BUCKET_NAME`` is set, else a local folder -------------
@@ -111,7 +117,63 @@ class Settings(BaseSettings):
     inference_concurrency: int = Field(
         default=1, ge=1, le=64, description="Pipeline calls allowed to run at the same time."
     )
+    max_faces_per_photo: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Recognition refuses (422) a photo with more faces than this.",
+    )
     log_level: LogLevel = "INFO"
+
+    # --- access control (see app/security.py) --------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "API keys required on /v1: `key1;key2:class-a,class-b` (a key, optionally limited to "
+            "some classes after ':'); unset = open."
+        ),
+    )
+    legacy_auth: Literal["open", "api-key"] = Field(
+        default="open",
+        description="The mobile client's two calls: open (compatible) or api-key (locked).",
+    )
+    legacy_class: str = Field(
+        default="default",
+        pattern=SLUG_PATTERN,
+        description="The class the mobile client's two calls act on (created on first use).",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Origins allowed to call the API from a browser (comma-separated); empty = none.",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from app.security import parse_api_keys
+
+            # Refuses short, malformed or duplicate keys at start-up; the message never quotes one.
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(o for o in re.split(r"[,\s]+", value) if o)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and _ORIGIN.fullmatch(origin) is None:
+                raise ValueError(
+                    f"ROLLCALL_CORS_ORIGINS: {origin!r} is not an origin like "
+                    "https://console.example.org (scheme, host, optional port; no path) or *"
+                )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -139,6 +201,8 @@ class Settings(BaseSettings):
             raise ValueError("ROLLCALL_DETECTOR=yolo needs ROLLCALL_YOLO_WEIGHTS (an ONNX file)")
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
             raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+        if self.legacy_auth == "api-key" and self.api_keys is None:
+            raise ValueError("ROLLCALL_LEGACY_AUTH=api-key needs ROLLCALL_API_KEYS")
         return self
 
     @property

@@ -49,6 +49,16 @@ class MultipleFacesError(ValueError):
         self.count = count
 
 
+class TooManyFacesError(ValueError):
+    """A photo to recognise holds more faces than the caller allows (embedding is per face, so
+    a mosaic of thousands of faces would otherwise take minutes)."""
+
+    def __init__(self, count: int, limit: int):
+        super().__init__(f"the photo shows {count} faces; at most {limit} are recognised per photo")
+        self.count = count
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class FaceQuality:
     face_size: float
@@ -203,10 +213,19 @@ class FacePipeline:
     # -- attendance ------------------------------------------------------------------------------
 
     def recognize(
-        self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None = None
+        self,
+        image: RGBImage,
+        gallery: Gallery,
+        head: ProjectionHead | None = None,
+        *,
+        max_faces: int | None = None,
     ) -> Recognition:
+        """Match every face; raises :class:`TooManyFacesError` before embedding anything when
+        more than ``max_faces`` faces are found."""
         image = check_rgb_image(image)
         faces = self.detect(image)
+        if max_faces is not None and len(faces) > max_faces:
+            raise TooManyFacesError(len(faces), max_faces)
         embeddings = self.embed_faces(image, faces)
         decisions, threshold = match_faces(
             embeddings,

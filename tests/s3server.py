@@ -203,6 +203,25 @@ class SeaweedS3Server:
         data_dir.mkdir()
         access_key_id = "rollcall" + secrets.token_hex(6)
         secret_access_key = secrets.token_urlsafe(24)
+        ports = _free_port_pairs(len(_COMPONENTS))
+        return self._launch(
+            weed,
+            work_dir,
+            dict(zip(_COMPONENTS, ports, strict=True)),
+            access_key_id,
+            secret_access_key,
+        )
+
+    def _launch(
+        self,
+        weed: Path,
+        work_dir: Path,
+        port: dict[str, int],
+        access_key_id: str,
+        secret_access_key: str,
+    ) -> S3ServerInfo:
+        """Run weed on ``work_dir`` (its ``data`` folder kept as it is) and wait until it serves."""
+        data_dir = work_dir / "data"
         config_path = work_dir / "s3.json"
         config_path.write_text(
             json.dumps(
@@ -220,8 +239,6 @@ class SeaweedS3Server:
             ),
             encoding="utf-8",
         )
-        ports = _free_port_pairs(len(_COMPONENTS))
-        port = dict(zip(_COMPONENTS, ports, strict=True))
         command = [
             str(weed),
             "mini",
@@ -245,7 +262,7 @@ class SeaweedS3Server:
             "-volume.max=500",
         ]
         started = time.monotonic()
-        log_file = (work_dir / "weed.log").open("wb")
+        log_file = (work_dir / "weed.log").open("ab")  # a restart appends
         try:
             self._process = subprocess.Popen(
                 command,
@@ -323,15 +340,109 @@ class SeaweedS3Server:
     def _fail(self, reason: str, process: subprocess.Popen[bytes] | None) -> None:
         tail = self.log_tail()
         exit_code = None if process is None else process.poll()
-        self.stop()
+        self._abandon_failed_start()
         message = f"{reason}; exit code {exit_code}; weed log tail:\n{tail}"
         if "address already in use" in tail:
             raise _PortClashError(message)
         raise S3ServerError(message)
 
+    def _abandon_failed_start(self) -> None:
+        self.stop()
+
+    def _kill_process(self, sig: int) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
 
 class _PortClashError(S3ServerError):
     pass
+
+
+class RestartableSeaweedS3Server(SeaweedS3Server):
+    """A SeaweedFS server that can be stopped and started again on the same ports, credentials and
+    data, as an outage looks to the service: :meth:`halt` then :meth:`resume`. :meth:`stop` (or
+    leaving the ``with`` block) ends it for good and removes the data.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._weed: Path | None = None
+        self._ports: dict[str, int] | None = None
+        self._credentials: tuple[str, str] | None = None
+        self._launched_ports: list[int] = []
+        self._halted = False
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Known while halted too (the service keeps pointing at it)."""
+        if self._ports is None:
+            raise S3ServerError("the S3 server was never started")
+        return f"http://127.0.0.1:{self._ports['s3']}"
+
+    def start(self) -> S3ServerInfo:
+        info = super().start()
+        self._remember(info)
+        return info
+
+    def _remember(self, info: S3ServerInfo) -> None:
+        self._weed = self._weed or self._weed_binary or find_weed_binary()
+        self._credentials = (info.access_key_id, info.secret_access_key)
+        self._ports = dict(zip(_COMPONENTS, self._launched_ports, strict=True))
+
+    def _launch(
+        self,
+        weed: Path,
+        work_dir: Path,
+        port: dict[str, int],
+        access_key_id: str,
+        secret_access_key: str,
+    ) -> S3ServerInfo:
+        self._launched_ports = [port[name] for name in _COMPONENTS]
+        return super()._launch(weed, work_dir, port, access_key_id, secret_access_key)
+
+    def halt(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the weed process (``SIGKILL`` = a crash, ``SIGTERM`` = an orderly stop); keep the data."""
+        if self._ports is None:
+            raise S3ServerError("the S3 server was never started")
+        self._kill_process(sig)
+        self._halted = True
+
+    def resume(self, *, attempts: int = 5) -> S3ServerInfo:
+        """Start weed again on the same ports and data; returns when it serves S3 again."""
+        if self._ports is None or self._credentials is None or self._work_dir is None:
+            raise S3ServerError("the S3 server was never started")
+        weed = self._weed or find_weed_binary()
+        last: Exception | None = None
+        for _ in range(attempts):
+            try:
+                info = self._launch(weed, self._work_dir, self._ports, *self._credentials)
+            except _PortClashError as error:
+                # A port of the killed weed is still held for a moment: same ports, a bit later.
+                last = error
+                time.sleep(1.0)
+                continue
+            self._info = info
+            self._halted = False
+            return info
+        raise S3ServerError(f"weed did not restart on its ports: {last}")
+
+    def _abandon_failed_start(self) -> None:
+        if self._ports is None:
+            self.stop()  # first start: nothing worth keeping
+        else:
+            self._kill_process(signal.SIGKILL)  # a restart: keep the data for the next try
 
 
 @contextlib.contextmanager

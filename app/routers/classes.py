@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from app import schemas
 from app.deps import ClassId, ContextDep
 from app.routers.errors import errors
+from app.security import ClassScopeDep
 from app.services import classes
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"])
@@ -20,13 +21,19 @@ router = APIRouter(prefix="/v1/classes", tags=["classes"])
     summary="Create a class",
     responses=errors(409, 422, 503),
 )
-async def create_class(ctx: ContextDep, body: schemas.ClassCreate) -> schemas.ClassOut:
+async def create_class(
+    ctx: ContextDep, body: schemas.ClassCreate, scope: ClassScopeDep
+) -> schemas.ClassOut:
+    # A key limited to some classes may create only those (an operator lists the ids ahead).
+    scope.require(body.id)
     return await run_in_threadpool(classes.create_class, ctx, body.id, body.name)
 
 
 @router.get("", response_model=list[schemas.ClassOut], summary="List classes")
-async def list_classes(ctx: ContextDep) -> list[schemas.ClassOut]:
-    return await run_in_threadpool(classes.list_classes, ctx)
+async def list_classes(ctx: ContextDep, scope: ClassScopeDep) -> list[schemas.ClassOut]:
+    listed = await run_in_threadpool(classes.list_classes, ctx)
+    # A key limited to some classes sees only those.
+    return [c for c in listed if scope.allows(c.id)]
 
 
 @router.get(

@@ -36,7 +36,7 @@ async def readyz(request: Request) -> JSONResponse:
             status="not ready",
             models=True,
             storage=context.store.description,
-            detail=f"storage unreachable: {error}",
+            detail=f"storage unavailable ({error.reason}): {error}",
         )
         return JSONResponse(body.model_dump(), status_code=503)
     body = schemas.ReadyOut(status="ready", models=True, storage=context.store.description)

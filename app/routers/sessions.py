@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
@@ -54,11 +54,11 @@ async def create_session(
 
 @router.get(
     "/sessions",
-    response_model=list[schemas.SessionOut],
-    summary="List sessions (by date)",
+    response_model=list[schemas.SessionSummary],
+    summary="List sessions (by date) with present and photo counts",
     responses=errors(404, 422),
 )
-async def list_sessions(ctx: ContextDep, class_id: ClassId) -> list[schemas.SessionOut]:
+async def list_sessions(ctx: ContextDep, class_id: ClassId) -> list[schemas.SessionSummary]:
     return await run_in_threadpool(attendance.list_sessions, ctx, class_id)
 
 
@@ -133,3 +133,39 @@ async def annotated_photo(
 ) -> Response:
     data = await run_in_threadpool(attendance.annotated_photo, ctx, class_id, session_id, photo_id)
     return Response(content=data, media_type="image/jpeg")
+
+
+@router.get(
+    "/sessions/{session_id}/photos/{photo_id}",
+    response_model=schemas.SessionPhotoDetail,
+    summary="A session photo's faces (names as of now) with links to its images",
+    responses=errors(404, 422),
+)
+async def session_photo(
+    ctx: ContextDep, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
+) -> schemas.SessionPhotoDetail:
+    return await run_in_threadpool(attendance.session_photo, ctx, class_id, session_id, photo_id)
+
+
+@router.get(
+    "/sessions/{session_id}/photos/{photo_id}/faces/{face_index}.jpg",
+    response_class=Response,
+    summary="A crop of one face of a session photo (faces numbered from 0, in result order)",
+    responses={200: {"content": {"image/jpeg": {}}}, **errors(404, 422)},
+)
+async def face_crop(
+    ctx: ContextDep,
+    class_id: ClassId,
+    session_id: SessionId,
+    photo_id: PhotoId,
+    face_index: Annotated[int, Path(ge=0, le=10_000)],
+) -> Response:
+    data = await run_in_threadpool(
+        attendance.face_crop, ctx, class_id, session_id, photo_id, face_index
+    )
+    # A stored photo and its faces never change (an hour, as for thumbnails: erasure).
+    return Response(
+        content=data,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

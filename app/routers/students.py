@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import ClassId, ContextDep, StudentId, read_uploads
+from app.deps import ClassId, ContextDep, PhotoId, StudentId, read_upload, read_uploads
 from app.routers.errors import errors
-from app.services import students
+from app.services import attendance, students
 from app.services.ids import SLUG_PATTERN
 from app.services.students import Existing
 
@@ -45,6 +45,28 @@ async def create_student(
     )
 
 
+@router.post(
+    "/check",
+    response_model=schemas.PhotoCheckOut,
+    summary="Check a registration photo without storing anything",
+    description=(
+        "The quality report, face box and look-alike warnings that enrolment would give for this "
+        "photo; 422 with the reason when it is not an image or shows no face or several faces. "
+        "Pass `student_id` when the photo is for an enrolled student (their own photos are no "
+        "look-alike)."
+    ),
+    responses=errors(404, 413, 422, 503),
+)
+async def check_photo(
+    ctx: ContextDep,
+    class_id: ClassId,
+    photo: Annotated[UploadFile, File(description="A photo showing exactly one face")],
+    student_id: Annotated[str | None, Form(pattern=SLUG_PATTERN)] = None,
+) -> schemas.PhotoCheckOut:
+    upload = await read_upload(photo, ctx.settings.max_upload_bytes)
+    return await run_in_threadpool(students.check_photo, ctx, class_id, upload, student_id)
+
+
 @router.get(
     "", response_model=list[schemas.StudentOut], summary="List students", responses=errors(404, 422)
 )
@@ -62,6 +84,49 @@ async def get_student(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
 ) -> schemas.StudentDetail:
     return await run_in_threadpool(students.get_student, ctx, class_id, student_id)
+
+
+_JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
+# Photo ids are never reused, so a photo's thumbnail never changes and may be cached; an hour at
+# most, so that a deleted student's face does not linger in browsers. A student's may change.
+_CACHE_AN_HOUR = {"Cache-Control": "private, max-age=3600"}
+_REVALIDATE = {"Cache-Control": "private, no-cache"}
+
+
+@router.get(
+    "/{student_id}/thumbnail.jpg",
+    response_class=Response,
+    summary="A small JPEG of the student's first registration photo, cut around the face",
+    responses={**_JPEG, **errors(404, 422)},
+)
+async def student_thumbnail(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
+    data = await run_in_threadpool(students.student_thumbnail, ctx, class_id, student_id)
+    return Response(content=data, media_type="image/jpeg", headers=_REVALIDATE)
+
+
+@router.get(
+    "/{student_id}/photos/{photo_id}/thumbnail.jpg",
+    response_class=Response,
+    summary="A small JPEG of one registration photo, cut around the face",
+    responses={**_JPEG, **errors(404, 422)},
+)
+async def photo_thumbnail(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId, photo_id: PhotoId
+) -> Response:
+    data = await run_in_threadpool(students.photo_thumbnail, ctx, class_id, student_id, photo_id)
+    return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
+
+
+@router.get(
+    "/{student_id}/attendance",
+    response_model=schemas.StudentAttendance,
+    summary="The student's attendance in every session of the class",
+    responses=errors(404, 422),
+)
+async def student_attendance(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId
+) -> schemas.StudentAttendance:
+    return await run_in_threadpool(attendance.student_attendance, ctx, class_id, student_id)
 
 
 @router.patch(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import logging
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from datetime import date
 
 from app import schemas
 from app.images import encode_jpeg
-from app.services import layout
+from app.services import layout, thumbnails
 from app.services.context import Context
 from app.services.errors import ConflictError, NotFoundError
+from app.services.gallery import ClassGallery
 from app.services.heads import usable_head
 from app.services.ids import new_id, utc_now
-from app.services.students import Upload, decode_upload, list_students
-from app.storage import ObjectExistsError, ObjectNotFoundError
+from app.services.students import Upload, decode_upload, list_students, require_student
+from app.storage import ObjectExistsError, ObjectNotFoundError, StorageUnavailableError
 from ml.annotate import annotate
 from ml.pipeline import Recognition
 from ml.types import RGBImage
@@ -89,9 +91,29 @@ def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> Recognition
     # The head is always trained (and shown); the pipeline uses it only when configured to.
     current = ctx.heads.current(class_id) if ctx.inference.pipeline.config.use_head else None
     head = usable_head(current[1] if current else None, snapshot)
+    if ctx.inference.pipeline.config.use_head:
+        _retrain_if_stale(ctx, class_id, snapshot, current[0] if current else None)
     recognition = ctx.inference.recognize(image, snapshot.gallery, head)
     ids = {m.student_id for m in recognition.faces if m.student_id}
     return RecognitionResult(image, recognition, ctx.student_names(class_id, ids))
+
+
+def _retrain_if_stale(
+    ctx: Context,
+    class_id: str,
+    snapshot: ClassGallery,
+    pointer: layout.HeadPointerDoc | None,
+) -> None:
+    """Ask for a training when the head does not match the students (the process that was told
+    to train it was killed, or another process enrolled them); the trainer debounces."""
+    if len(snapshot.student_ids) < 2 or ctx.trainer.is_busy(class_id):
+        return
+    if pointer is not None and pointer.gallery_signature == snapshot.signature:
+        return
+    failure = ctx.heads.failure(class_id)
+    if failure is not None and failure.gallery_signature == snapshot.signature:
+        return  # this very gallery failed to train: do not retry on every photo
+    ctx.trainer.request(class_id)
 
 
 def recognize(
@@ -139,7 +161,8 @@ def require_session(ctx: Context, class_id: str, session_id: str) -> layout.Sess
     return doc
 
 
-def list_sessions(ctx: Context, class_id: str) -> list[schemas.SessionOut]:
+def _session_docs(ctx: Context, class_id: str) -> list[layout.SessionDoc]:
+    """Every session of the class, by date."""
     ctx.require_class(class_id)
     docs = []
     for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
@@ -147,7 +170,29 @@ def list_sessions(ctx: Context, class_id: str) -> list[schemas.SessionOut]:
         if doc is not None:
             docs.append(doc)
     docs.sort(key=lambda d: (d.date, d.created_at, d.id))
-    return [_session_out(d) for d in docs]
+    return docs
+
+
+def list_sessions(ctx: Context, class_id: str) -> list[schemas.SessionSummary]:
+    """Sessions by date, with how many students are present and how many photos were taken
+    (one listing per session)."""
+    summaries = []
+    for doc in _session_docs(ctx, class_id):
+        keys = ctx.store.list(layout.session_prefix(class_id, doc.id))
+        records_prefix = layout.records_prefix(class_id, doc.id)
+        photos_prefix = layout.session_photos_prefix(class_id, doc.id)
+        summaries.append(
+            schemas.SessionSummary(
+                **_session_out(doc).model_dump(),
+                present_count=sum(
+                    1 for k in keys if k.startswith(records_prefix) and k.endswith(".json")
+                ),
+                photo_count=sum(
+                    1 for k in keys if k.startswith(photos_prefix) and k.endswith("/result.json")
+                ),
+            )
+        )
+    return summaries
 
 
 def delete_session(ctx: Context, class_id: str, session_id: str) -> None:
@@ -217,12 +262,7 @@ def add_session_photo(
             written.append(key)
             recorded.append(face.student_id)
     except BaseException:
-        # Records first, then the photo objects they point at.
-        for key in reversed(written):
-            try:
-                ctx.store.delete(key)
-            except Exception:
-                logger.exception("could not remove %s while rolling back", key)
+        _roll_back_photo(ctx, written)
         raise
     return schemas.SessionPhotoOut(
         session_id=session_id,
@@ -233,9 +273,58 @@ def add_session_photo(
         already_present=already,
         unknown_threshold=round(result.recognition.unknown_threshold, 4),
         message=result.message(),
-        annotated_url=(
-            f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}/annotated.jpg"
-        ),
+        annotated_url=_photo_url(class_id, session_id, photo_id, "annotated.jpg"),
+        face_urls=_face_urls(class_id, session_id, photo_id, len(faces)),
+    )
+
+
+def _photo_url(class_id: str, session_id: str, photo_id: str, name: str) -> str:
+    return f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}/{name}"
+
+
+def _face_urls(class_id: str, session_id: str, photo_id: str, count: int) -> list[str]:
+    return [_photo_url(class_id, session_id, photo_id, f"faces/{i}.jpg") for i in range(count)]
+
+
+def _roll_back_photo(ctx: Context, written: list[str]) -> None:
+    """Remove what a failed photo upload wrote: its records first, then the photo they point at.
+
+    When the store is down, the records that could not be removed stay, and so does their photo
+    (it is complete: records are written only after all its objects). A concurrent upload may
+    already have answered "already present" on the strength of such a record, so it must not be
+    removed later, when nobody can tell any more. Photo objects that no record points at are
+    removed once the store is back.
+    """
+    for index, key in enumerate(reversed(written)):
+        try:
+            ctx.store.delete(key)
+        except StorageUnavailableError:
+            left = written[: len(written) - index]
+            if any("/records/" in k for k in left):
+                logger.warning("storage down: keeping %d records and their photo", len(left))
+            else:
+                ctx.cleanup.defer(
+                    f"remove the objects of a failed photo upload, e.g. {left[0]}",
+                    functools.partial(_delete_in_reverse, ctx, left),
+                )
+            return
+        except Exception:
+            logger.exception("could not remove %s while rolling back", key)
+
+
+def _delete_in_reverse(ctx: Context, keys: list[str]) -> None:
+    for key in reversed(keys):
+        ctx.store.delete(key)
+
+
+def _stored_photo_ids(ctx: Context, class_id: str, session_id: str) -> list[str]:
+    """Ids of the session's complete photos: ``result.json`` is written last, so a photo whose
+    upload was cut off (process killed, store down) is left out."""
+    prefix = layout.session_photos_prefix(class_id, session_id)
+    return sorted(
+        key[len(prefix) :].split("/", 1)[0]
+        for key in ctx.store.list(prefix)
+        if key.endswith("/result.json")
     )
 
 
@@ -260,7 +349,7 @@ def get_session(ctx: Context, class_id: str, session_id: str) -> schemas.Session
                 photo_id=record.photo_id if record else None,
             )
         )
-    photo_ids = ctx.store.list_children(layout.session_photos_prefix(class_id, session_id))
+    photo_ids = _stored_photo_ids(ctx, class_id, session_id)
     present = sum(1 for entry in roster if entry.present)
     return schemas.SessionDetail(
         id=doc.id,
@@ -309,3 +398,102 @@ def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str)
         )
     except ObjectNotFoundError:
         raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
+
+
+def _photo_doc(
+    ctx: Context, class_id: str, session_id: str, photo_id: str
+) -> layout.SessionPhotoDoc:
+    require_session(ctx, class_id, session_id)
+    doc = ctx.read(
+        layout.session_photo_key(class_id, session_id, photo_id, "result.json"),
+        layout.SessionPhotoDoc,
+    )
+    if doc is None:
+        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}")
+    return doc
+
+
+def session_photo(
+    ctx: Context, class_id: str, session_id: str, photo_id: str
+) -> schemas.SessionPhotoDetail:
+    """A stored session photo's faces, named as the students are called now."""
+    doc = _photo_doc(ctx, class_id, session_id, photo_id)
+    names: dict[str, str] = {}
+    for student_id in sorted({f.student_id for f in doc.faces if f.student_id}):
+        student = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+        if student is not None:  # a student deleted since is unknown now
+            names[student_id] = student.name
+    faces = [
+        schemas.FaceOut(
+            box=face.box,
+            detection_score=face.detection_score,
+            known=face.student_id in names,
+            student_id=face.student_id if face.student_id in names else None,
+            name=names.get(face.student_id) if face.student_id else None,
+            similarity=face.similarity,
+            head_similarity=face.head_similarity,
+            candidate_id=face.candidate_id if face.candidate_id in names else None,
+        )
+        for face in doc.faces
+    ]
+    return schemas.SessionPhotoDetail(
+        session_id=session_id,
+        photo_id=photo_id,
+        created_at=doc.created_at,
+        filename=doc.filename,
+        width=doc.width,
+        height=doc.height,
+        faces=faces,
+        unknown_threshold=round(doc.unknown_threshold, 4),
+        annotated_url=_photo_url(class_id, session_id, photo_id, "annotated.jpg"),
+        face_urls=_face_urls(class_id, session_id, photo_id, len(faces)),
+    )
+
+
+def face_crop(
+    ctx: Context, class_id: str, session_id: str, photo_id: str, face_index: int
+) -> bytes:
+    """A JPEG of one face of a session photo (faces are numbered from 0, in result order)."""
+    doc = _photo_doc(ctx, class_id, session_id, photo_id)
+    if not 0 <= face_index < len(doc.faces):
+        raise NotFoundError(
+            f"photo {photo_id!r} has {len(doc.faces)} faces; no face number {face_index}"
+        )
+    try:
+        data = ctx.store.get(
+            layout.session_photo_key(class_id, session_id, photo_id, "original.jpg")
+        )
+    except ObjectNotFoundError:
+        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
+    return thumbnails.face_crop_jpeg(
+        data,
+        doc.faces[face_index].box,
+        context=thumbnails.FACE_CROP_CONTEXT,
+        max_side=thumbnails.FACE_CROP_PX,
+    )
+
+
+def student_attendance(ctx: Context, class_id: str, student_id: str) -> schemas.StudentAttendance:
+    """The student's attendance in every session of the class (one read per session)."""
+    student = require_student(ctx, class_id, student_id)
+    entries = []
+    for doc in _session_docs(ctx, class_id):
+        record = ctx.read(layout.record_key(class_id, doc.id, student_id), layout.RecordDoc)
+        entries.append(
+            schemas.AttendanceEntry(
+                session_id=doc.id,
+                label=doc.label,
+                date=doc.date,
+                present=record is not None,
+                recorded_at=record.recorded_at if record else None,
+                similarity=round(record.similarity, 4) if record else None,
+                photo_id=record.photo_id if record else None,
+            )
+        )
+    return schemas.StudentAttendance(
+        student_id=student.id,
+        name=student.name,
+        present_count=sum(1 for e in entries if e.present),
+        session_count=len(entries),
+        sessions=entries,
+    )

@@ -25,20 +25,24 @@ def create_class(ctx: Context, class_id: str, name: str) -> schemas.ClassOut:
     return schemas.ClassOut(id=doc.id, name=doc.name, created_at=doc.created_at, student_count=0)
 
 
-def ensure_default_class(ctx: Context) -> layout.ClassDoc:
-    """The ``default`` class, created on first use (safe when two requests race to create it)."""
-    existing = ctx.read(layout.class_key(DEFAULT_CLASS_ID), layout.ClassDoc)
+def ensure_default_class(ctx: Context, class_id: str = DEFAULT_CLASS_ID) -> layout.ClassDoc:
+    """The mobile client's class (``ROLLCALL_LEGACY_CLASS``, ``default`` unless configured),
+    created on first use (safe when two requests race to create it)."""
+    existing = ctx.read(layout.class_key(class_id), layout.ClassDoc)
     if existing is not None:
         return existing
-    doc = layout.ClassDoc(id=DEFAULT_CLASS_ID, name="Default class", created_at=utc_now())
+    name = "Default class" if class_id == DEFAULT_CLASS_ID else class_id
+    doc = layout.ClassDoc(id=class_id, name=name, created_at=utc_now())
     with contextlib.suppress(ObjectExistsError):
-        ctx.write(layout.class_key(DEFAULT_CLASS_ID), doc, if_absent=True)
-    return ctx.require_class(DEFAULT_CLASS_ID)
+        ctx.write(layout.class_key(class_id), doc, if_absent=True)
+    return ctx.require_class(class_id)
 
 
 def _student_count(ctx: Context, class_id: str) -> int:
-    documented, _ = parse_student_keys(class_id, ctx.store.list(layout.students_prefix(class_id)))
-    return len(documented)
+    """Enrolled students, as listed: ``student.json`` and at least one embedding."""
+    prefix = layout.students_prefix(class_id)
+    _, embedding_keys = parse_student_keys(class_id, ctx.store.list(prefix))
+    return len({key[len(prefix) :].split("/", 1)[0] for key in embedding_keys})
 
 
 def list_classes(ctx: Context) -> list[schemas.ClassOut]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import ValidationError
 
 from app.services import layout
+from app.services.cleanup import PendingCleanup
 from app.services.errors import NotFoundError
 from app.services.gallery import GalleryCache
 from app.services.heads import HeadStore, HeadTrainer
@@ -27,9 +28,10 @@ DocT = TypeVar("DocT", bound=layout.Document)
 class Inference:
     """The pipeline behind a semaphore: a few concurrent requests must not oversubscribe the CPU."""
 
-    def __init__(self, pipeline: FacePipeline, concurrency: int):
+    def __init__(self, pipeline: FacePipeline, concurrency: int, max_faces: int | None = None):
         self.pipeline = pipeline
         self._slots = threading.BoundedSemaphore(concurrency)
+        self.max_faces = max_faces
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -48,7 +50,7 @@ class Inference:
         self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
     ) -> Recognition:
         with self._slot():
-            return self.pipeline.recognize(image, gallery, head)
+            return self.pipeline.recognize(image, gallery, head, max_faces=self.max_faces)
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Context:
     galleries: GalleryCache
     heads: HeadStore
     trainer: HeadTrainer
+    cleanup: PendingCleanup = field(default_factory=PendingCleanup)
+    """Rollbacks that failed because the store was down, retried until it is back."""
 
     @classmethod
     def build(cls, settings: Settings, store: ObjectStore, pipeline: FacePipeline) -> Context:
@@ -67,7 +71,9 @@ class Context:
         return cls(
             settings=settings,
             store=store,
-            inference=Inference(pipeline, settings.inference_concurrency),
+            inference=Inference(
+                pipeline, settings.inference_concurrency, settings.max_faces_per_photo
+            ),
             galleries=galleries,
             heads=heads,
             trainer=HeadTrainer(pipeline, galleries, heads, store),

@@ -23,7 +23,12 @@ from pydantic import ValidationError
 from app.services import layout
 from app.services.gallery import ClassGallery, GalleryCache
 from app.services.ids import utc_now
-from app.storage import ObjectExistsError, ObjectNotFoundError, ObjectStore
+from app.storage import (
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ObjectStore,
+    StorageUnavailableError,
+)
 from ml.head import ProjectionHead
 from ml.pipeline import FacePipeline
 
@@ -277,6 +282,12 @@ class HeadTrainer:
                     if self.train_now(class_id):
                         with self._lock:
                             self._dirty.add(class_id)
+                except StorageUnavailableError as error:
+                    # Not the head's fault; retrained on the next enrolment, or on the next photo
+                    # when the head is in use (see app.services.attendance).
+                    logger.warning(
+                        "class %s: head not trained, storage unavailable: %s", class_id, error
+                    )
                 except Exception:
                     logger.exception("class %s: head training failed", class_id)
                 with self._lock:

@@ -12,6 +12,8 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 """Every id in a URL and a storage key matches this, so ids can never escape their folder."""
 _SLUG = re.compile(SLUG_PATTERN)
 MAX_NAME_LENGTH = 200
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Unicode bidirectional embedding, override and isolate characters."""
 
 
 def is_slug(value: str) -> bool:
@@ -47,6 +49,10 @@ def clean_name(name: str, *, what: str = "name") -> str:
         raise ValueError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
         raise ValueError(f"{what} contains control characters")
+    if any(ch in BIDI_CONTROLS for ch in cleaned):
+        # Embedding/override/isolate marks make a name display as something else (spoofing);
+        # right-to-left names need none of them.
+        raise ValueError(f"{what} contains bidirectional control characters")
     return cleaned
 
 

@@ -1,4 +1,5 @@
-"""The mobile client's two calls, on the class ``default`` (created on first use).
+"""The mobile client's two calls, on the class ``ROLLCALL_LEGACY_CLASS`` (``default`` unless
+configured; created on first use).
 
 Registration derives the student id from the name (:func:`app.services.ids.slugify`). Registering a
 name whose id already exists adds the photos to that student and keeps the first name: nothing that
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 from app import schemas
 from app.services.attendance import recognize_image
-from app.services.classes import DEFAULT_CLASS_ID, ensure_default_class
+from app.services.classes import ensure_default_class
 from app.services.context import Context
 from app.services.errors import InvalidInputError
 from app.services.ids import clean_name, slugify
@@ -33,10 +34,9 @@ def register_student(
         raise InvalidInputError(str(error)) from error
     # Validate every photo before anything is written (not even the default class).
     photos = prepare_photos(ctx, uploads)
-    ensure_default_class(ctx)
-    result = enroll_prepared(
-        ctx, DEFAULT_CLASS_ID, slugify(name), name, photos, Existing.ADD_PHOTOS
-    )
+    class_id = ctx.settings.legacy_class
+    ensure_default_class(ctx, class_id)
+    result = enroll_prepared(ctx, class_id, slugify(name), name, photos, Existing.ADD_PHOTOS)
     return schemas.LegacyRegisterOut(
         message="Student registered",
         student_id=result.student.id,
@@ -50,7 +50,7 @@ def register_student(
 def detect(ctx: Context, upload: Upload) -> schemas.LegacyDetectOut:
     image = decode_upload(ctx, upload, upload.filename or "file")
     # No class yet means nobody is enrolled: every face is unknown (and nothing is written).
-    result = recognize_image(ctx, DEFAULT_CLASS_ID, image)
+    result = recognize_image(ctx, ctx.settings.legacy_class, image)
     return schemas.LegacyDetectOut(
         names=result.recognised_names(),
         image=result.annotated_base64(),

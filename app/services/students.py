@@ -3,6 +3,7 @@ renaming, more photos, deletion (with the head retrained without them)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from enum import Enum
 
 from app import schemas
 from app.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
-from app.services import layout
+from app.services import layout, thumbnails
 from app.services.context import Context
 from app.services.errors import (
     ConflictError,
@@ -20,7 +21,7 @@ from app.services.errors import (
 )
 from app.services.gallery import ClassGallery, parse_student_keys
 from app.services.ids import clean_name, new_id, utc_now
-from app.storage import ObjectExistsError
+from app.storage import ObjectExistsError, ObjectNotFoundError, StorageUnavailableError
 from ml.pipeline import Enrollment, MultipleFacesError, NoFaceError
 from ml.types import RGBImage
 
@@ -162,11 +163,25 @@ def _store_photos(
 
 def _delete_keys(ctx: Context, keys: Sequence[str]) -> None:
     # Embeddings first (they make a photo count), then the rest.
-    for key in sorted(keys, key=lambda k: not k.endswith(".npy")):
+    ordered = sorted(keys, key=lambda k: not k.endswith(".npy"))
+    for index, key in enumerate(ordered):
         try:
             ctx.store.delete(key)
+        except StorageUnavailableError:
+            # The store is down (likely why we roll back): retry, in the same order, once it is back.
+            left = ordered[index:]
+            ctx.cleanup.defer(
+                f"remove {len(left)} objects of an aborted write, e.g. {left[0]}",
+                functools.partial(_delete_all, ctx, left),
+            )
+            return
         except Exception:
             logger.exception("could not remove %s while rolling back", key)
+
+
+def _delete_all(ctx: Context, keys: Sequence[str]) -> None:
+    for key in keys:
+        ctx.store.delete(key)
 
 
 def _student_out(doc: layout.StudentDoc, photo_count: int) -> schemas.StudentOut:
@@ -198,7 +213,7 @@ def enroll(
     display_name = validated_name(name) if name is not None else None
     current = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
     if current is not None and existing is Existing.REFUSE:
-        raise ConflictError(f"student {student_id!r} already exists in class {class_id!r}")
+        raise _taken(ctx, class_id, student_id)
     if current is None and existing is Existing.REQUIRE:
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
     photos = prepare_photos(ctx, uploads)
@@ -217,7 +232,7 @@ def enroll_prepared(
     student_key = layout.student_key(class_id, student_id)
     current = ctx.read(student_key, layout.StudentDoc)
     if current is not None and existing is Existing.REFUSE:
-        raise ConflictError(f"student {student_id!r} already exists in class {class_id!r}")
+        raise _taken(ctx, class_id, student_id)
     if current is None and existing is Existing.REQUIRE:
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
     snapshot = ctx.galleries.get(class_id)
@@ -247,17 +262,55 @@ def enroll_prepared(
 
     reports = [_photo_report(p) for p in photos]
     warnings = [f"{r.filename or r.photo_id}: {w}" for r in reports for w in r.quality.warnings]
-    warnings += [
-        f"{s.filename or 'photo'}: very similar to student {s.student_id!r} ({s.name}), "
-        f"cosine {s.similarity:.2f}; is this the same person?"
-        for s in similar
-    ]
+    warnings += look_alike_warnings(similar)
     return schemas.EnrollmentOut(
         student=_student_out(current, _photo_count(ctx, class_id, student_id)),
         photos=reports,
         warnings=warnings,
         similar_students=similar,
     )
+
+
+def look_alike_warnings(similar: Sequence[schemas.SimilarStudent]) -> list[str]:
+    return [
+        f"{s.filename or 'photo'}: very similar to student {s.student_id!r} ({s.name}), "
+        f"cosine {s.similarity:.2f}; is this the same person?"
+        for s in similar
+    ]
+
+
+def check_photo(
+    ctx: Context, class_id: str, upload: Upload, student_id: str | None
+) -> schemas.PhotoCheckOut:
+    """Everything enrolment would say about one photo (quality, look-alikes), storing nothing.
+
+    ``student_id``: the student the photo is meant for, if already enrolled (their own photos are
+    no look-alike). No face or several faces is a 422, exactly as at enrolment.
+    """
+    ctx.require_class(class_id)
+    (photo,) = prepare_photos(ctx, [upload])
+    snapshot = ctx.galleries.get(class_id)
+    similar = similar_students(ctx, class_id, student_id or "", [photo], snapshot)
+    report = _photo_report(photo)
+    return schemas.PhotoCheckOut(
+        filename=upload.filename,
+        width=int(photo.image.shape[1]),
+        height=int(photo.image.shape[0]),
+        box=report.box,
+        quality=report.quality,
+        warnings=[*report.quality.warnings, *look_alike_warnings(similar)],
+        similar_students=similar,
+    )
+
+
+def _taken(ctx: Context, class_id: str, student_id: str) -> ConflictError:
+    if _photo_count(ctx, class_id, student_id) == 0:
+        return ConflictError(
+            f"student {student_id!r} is being registered by another request, or an earlier "
+            f"registration was cut off before storing a photo: add photos to it with POST "
+            f"/v1/classes/{class_id}/students/{student_id}/photos, or delete it"
+        )
+    return ConflictError(f"student {student_id!r} already exists in class {class_id!r}")
 
 
 def _abandon_student(ctx: Context, class_id: str, student_id: str) -> None:
@@ -267,9 +320,15 @@ def _abandon_student(ctx: Context, class_id: str, student_id: str) -> None:
     own photos to this student: removing it would lose them.
     """
     prefix = layout.student_prefix(class_id, student_id)
-    try:
+
+    def undo() -> None:
         if not any(key.endswith(".npy") for key in ctx.store.list(prefix)):
             ctx.store.delete(layout.student_key(class_id, student_id))
+
+    try:
+        undo()
+    except StorageUnavailableError:
+        ctx.cleanup.defer(f"undo the creation of {prefix}", undo)
     except Exception:
         logger.exception("could not undo the creation of %s", prefix)
 
@@ -318,7 +377,9 @@ def list_students(ctx: Context, class_id: str) -> list[schemas.StudentOut]:
         student_id = key[len(prefix) :].split("/", 1)[0]
         counts[student_id] = counts.get(student_id, 0) + 1
     result = []
-    for student_id in sorted(documented):
+    # A student without any stored embedding is a registration in flight, or one that was cut off
+    # (process killed, store down) before its first photo was stored: not enrolled, not listed.
+    for student_id in sorted(sid for sid in documented if counts.get(sid, 0) > 0):
         doc = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
         if doc is not None:
             result.append(_student_out(doc, counts.get(student_id, 0)))
@@ -335,6 +396,27 @@ def require_student(ctx: Context, class_id: str, student_id: str) -> layout.Stud
 
 def get_student(ctx: Context, class_id: str, student_id: str) -> schemas.StudentDetail:
     doc = require_student(ctx, class_id, student_id)
+    photos = [
+        schemas.StudentPhotoOut(
+            photo_id=info.id,
+            created_at=info.created_at,
+            filename=info.filename,
+            box=info.box,
+            quality=schemas.Quality.model_validate(info.quality),
+        )
+        for info in _enrolled_photos(ctx, class_id, student_id)
+    ]
+    return schemas.StudentDetail(
+        id=doc.id,
+        name=doc.name,
+        created_at=doc.created_at,
+        photo_count=len(photos),
+        photos=photos,
+    )
+
+
+def _enrolled_photos(ctx: Context, class_id: str, student_id: str) -> list[layout.StudentPhotoDoc]:
+    """The student's photos that count (their embedding is stored), oldest first."""
     prefix = layout.student_prefix(class_id, student_id)
     keys = ctx.store.list(prefix)
     embedded = {
@@ -345,24 +427,41 @@ def get_student(ctx: Context, class_id: str, student_id: str) -> schemas.Student
         if not (key.startswith(prefix + "photos/") and key.endswith(".json")):
             continue
         info = ctx.read(key, layout.StudentPhotoDoc)
-        if info is None or info.id not in embedded:
-            continue
-        photos.append(
-            schemas.StudentPhotoOut(
-                photo_id=info.id,
-                created_at=info.created_at,
-                filename=info.filename,
-                box=info.box,
-                quality=schemas.Quality.model_validate(info.quality),
-            )
-        )
-    return schemas.StudentDetail(
-        id=doc.id,
-        name=doc.name,
-        created_at=doc.created_at,
-        photo_count=len(photos),
-        photos=photos,
+        if info is not None and info.id in embedded:
+            photos.append(info)
+    photos.sort(key=lambda info: (info.created_at, info.id))
+    return photos
+
+
+def _thumbnail(ctx: Context, class_id: str, student_id: str, info: layout.StudentPhotoDoc) -> bytes:
+    try:
+        data = ctx.store.get(layout.student_photo_key(class_id, student_id, info.id))
+    except ObjectNotFoundError:
+        raise NotFoundError(f"photo {info.id!r} of student {student_id!r} not found") from None
+    return thumbnails.face_crop_jpeg(
+        data,
+        info.box,
+        context=thumbnails.THUMBNAIL_CONTEXT,
+        max_side=thumbnails.THUMBNAIL_PX,
     )
+
+
+def photo_thumbnail(ctx: Context, class_id: str, student_id: str, photo_id: str) -> bytes:
+    """A small JPEG of one registration photo, cut around the face."""
+    require_student(ctx, class_id, student_id)
+    for info in _enrolled_photos(ctx, class_id, student_id):
+        if info.id == photo_id:
+            return _thumbnail(ctx, class_id, student_id, info)
+    raise NotFoundError(f"photo {photo_id!r} of student {student_id!r} not found")
+
+
+def student_thumbnail(ctx: Context, class_id: str, student_id: str) -> bytes:
+    """The thumbnail of the student's first registration photo."""
+    require_student(ctx, class_id, student_id)
+    photos = _enrolled_photos(ctx, class_id, student_id)
+    if not photos:
+        raise NotFoundError(f"student {student_id!r} has no photo")
+    return _thumbnail(ctx, class_id, student_id, photos[0])
 
 
 def rename_student(ctx: Context, class_id: str, student_id: str, name: str) -> schemas.StudentOut:
@@ -373,13 +472,32 @@ def rename_student(ctx: Context, class_id: str, student_id: str, name: str) -> s
 
 
 def delete_student(ctx: Context, class_id: str, student_id: str) -> None:
-    """Erase the student: record, photos, embeddings, attendance records; retrain the head."""
-    require_student(ctx, class_id, student_id)
+    """Erase the student: record, photos, embeddings, attendance records; retrain the head.
+
+    An erasure cut off half-way (store down) is finished by a retried DELETE, which finds the
+    leftovers although ``student.json`` is gone, and in the background once the store is back.
+    """
+    ctx.require_class(class_id)
+    student_key = layout.student_key(class_id, student_id)
+    if not ctx.store.exists(student_key) and not ctx.store.list(
+        layout.student_prefix(class_id, student_id)
+    ):
+        raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
     # student.json first: from then on the student is out of every gallery and listing.
-    ctx.store.delete(layout.student_key(class_id, student_id))
-    ctx.store.delete_prefix(layout.student_prefix(class_id, student_id))
-    for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
-        ctx.store.delete(layout.record_key(class_id, session_id, student_id))
+    ctx.store.delete(student_key)
+
+    def erase_rest() -> None:
+        if ctx.store.exists(student_key):
+            return  # registered again meanwhile: its creation already removed the leftovers
+        ctx.store.delete_prefix(layout.student_prefix(class_id, student_id))
+        for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
+            ctx.store.delete(layout.record_key(class_id, session_id, student_id))
+
+    try:
+        erase_rest()
+    except StorageUnavailableError:
+        ctx.cleanup.defer(f"finish erasing student {class_id}/{student_id}", erase_rest)
+        raise
     # The current head may have been trained with this student: stop using it at once (the
     # matcher drops a head that knows a student who is not enrolled) and train a new one.
     ctx.trainer.request(class_id)

@@ -30,7 +30,15 @@ class ObjectExistsError(Exception):
 
 
 class StorageUnavailableError(RuntimeError):
-    """The store cannot be used: unreachable, missing bucket or folder, refused credentials, full."""
+    """The store cannot be used: unreachable, missing bucket or folder, refused credentials, full.
+
+    ``reason`` is a short cause that is safe to show to a client (``"storage server unreachable"``):
+    unlike the message, it names no bucket, endpoint or key.
+    """
+
+    def __init__(self, message: str, *, reason: str = "storage error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @runtime_checkable

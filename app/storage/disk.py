@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import logging
 import os
 import tempfile
@@ -43,7 +44,7 @@ class DiskObjectStore:
                 self._root.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise StorageUnavailableError(
-                    f"cannot create storage folder {self._root}: {error}"
+                    f"cannot create storage folder {self._root}: {error}", reason=_os_reason(error)
                 ) from error
 
     @property
@@ -93,7 +94,7 @@ class DiskObjectStore:
                     raise ValueError(f"key {key!r} is a folder of other objects") from None
         except OSError as error:
             raise StorageUnavailableError(
-                f"cannot write {key!r} in {self._root}: {error}"
+                f"cannot write {key!r} in {self._root}: {error}", reason=_os_reason(error)
             ) from error
         finally:
             temp_path.unlink(missing_ok=True)
@@ -103,7 +104,9 @@ class DiskObjectStore:
         # Never recreate a vanished root: that would write into whatever lies beneath an
         # unmounted volume and lose the data on the next mount.
         if not self._root.is_dir():
-            raise StorageUnavailableError(f"storage folder {self._root} is missing")
+            raise StorageUnavailableError(
+                f"storage folder {self._root} is missing", reason="storage folder missing"
+            )
         for _ in range(_MAX_PUT_ATTEMPTS):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -114,7 +117,7 @@ class DiskObjectStore:
                 continue  # directory pruned by a concurrent delete; recreate it
             except OSError as error:
                 raise StorageUnavailableError(
-                    f"cannot write {key!r} in {self._root}: {error}"
+                    f"cannot write {key!r} in {self._root}: {error}", reason=_os_reason(error)
                 ) from error
             temp_path = Path(temp_name)
             try:
@@ -127,7 +130,7 @@ class DiskObjectStore:
                 with contextlib.suppress(OSError):
                     temp_path.unlink()
                 raise StorageUnavailableError(
-                    f"cannot write {key!r} in {self._root}: {error}"
+                    f"cannot write {key!r} in {self._root}: {error}", reason=_os_reason(error)
                 ) from error
             return temp_path
         raise StorageUnavailableError(f"cannot create the folder for {key!r} in {self._root}")
@@ -140,7 +143,7 @@ class DiskObjectStore:
             return  # no object with that key (a folder is not an object)
         except OSError as error:
             raise StorageUnavailableError(
-                f"cannot delete {key!r} in {self._root}: {error}"
+                f"cannot delete {key!r} in {self._root}: {error}", reason=_os_reason(error)
             ) from error
         self._prune_empty_parents(path.parent)
 
@@ -159,7 +162,8 @@ class DiskObjectStore:
                     continue  # deleted concurrently
                 except OSError as error:
                     raise StorageUnavailableError(
-                        f"cannot delete under {prefix!r} in {self._root}: {error}"
+                        f"cannot delete under {prefix!r} in {self._root}: {error}",
+                        reason=_os_reason(error),
                     ) from error
                 removed += 1
             if directory != str(self._root):
@@ -189,7 +193,7 @@ class DiskObjectStore:
             raise ObjectNotFoundError(key) from None
         except OSError as error:
             raise StorageUnavailableError(
-                f"cannot read {key!r} in {self._root}: {error}"
+                f"cannot read {key!r} in {self._root}: {error}", reason=_os_reason(error)
             ) from error
 
     def exists(self, key: str) -> bool:
@@ -216,7 +220,7 @@ class DiskObjectStore:
             return []
         except OSError as error:
             raise StorageUnavailableError(
-                f"cannot list {prefix!r} in {self._root}: {error}"
+                f"cannot list {prefix!r} in {self._root}: {error}", reason=_os_reason(error)
             ) from error
         return sorted(
             entry.name
@@ -228,9 +232,26 @@ class DiskObjectStore:
 
     def ping(self) -> None:
         if not self._root.is_dir():
-            raise StorageUnavailableError(f"storage folder {self._root} does not exist")
+            raise StorageUnavailableError(
+                f"storage folder {self._root} does not exist", reason="storage folder missing"
+            )
         if not os.access(self._root, os.R_OK | os.W_OK | os.X_OK):
-            raise StorageUnavailableError(f"storage folder {self._root} is not writable")
+            raise StorageUnavailableError(
+                f"storage folder {self._root} is not writable",
+                reason="storage folder not writable",
+            )
+
+
+def _os_reason(error: OSError) -> str:
+    """A client-safe cause for a failed file operation."""
+    reasons = {
+        errno.ENOSPC: "storage full",
+        errno.EDQUOT: "storage quota exceeded",
+        errno.EROFS: "storage is read-only",
+        errno.EACCES: "storage permission denied",
+        errno.EPERM: "storage permission denied",
+    }
+    return reasons.get(error.errno or 0, "storage I/O error")
 
 
 def _holds_an_object(directory: str) -> bool:

@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from app.storage.base import (
     ObjectExistsError,
@@ -46,6 +54,12 @@ logger = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 1000
 """S3's cap on keys per ListObjectsV2 page and per DeleteObjects call."""
 DEFAULT_REGION = "us-east-1"
+# Fail fast while the server is down, so a request answers 503 in seconds instead of hanging:
+# a refused connection costs 3 attempts and at most ~3 s of back-off; a server that accepts but
+# never answers costs at most 3 x (connect or read timeout). Measured in docs/reliability.md.
+DEFAULT_CONNECT_TIMEOUT_S = 3.0
+DEFAULT_READ_TIMEOUT_S = 10.0
+DEFAULT_MAX_ATTEMPTS = 3
 _CONFLICT_RETRIES = 5
 _CHILD_CHECK_THREADS = 8
 
@@ -79,9 +93,9 @@ class S3ObjectStore:
         secret_access_key: str | None = None,
         create_bucket: bool = False,
         page_size: int = MAX_PAGE_SIZE,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
-        max_attempts: int = 4,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         verify_child_folders: bool = True,
     ) -> None:
         """Credentials left as ``None`` come from boto3's usual chain (environment, profile, role).
@@ -193,7 +207,8 @@ class S3ObjectStore:
             except BotoCoreError as error:
                 raise self._unavailable(f"put {key!r}", error) from error
         raise StorageUnavailableError(
-            f"put {key!r} in {self.description}: conditional write kept conflicting"
+            f"put {key!r} in {self.description}: conditional write kept conflicting",
+            reason="storage write conflict, retry",
         )
 
     def delete(self, key: str) -> None:
@@ -322,15 +337,18 @@ class S3ObjectStore:
                 return
             if status == 404:
                 raise StorageUnavailableError(
-                    f"{self.description}: bucket does not exist"
+                    f"{self.description}: bucket does not exist", reason="bucket does not exist"
                 ) from error
             if status in (401, 403):
                 raise StorageUnavailableError(
-                    f"{self.description}: access denied (check the credentials)"
+                    f"{self.description}: access denied (check the credentials)",
+                    reason="storage access denied",
                 ) from error
             raise self._unavailable("ping", error) from error
         except BotoCoreError as error:
-            raise StorageUnavailableError(f"{self.description}: unreachable: {error}") from error
+            raise StorageUnavailableError(
+                f"{self.description}: unreachable: {error}", reason=_reason(error)
+            ) from error
 
     def _ensure_bucket(self) -> None:
         try:
@@ -357,7 +375,35 @@ class S3ObjectStore:
             raise self._unavailable("create bucket", error) from error
 
     def _unavailable(self, action: str, error: Exception) -> StorageUnavailableError:
-        return StorageUnavailableError(f"{action} in {self.description}: {error}")
+        return StorageUnavailableError(
+            f"{action} in {self.description}: {error}", reason=_reason(error)
+        )
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, in words a client may see (no bucket, endpoint or key)."""
+    if isinstance(error, ClientError):
+        code, status = _error_code(error), _http_status(error)
+        if code == "NoSuchBucket":
+            return "bucket does not exist"
+        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId"):
+            return "storage access denied"
+        if status == 503 or code == "SlowDown":
+            return "storage server overloaded"
+        if status >= 500:
+            return f"storage server error (HTTP {status})"
+        return f"storage request refused (HTTP {status} {code})".replace(" )", ")")
+    if isinstance(error, ConnectTimeoutError):
+        return "storage server unreachable (connect timed out)"
+    if isinstance(error, ReadTimeoutError):
+        return "storage server timed out"
+    if isinstance(error, EndpointConnectionError):
+        return "storage server unreachable"
+    if isinstance(error, ConnectionClosedError):
+        return "storage server closed the connection"
+    if isinstance(error, NoCredentialsError):
+        return "storage credentials missing"
+    return "storage error"
 
 
 def _error_code(error: ClientError) -> str:

@@ -1,0 +1,162 @@
+// Calls to the Rollcall API (same origin): the API key, errors, and the progress indicator.
+
+const KEY_STORAGE = "rollcall.apiKey";
+const BUSY_DELAY_MS = 250; // a call that answers faster than this shows no progress bar
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// --- progress ---------------------------------------------------------------------------------
+
+let busyCount = 0;
+let busyTimer = null;
+const busyLabels = [];
+
+function busyElements() {
+  return {
+    bar: document.getElementById("busy"),
+    status: document.getElementById("status"),
+    view: document.getElementById("view"),
+  };
+}
+
+function refreshBusy() {
+  const { bar, status, view } = busyElements();
+  const visible = busyCount > 0;
+  bar.hidden = !visible;
+  view.setAttribute("aria-busy", visible ? "true" : "false");
+  const label = busyLabels[busyLabels.length - 1];
+  if (visible && label) status.textContent = label;
+}
+
+/** Runs ``work`` with the progress bar shown (after a short delay) and ``label`` announced. */
+export async function withBusy(label, work) {
+  busyCount += 1;
+  if (label) busyLabels.push(label);
+  if (busyTimer === null) busyTimer = setTimeout(refreshBusy, BUSY_DELAY_MS);
+  try {
+    return await work();
+  } finally {
+    busyCount -= 1;
+    if (label) busyLabels.splice(busyLabels.lastIndexOf(label), 1);
+    if (busyCount === 0) {
+      clearTimeout(busyTimer);
+      busyTimer = null;
+      const { status } = busyElements();
+      if (label && status.textContent === label) status.textContent = "";
+    }
+    refreshBusy();
+  }
+}
+
+// --- the API key ------------------------------------------------------------------------------
+
+export function currentKey() {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+export function forgetKey() {
+  sessionStorage.removeItem(KEY_STORAGE);
+}
+
+let pendingKeyPrompt = null;
+
+/** Asks for a key once, however many calls were refused at the same moment. */
+function askForKey(message) {
+  if (pendingKeyPrompt === null) {
+    pendingKeyPrompt = promptForKey(message).finally(() => {
+      pendingKeyPrompt = null;
+    });
+  }
+  return pendingKeyPrompt;
+}
+
+function promptForKey(message) {
+  const dialog = document.getElementById("key-dialog");
+  const input = document.getElementById("key-input");
+  document.getElementById("key-text").textContent = message;
+  input.value = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        const key = input.value.trim();
+        resolve(dialog.returnValue === "ok" && key ? key : null);
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+/** Lets the teacher type a key before any call needs one (the header's "API key" button). */
+export async function changeKey() {
+  const key = await askForKey("Type the API key for this server.");
+  if (key !== null) sessionStorage.setItem(KEY_STORAGE, key);
+  return key;
+}
+
+// --- calls ------------------------------------------------------------------------------------
+
+async function errorMessage(response) {
+  let detail = `${response.status} ${response.statusText}`;
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") detail = body.detail;
+    else if (Array.isArray(body.detail)) {
+      // FastAPI's request validation: a list of {loc, msg}.
+      detail = body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+    }
+  } catch {
+    // not JSON: keep the status line
+  }
+  if (response.status === 403) return `This API key has no access here (${detail}).`;
+  if (response.status === 503) return `The server's storage is unavailable; try again (${detail}).`;
+  return detail;
+}
+
+/**
+ * One call to the API. ``json`` or ``form`` is the body; ``as`` is "json", "blob" or "response";
+ * ``label`` is announced while it runs. A 401 asks for the API key and tries again.
+ */
+export async function api(path, { method = "GET", json, form, as = "json", label } = {}) {
+  for (;;) {
+    const headers = {};
+    const key = currentKey();
+    if (key) headers["X-API-Key"] = key;
+    let body;
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(json);
+    } else if (form !== undefined) {
+      body = form;
+    }
+    let response;
+    try {
+      response = await withBusy(label, () => fetch(path, { method, headers, body }));
+    } catch (error) {
+      throw new ApiError(0, `The server cannot be reached (${error.message}).`);
+    }
+    if (response.status === 401) {
+      if (currentKey() !== key) continue; // another call has just been given a new key
+      // The server wants keys: from now on the header offers to change the key.
+      document.getElementById("key-button").hidden = false;
+      const typed = await askForKey(
+        key ? "That API key was refused. Type the right one." : "This server needs an API key.",
+      );
+      if (typed === null) throw new ApiError(401, "The server needs an API key.");
+      sessionStorage.setItem(KEY_STORAGE, typed);
+      continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, await errorMessage(response));
+    if (as === "response") return response;
+    if (as === "blob") return response.blob();
+    if (response.status === 204) return null;
+    return response.json();
+  }
+}

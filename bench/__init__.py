@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench`` measures Rollcall side by side with face_recognition (dlib)."""

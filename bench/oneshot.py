@@ -1,0 +1,368 @@
+"""One-shot attendance on LFW, open set: one registered photo per person, strangers never registered.
+
+Identities with at least 3 photos (among the LFW photos present) are the students; identities with
+1-2 photos are the strangers. Both are split (seeded) into a *calibration* half and a *test* half,
+each half a class of its own. The threshold giving 1% false accepts is chosen on the calibration
+class's strangers only and then applied to the test class, so no probe photo used to choose a
+threshold is scored with it. The default thresholds (Rollcall 0.41 cohort score, face_recognition
+0.6 distance) are scored on the test class too.
+
+Per system: the first photo (sorted) of each student is registered; every other photo of a student
+is a genuine probe, every photo of a test stranger a stranger probe. As in the verification section,
+the face nearest the centre is used; a registration photo without a face is registered from the
+central box (counted); a probe without a face gets no name (counted: a miss, or a correct reject).
+Rollcall registers through the real enrolment path (margin crop, 15 augmented views, template =
+mean of views) and decides with ``ml.eval.oneshot.decide`` (``ml.matching.match_faces``): stage 1
+only (the service default) and with the two-stage head (trained on the class), plus a plain
+raw-cosine threshold for reference. face_recognition registers one encoding and names the nearest
+registered person when the distance is within the threshold (``compare_faces`` semantics).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.spatial.distance import cdist
+
+from bench.common import BenchContext, JsonDict, rounded
+from bench.systems import (
+    FaceRecognitionSystem,
+    FaceSystem,
+    ImageEmbeddings,
+    RollcallSystem,
+    central_box_face,
+    embed_images,
+    face_recognition_available,
+)
+from ml.eval.lfw import central_face
+from ml.eval.oneshot import (
+    EmbeddingCache,
+    Outcome,
+    collect_identities,
+    decide,
+    threshold_at_false_accept,
+)
+from ml.eval.photos import load_rgb
+from ml.matching import Gallery, cohort_scores
+
+logger = logging.getLogger(__name__)
+
+MIN_PHOTOS = 3
+FALSE_ACCEPT_TARGET = 0.01
+QUICK_STUDENTS_PER_HALF = 25
+QUICK_STRANGERS_PER_HALF = 50
+NO_SCORE = -1e9
+
+
+@dataclass(frozen=True)
+class ClassSplit:
+    """One half: the students (name -> photos, the first is registered) and the strangers."""
+
+    students: dict[str, list[str]]
+    strangers: dict[str, list[str]]
+
+    def probes(self) -> list[tuple[str | None, str]]:
+        """``(truth, photo)``: truth is the student, ``None`` for a stranger."""
+        rows: list[tuple[str | None, str]] = [
+            (name, photo) for name, photos in self.students.items() for photo in photos[1:]
+        ]
+        rows += [(None, photo) for photos in self.strangers.values() for photo in photos]
+        return rows
+
+
+def split_lfw(
+    identities: Mapping[str, Sequence[str]],
+    *,
+    seed: int,
+    min_photos: int = MIN_PHOTOS,
+    max_students: int | None = None,
+    max_strangers: int | None = None,
+) -> tuple[ClassSplit, ClassSplit]:
+    """(calibration, test): students and strangers each shuffled (seeded) and cut in two halves.
+
+    No identity is in both halves; with the caps, each half keeps that many of each.
+    """
+    rng = np.random.default_rng(seed)
+    students = sorted(n for n, p in identities.items() if len(p) >= min_photos)
+    strangers = sorted(n for n, p in identities.items() if 0 < len(p) < min_photos)
+    students = [students[i] for i in rng.permutation(len(students))]
+    strangers = [strangers[i] for i in rng.permutation(len(strangers))]
+    halves = []
+    for part in (0, 1):
+        chosen_students = students[part::2][:max_students]
+        chosen_strangers = strangers[part::2][:max_strangers]
+        halves.append(
+            ClassSplit(
+                {n: list(identities[n]) for n in chosen_students},
+                {n: list(identities[n]) for n in chosen_strangers},
+            )
+        )
+    return halves[0], halves[1]
+
+
+def rates(outcome: Outcome) -> dict[str, float]:
+    return {k: rounded(v, 4) for k, v in outcome.rates().items()}
+
+
+# -- Rollcall -----------------------------------------------------------------------------------
+
+
+def rollcall_views(
+    system: RollcallSystem, root: Path, photos: Sequence[str], cache: EmbeddingCache
+) -> tuple[dict[str, npt.NDArray[np.float32]], int]:
+    """Enrolment views of each photo's central face (the central box when none is found)."""
+    views: dict[str, npt.NDArray[np.float32]] = {}
+    computed = 0
+    for photo in photos:
+        cached = cache.get(photo)
+        if cached is None:
+            image = load_rgb(root / photo)
+            face = central_face(system.detect(image), image.shape) or central_box_face(image.shape)
+            cached = system.enrol_views(image, face)
+            cache.put(photo, cached)
+            computed += 1
+            if computed % 100 == 0:
+                logger.info("enrolled %d photos", computed)
+                cache.save()
+        views[photo] = cached
+    cache.save()
+    return views, computed
+
+
+@dataclass(frozen=True)
+class RollcallClass:
+    gallery: Gallery
+    probes: npt.NDArray[np.float32]
+    truth: list[str | None]
+    has_face: npt.NDArray[np.bool_]
+
+
+def rollcall_class(
+    split: ClassSplit,
+    views: Mapping[str, npt.NDArray[np.float32]],
+    images: ImageEmbeddings,
+) -> RollcallClass:
+    gallery = Gallery.from_views({n: views[photos[0]] for n, photos in split.students.items()})
+    row = {p: i for i, p in enumerate(images.paths)}
+    probes = split.probes()
+    indices = [row[photo] for _, photo in probes]
+    return RollcallClass(
+        gallery,
+        images.embeddings[indices],
+        [truth for truth, _ in probes],
+        images.faces_found[indices] > 0,
+    )
+
+
+def rollcall_outcome(cls: RollcallClass, threshold: float, head: Any) -> Outcome:
+    """``decide`` on the probes with a face; probes without one get no name."""
+    found = np.flatnonzero(cls.has_face)
+    decided = decide(cls.probes[found], [cls.truth[i] for i in found], cls.gallery, threshold, head)
+    predicted: list[str | None] = [None] * len(cls.truth)
+    top1: list[str | None] = [None] * len(cls.truth)
+    best = [NO_SCORE] * len(cls.truth)
+    for k, i in enumerate(found):
+        predicted[i] = decided.predicted[k]
+        top1[i] = decided.top1[k]
+        best[i] = decided.best_score[k]
+    return Outcome(predicted, cls.truth, top1, best)
+
+
+def stage1_scores(cls: RollcallClass) -> npt.NDArray[np.float64]:
+    """Best cohort-normalised score per probe (``NO_SCORE`` without a face)."""
+    scores = cohort_scores(cls.probes @ cls.gallery.templates.T).max(axis=1)
+    return np.where(cls.has_face, scores.astype(np.float64), NO_SCORE)
+
+
+def plain_cosine_outcome(cls: RollcallClass, threshold: float) -> Outcome:
+    raw = cls.probes @ cls.gallery.templates.T
+    best = raw.argmax(axis=1)
+    top1: list[str | None] = [
+        cls.gallery.student_ids[int(b)] if f else None
+        for b, f in zip(best, cls.has_face, strict=True)
+    ]
+    score = np.where(cls.has_face, raw.max(axis=1), NO_SCORE)
+    predicted = [t if s >= threshold else None for t, s in zip(top1, score, strict=True)]
+    return Outcome(predicted, cls.truth, top1, [float(s) for s in score])
+
+
+def evaluate_rollcall(
+    ctx: BenchContext,
+    system: RollcallSystem,
+    halves: tuple[ClassSplit, ClassSplit],
+    images: ImageEmbeddings,
+) -> JsonDict:
+    calibration, test = halves
+    enrol_photos = [p[0] for half in halves for p in half.students.values()]
+    cache = ctx.cache("enrol", system.name, system.config())
+    views, computed = rollcall_views(system, ctx.lfw_dir, enrol_photos, cache)
+    cal = rollcall_class(calibration, views, images)
+    tst = rollcall_class(test, views, images)
+
+    cal_strangers = [i for i, t in enumerate(cal.truth) if t is None]
+    stage1_threshold = threshold_at_false_accept(
+        stage1_scores(cal)[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
+    )
+    raw_best = np.where(cal.has_face, (cal.probes @ cal.gallery.templates.T).max(axis=1), NO_SCORE)
+    plain_threshold = threshold_at_false_accept(
+        raw_best[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
+    )
+    head = system.pipeline.train_head(tst.gallery)
+    default = system.default_threshold
+    methods: JsonDict = {
+        "stage1": {
+            "label": "stage 1 only: cohort-normalised cosine (service default)",
+            "default_threshold": default,
+            "calibrated_threshold": rounded(stage1_threshold, 4),
+            "at_default": rates(rollcall_outcome(tst, default, None)),
+            "at_calibrated": rates(rollcall_outcome(tst, stage1_threshold, None)),
+        },
+        "two_stage": {
+            "label": "two-stage: stage 1, then the class's projection head re-ranks",
+            "default_threshold": default,
+            "calibrated_threshold": rounded(stage1_threshold, 4),
+            "at_default": rates(rollcall_outcome(tst, default, head)),
+            "at_calibrated": rates(rollcall_outcome(tst, stage1_threshold, head)),
+        },
+        "plain_cosine": {
+            "label": "plain raw cosine of the templates, no cohort normalisation (reference)",
+            "default_threshold": None,
+            "calibrated_threshold": rounded(plain_threshold, 4),
+            "at_default": None,
+            "at_calibrated": rates(plain_cosine_outcome(tst, plain_threshold)),
+        },
+    }
+    enrol_rows = {p: i for i, p in enumerate(images.paths)}
+    return {
+        "methods": methods,
+        "registration_photos_without_face": int(
+            sum(
+                1
+                for half in halves
+                for photos in half.students.values()
+                if images.faces_found[enrol_rows[photos[0]]] == 0
+            )
+        ),
+        "test_probes_without_face": int((~tst.has_face).sum()),
+        "registration_photos_computed_this_run": computed,
+    }
+
+
+# -- face_recognition ---------------------------------------------------------------------------
+
+
+def distance_outcome(
+    split: ClassSplit, images: ImageEmbeddings, tolerance: float
+) -> tuple[Outcome, npt.NDArray[np.float64]]:
+    """Nearest registered encoding within ``tolerance``; also each probe's best score (-distance)."""
+    row = {p: i for i, p in enumerate(images.paths)}
+    names = list(split.students)
+    known = images.embeddings[[row[split.students[n][0]] for n in names]].astype(np.float64)
+    probes = split.probes()
+    indices = [row[photo] for _, photo in probes]
+    encodings = images.embeddings[indices].astype(np.float64)
+    has_face = images.faces_found[indices] > 0
+    distances = cdist(encodings, known)
+    nearest = distances.argmin(axis=1)
+    best = np.where(has_face, -distances.min(axis=1), NO_SCORE)
+    top1: list[str | None] = [
+        names[int(n)] if f else None for n, f in zip(nearest, has_face, strict=True)
+    ]
+    predicted = [t if s >= -tolerance else None for t, s in zip(top1, best, strict=True)]
+    truth = [t for t, _ in probes]
+    return Outcome(predicted, truth, top1, best.tolist()), best
+
+
+def evaluate_face_recognition(
+    system: FaceSystem, halves: tuple[ClassSplit, ClassSplit], images: ImageEmbeddings
+) -> JsonDict:
+    calibration, test = halves
+    cal_outcome, cal_best = distance_outcome(calibration, images, system.default_threshold)
+    cal_strangers = [i for i, t in enumerate(cal_outcome.truth) if t is None]
+    calibrated = -threshold_at_false_accept(cal_best[cal_strangers].tolist(), FALSE_ACCEPT_TARGET)
+    test_photos = {p for _, p in test.probes()}
+    row = {p: i for i, p in enumerate(images.paths)}
+    return {
+        "methods": {
+            "nearest": {
+                "label": "nearest registered encoding within the distance threshold",
+                "default_threshold": system.default_threshold,
+                "calibrated_threshold": rounded(calibrated, 4),
+                "at_default": rates(distance_outcome(test, images, system.default_threshold)[0]),
+                "at_calibrated": rates(distance_outcome(test, images, calibrated)[0]),
+            }
+        },
+        "registration_photos_without_face": int(
+            sum(
+                1
+                for half in halves
+                for photos in half.students.values()
+                if images.faces_found[row[photos[0]]] == 0
+            )
+        ),
+        "test_probes_without_face": int(
+            sum(1 for p in test_photos if images.faces_found[row[p]] == 0)
+        ),
+    }
+
+
+def run(ctx: BenchContext) -> JsonDict:
+    identities = {
+        name: [str(p.relative_to(ctx.lfw_dir)) for p in photos]
+        for name, photos in collect_identities(ctx.lfw_dir).items()
+    }
+    halves = split_lfw(
+        identities,
+        seed=ctx.seed,
+        max_students=QUICK_STUDENTS_PER_HALF if ctx.quick else None,
+        max_strangers=QUICK_STRANGERS_PER_HALF if ctx.quick else None,
+    )
+    photos = sorted(
+        {
+            p
+            for half in halves
+            for ps in (*half.students.values(), *half.strangers.values())
+            for p in ps
+        }
+    )
+    result: JsonDict = {
+        "protocol": {
+            "dataset": "LFW (the photos present under faces/lfw)",
+            "students": f"identities with >= {MIN_PHOTOS} photos; first photo registered",
+            "strangers": f"identities with < {MIN_PHOTOS} photos, never registered",
+            "false_accept_target": FALSE_ACCEPT_TARGET,
+            "seed": ctx.seed,
+            "calibration": {
+                "students": len(halves[0].students),
+                "strangers": len(halves[0].strangers),
+                "genuine_probes": sum(1 for t, _ in halves[0].probes() if t is not None),
+                "stranger_probes": sum(1 for t, _ in halves[0].probes() if t is None),
+            },
+            "test": {
+                "students": len(halves[1].students),
+                "strangers": len(halves[1].strangers),
+                "genuine_probes": sum(1 for t, _ in halves[1].probes() if t is not None),
+                "stranger_probes": sum(1 for t, _ in halves[1].probes() if t is None),
+            },
+        },
+        "systems": {},
+        "peer_available": face_recognition_available(),
+    }
+    ours = RollcallSystem()
+    ours_images = embed_images(
+        ours, ctx.lfw_dir, photos, ctx.cache("lfw", ours.name, ours.config())
+    )
+    result["systems"][ours.name] = evaluate_rollcall(ctx, ours, halves, ours_images)
+    if face_recognition_available():
+        peer = FaceRecognitionSystem()
+        peer_images = embed_images(
+            peer, ctx.lfw_dir, photos, ctx.cache("lfw", peer.name, peer.config())
+        )
+        result["systems"][peer.name] = evaluate_face_recognition(peer, halves, peer_images)
+    return result

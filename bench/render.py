@@ -1,0 +1,751 @@
+"""``docs/benchmarks.md`` from ``docs/benchmarks.json``: every figure in the document comes from the JSON.
+
+The renderer only formats: it computes ratios and picks the better side of each comparison, and it
+lists every comparison Rollcall loses, so a loss can never be left out of the text by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+OURS = "Rollcall"
+PEER = "face_recognition"
+SECTION_TITLES = {
+    "verification": "1. Verification: LFW View-2",
+    "oneshot": "2. One-shot attendance on LFW (open set)",
+    "groups": "3. Group photos",
+    "speed": "4. Speed on this machine",
+    "scale": "5. Cost as the gallery grows",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    section: str
+    what: str
+    ours: float
+    peer: float
+    higher_is_better: bool
+    unit: str
+    """``%`` (rates stored as fractions), ``ms``, ``/s``, ``bytes``."""
+
+    @property
+    def winner(self) -> str:
+        if math.isclose(self.ours, self.peer, rel_tol=1e-9, abs_tol=1e-12):
+            return "tie"
+        ours_better = self.ours > self.peer if self.higher_is_better else self.ours < self.peer
+        return OURS if ours_better else PEER
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours / self.peer if self.peer else None
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "%":
+        return f"{100 * value:.2f} %"
+    if unit == "ms":
+        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "/s":
+        return f"{value:.1f}/s"
+    if unit == "bytes":
+        return fmt_bytes(value)
+    return f"{value:g}"
+
+
+def fmt_bytes(value: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None or not math.isfinite(ratio):
+        return "-"
+    return f"{ratio:.2f}x" if ratio < 100 else f"{ratio:.0f}x"
+
+
+def pct(value: float | None) -> str:
+    return fmt(value, "%")
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> list[str]:
+    """Markdown table; ``align`` has one letter per column (``l`` or ``r``), default left then right."""
+    spec = align or "l" + "r" * (len(header) - 1)
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in spec) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def results(data: JsonDict, name: str) -> JsonDict | None:
+    section = data.get("sections", {}).get(name)
+    return None if section is None else section.get("results")
+
+
+# -- comparisons ----------------------------------------------------------------------------------
+
+RATE_DIRECTIONS = {
+    "rank1": ("rank-1", True),
+    "named_right": ("named right", True),
+    "wrong_name": ("wrong name", False),
+    "false_accept": ("strangers accepted", False),
+}
+
+
+def comparisons(data: JsonDict) -> list[Comparison]:
+    found: list[Comparison] = []
+    found += _verification_comparisons(results(data, "verification"))
+    found += _oneshot_comparisons(results(data, "oneshot"))
+    found += _groups_comparisons(results(data, "groups"))
+    found += _speed_comparisons(results(data, "speed"))
+    found += _scale_comparisons(results(data, "scale"))
+    return found
+
+
+def _verification_comparisons(res: JsonDict | None) -> list[Comparison]:
+    if not res or PEER not in res["systems"]:
+        return []
+    ours, peer = res["systems"]["rollcall"], res["systems"][PEER]
+    out = []
+    for policy in ("strict", "fallback"):
+        out.append(
+            Comparison(
+                "verification",
+                f"LFW accuracy, threshold from the other folds ({policy})",
+                ours[policy]["accuracy"],
+                peer[policy]["accuracy"],
+                True,
+                "%",
+            )
+        )
+    out.append(
+        Comparison(
+            "verification",
+            "LFW photos without a detected face",
+            ours["photos_without_face"],
+            peer["photos_without_face"],
+            False,
+            "",
+        )
+    )
+    return out
+
+
+def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
+    if not res or PEER not in res["systems"]:
+        return []
+    peer = res["systems"][PEER]["methods"]["nearest"]
+    out = []
+    for method in ("stage1", "two_stage"):
+        ours = res["systems"]["rollcall"]["methods"][method]
+        label = "stage 1" if method == "stage1" else "two-stage"
+        for point, name in (("at_default", "default threshold"), ("at_calibrated", "1% FA")):
+            for key, (what, higher) in RATE_DIRECTIONS.items():
+                out.append(
+                    Comparison(
+                        "oneshot",
+                        f"one-shot {what}, {name} (Rollcall {label})",
+                        ours[point][key],
+                        peer[point][key],
+                        higher,
+                        "%",
+                    )
+                )
+    return out
+
+
+def _groups_comparisons(res: JsonDict | None) -> list[Comparison]:
+    if not res:
+        return []
+    out = []
+    detection = res["detection"]
+    if "dlib_hog" in detection:
+        for key in ("precision", "recall"):
+            out.append(
+                Comparison(
+                    "groups",
+                    f"group-photo detection {key} (MTCNN vs dlib HOG)",
+                    detection["mtcnn"]["totals"][key],
+                    detection["dlib_hog"]["totals"][key],
+                    True,
+                    "%",
+                )
+            )
+    systems = res["attendance"]["systems"]
+    if PEER in systems:
+        peer = systems[PEER]["methods"]["nearest"]["totals"]
+        for method in ("stage1", "two_stage"):
+            ours = systems["rollcall"]["methods"][method]["totals"]
+            label = "stage 1" if method == "stage1" else "two-stage"
+            for key in ("precision", "recall"):
+                if ours[key] is None or peer[key] is None:
+                    continue
+                out.append(
+                    Comparison(
+                        "groups",
+                        f"group-photo attendance {key} (Rollcall {label})",
+                        ours[key],
+                        peer[key],
+                        True,
+                        "%",
+                    )
+                )
+    return out
+
+
+def _speed_comparisons(res: JsonDict | None) -> list[Comparison]:
+    if not res or not res.get("peer_available"):
+        return []
+    out = []
+    for label, photo in res["stages"]["photos"].items():
+        out.append(
+            Comparison(
+                "speed",
+                f"end-to-end latency, {label} ({photo['file'].rsplit('/', 1)[-1]})",
+                photo["rollcall"]["end_to_end_ms"],
+                photo[PEER]["end_to_end_ms"],
+                False,
+                "ms",
+            )
+        )
+    for row in res["embedding"]["rows"]:
+        out.append(
+            Comparison(
+                "speed",
+                f"embedding network passes per second, batch {row['batch']}",
+                row["rollcall_per_second"],
+                row["face_recognition_per_second"],
+                True,
+                "/s",
+            )
+        )
+    return out
+
+
+def _scale_comparisons(res: JsonDict | None) -> list[Comparison]:
+    if not res or not res.get("peer_available") or not res["rows"]:
+        return []
+    row = res["rows"][-1]
+    out = []
+    for faces in res["faces_per_photo"]:
+        out.append(
+            Comparison(
+                "scale",
+                f"matching {faces} face(s) against {row['gallery']:,} stored embeddings",
+                row[f"rollcall_ms_{faces}"],
+                row[f"face_recognition_ms_{faces}"],
+                False,
+                "ms",
+            )
+        )
+    out.append(
+        Comparison(
+            "scale",
+            f"stored matrix for {row['gallery']:,} people (templates vs encodings)",
+            row["rollcall_template_bytes"],
+            row["face_recognition_encoding_bytes"],
+            False,
+            "bytes",
+        )
+    )
+    return out
+
+
+def comparison_rows(items: Sequence[Comparison]) -> list[list[str]]:
+    """Rates compare as a difference in percentage points, everything else as a ratio."""
+    return [
+        [
+            c.what,
+            fmt(c.ours, c.unit),
+            fmt(c.peer, c.unit),
+            f"{100 * (c.ours - c.peer):+.2f} pt" if c.unit == "%" else fmt_ratio(c.ratio),
+            c.winner,
+        ]
+        for c in items
+    ]
+
+
+COMPARISON_HEADER = [
+    "figure",
+    OURS,
+    PEER,
+    "Rollcall − face_recognition (rates) or Rollcall ÷ face_recognition",
+    "better",
+]
+
+
+# -- sections -------------------------------------------------------------------------------------
+
+
+def render_verification(res: JsonDict) -> list[str]:
+    proto = res["protocol"]
+    lines = [
+        f"{proto['dataset']}, {proto['folds']} folds, {proto['pairs']} pairs, {proto['photos']} "
+        f"photos. Threshold: {proto['threshold_selection']}. Several faces: "
+        f"{proto['multiple_faces']}. No face: {proto['no_face_policy']}. Published reference: "
+        f"dlib {pct(proto['published_reference']['dlib'])}, FaceNet CASIA-WebFace "
+        f"{pct(proto['published_reference']['facenet_casia_webface'])} (their own protocols).",
+        "",
+    ]
+    rows = []
+    for name, sysres in res["systems"].items():
+        label = OURS + " (cosine)" if name == "rollcall" else PEER + " (distance)"
+        for policy in ("strict", "fallback"):
+            entry = sysres[policy]
+            rows.append(
+                [
+                    label,
+                    policy,
+                    f"{pct(entry['accuracy'])} ± {100 * entry['std']:.2f}",
+                    f"{entry['threshold_mean']:.3f}",
+                    (
+                        f"{pct(entry['default_tolerance_accuracy'])} ± "
+                        f"{100 * entry['default_tolerance_std']:.2f} (at {entry['default_tolerance']})"
+                    )
+                    if "default_tolerance_accuracy" in entry
+                    else "-",
+                    sysres["photos_without_face"],
+                    sysres["pairs_with_a_failed_photo"],
+                ]
+            )
+    lines += table(
+        [
+            "system",
+            "no-face policy",
+            f"accuracy, {proto['folds']}-fold (mean ± std)",
+            "mean threshold",
+            "at default tolerance",
+            "photos without face",
+            "pairs affected",
+        ],
+        rows,
+        "llrrrrr",
+    )
+    if not res.get("peer_available"):
+        lines += ["face_recognition was not installed (`uv sync --group bench`).", ""]
+    return lines
+
+
+def render_oneshot(res: JsonDict) -> list[str]:
+    proto = res["protocol"]
+    cal, test = proto["calibration"], proto["test"]
+    lines = [
+        f"{proto['dataset']}: students are {proto['students']}; strangers are {proto['strangers']}. "
+        f"Split (seed {proto['seed']}) into a calibration class ({cal['students']} students, "
+        f"{cal['strangers']} strangers) and a test class ({test['students']} students, "
+        f"{test['strangers']} strangers; {test['genuine_probes']} genuine and "
+        f"{test['stranger_probes']} stranger probes). The {pct(proto['false_accept_target'])} "
+        "false-accept threshold is chosen on the calibration class only; every rate below is on "
+        "the test class.",
+        "",
+    ]
+    rows = []
+    for name, sysres in res["systems"].items():
+        for method in sysres["methods"].values():
+            system = OURS if name == "rollcall" else PEER
+            for point, threshold_key in (
+                ("at_default", "default_threshold"),
+                ("at_calibrated", "calibrated_threshold"),
+            ):
+                rates = method[point]
+                if rates is None:
+                    continue
+                rows.append(
+                    [
+                        f"{system}: {method['label']}",
+                        ("default" if point == "at_default" else "1% FA (calibrated)")
+                        + f" = {method[threshold_key]}",
+                        pct(rates["rank1"]),
+                        pct(rates["named_right"]),
+                        pct(rates["wrong_name"]),
+                        pct(rates["false_accept"]),
+                    ]
+                )
+    lines += table(
+        [
+            "system / decision",
+            "threshold",
+            "rank-1",
+            "named right",
+            "wrong name",
+            "strangers accepted",
+        ],
+        rows,
+        "llrrrr",
+    )
+    notes = []
+    for name, sysres in res["systems"].items():
+        system = OURS if name == "rollcall" else PEER
+        notes.append(
+            f"{system}: {sysres['registration_photos_without_face']} registration photos without "
+            f"a face (registered from the central box), {sysres['test_probes_without_face']} test "
+            "probes without a face (no name given)."
+        )
+    return [*lines, " ".join(notes), ""]
+
+
+def render_groups(res: JsonDict) -> list[str]:
+    lines = ["### Detection", ""]
+    rows = []
+    for det in res["detection"].values():
+        totals = det["totals"]
+        rows.append(
+            [
+                det["label"],
+                totals["annotated_photos"],
+                totals["annotated_faces"],
+                totals["detected"],
+                totals["matched"],
+                pct(totals["precision"]),
+                pct(totals["recall"]),
+                f"{totals['exact_count_found']} / {totals['exact_count_expected']}"
+                if totals["exact_count_photos"]
+                else "-",
+            ]
+        )
+    lines += table(
+        [
+            "detector",
+            "annotated photos",
+            "faces",
+            "detections",
+            "matched",
+            "precision",
+            "recall",
+            "count-only photos: found / expected",
+        ],
+        rows,
+        "lrrrrrrr",
+    )
+    att = res["attendance"]
+    lines += [
+        "### Attendance end to end",
+        "",
+        f"Class: the {att['class_size']} identities of `faces/people`; "
+        f"{att['photos']} group photos with enrollable people, default thresholds.",
+        "",
+    ]
+    rows = []
+    for name, sysres in att["systems"].items():
+        system = OURS if name == "rollcall" else PEER
+        for method_name, method in sysres["methods"].items():
+            totals = method["totals"]
+            label = {"stage1": "stage 1 (default)", "two_stage": "two-stage head"}.get(
+                method_name, "nearest within 0.6"
+            )
+            rows.append(
+                [
+                    f"{system}, {label}",
+                    sysres["registered"],
+                    totals["people"],
+                    totals["given"],
+                    totals["right"],
+                    pct(totals["precision"]),
+                    pct(totals["recall"]),
+                ]
+            )
+    lines += table(
+        ["system", "registered", "people in photos", "names given", "right", "precision", "recall"],
+        rows,
+        "lrrrrrr",
+    )
+    per_photo = []
+    systems = att["systems"]
+    for index, photo in enumerate(systems["rollcall"]["methods"]["stage1"]["photos"]):
+        row = [photo["name"], ", ".join(photo["expected"]), _named(photo)]
+        if PEER in systems:
+            row.append(_named(systems[PEER]["methods"]["nearest"]["photos"][index]))
+        per_photo.append(row)
+    header = ["photo", "enrollable people", f"{OURS} named"]
+    if PEER in systems:
+        header.append(f"{PEER} named")
+    lines += table(header, per_photo, "l" * len(header))
+    return lines
+
+
+def _named(photo: JsonDict) -> str:
+    wrong = [n for n in photo["named"] if n not in photo["expected"]]
+    text = f"{photo['right']}/{photo['people']} right"
+    if wrong:
+        text += "; wrong: " + ", ".join(wrong)
+    duplicates = len(photo["named"]) - len(set(photo["named"]))
+    if duplicates:
+        text += f"; {duplicates} repeated"
+    return text
+
+
+def render_speed(res: JsonDict) -> list[str]:
+    stages = res["stages"]
+    peer = res.get("peer_available", False)
+    loads = [
+        res[part][key][0]
+        for part in ("stages", "embedding", "class_growth", "http")
+        for key in ("load_average_before", "load_average_after")
+    ]
+    cores = res.get("cores") or 0
+    lines = [
+        f"Load average (1/5/15 min) during this section: stages {stages['load_average_before']} → "
+        f"{stages['load_average_after']}, HTTP {res['http']['load_average_before']} → "
+        f"{res['http']['load_average_after']}. Medians of {stages['repeats']} runs after a warm-up "
+        "(fewer on the crowd photo, see the JSON).",
+        "",
+    ]
+    if cores and max(loads) > cores:
+        lines += [
+            f"**The machine was busy** (1-minute load up to {max(loads):.1f} on {cores} cores, "
+            "other jobs sharing the CPU): absolute times are pessimistic and noisy; the ratios "
+            "between the two systems, measured one after the other in the same run, are the "
+            "figures to compare. Re-measure on a quiet machine with "
+            "`uv run --group bench python -m bench --sections speed`.",
+            "",
+        ]
+    lines += [
+        "### Per-stage latency (ms)",
+        "",
+        f"Match = against a class of {stages['class_size']} students. Segment (GrabCut) is off by "
+        "default and not in the total (not timed on photos of more than ten faces). face_recognition's align = its 5-point landmarks; its embed "
+        "includes cutting the face chip.",
+        "",
+    ]
+    rows = []
+    for label, photo in stages["photos"].items():
+        systems = [("rollcall", OURS)] + ([(PEER, PEER)] if peer else [])
+        for key, name in systems:
+            entry = photo[key]
+            st = entry["stages_ms"]
+            total = sum(v for k, v in st.items() if k != "segment" and v is not None)
+            rows.append(
+                [
+                    f"{label}: `{photo['file'].rsplit('/', 1)[-1]}` {photo['size']}",
+                    name,
+                    entry["faces"],
+                    *[f"{st[k]:.1f}" if st[k] is not None else "-" for k in _STAGES],
+                    f"{total:.1f}",
+                    f"{entry['end_to_end_ms']:.1f}",
+                ]
+            )
+        if peer:
+            ratio = photo["rollcall"]["end_to_end_ms"] / photo[PEER]["end_to_end_ms"]
+            rows.append(
+                ["", "ratio Rollcall ÷ face_recognition", "", *[""] * 6, "", fmt_ratio(ratio)]
+            )
+    lines += table(
+        ["photo", "system", "faces", *_STAGES, "sum", "end to end"],
+        rows,
+        "llrrrrrrrrr",
+    )
+    emb = res["embedding"]
+    lines += ["### Embedding throughput", ""]
+    rows = []
+    for row in emb["rows"]:
+        cells = [row["batch"], fmt(row["rollcall_per_second"], "/s")]
+        if peer:
+            cells += [
+                fmt(row["face_recognition_per_second"], "/s"),
+                fmt_ratio(row["rollcall_per_second"] / row["face_recognition_per_second"]),
+            ]
+        rows.append(cells)
+    header = ["batch", f"{OURS} FaceNet 160 px passes"]
+    if peer:
+        header += [f"{PEER} ResNet 150 px passes", "ratio"]
+    lines += table(header, rows)
+    lines += [
+        f"Rollcall embeds every face twice (crop and mirror), so its faces per second are half "
+        f"its passes per second. Median of {emb['repeats']} runs.",
+        "",
+    ]
+    growth = res["class_growth"]
+    lines += [
+        "### Registration and head training as the class grows (LFW identities)",
+        "",
+        "Registration = enrolment of one photo (detect, crop, 15 augmented views embedded) + the "
+        "class gallery rebuilt + the duplicate check, as the service computes it (storage not "
+        "included; the HTTP figure below includes it). Head training: from scratch, and "
+        "warm-started after one more student (what the service's background trainer does).",
+        "",
+    ]
+    lines += table(
+        [
+            "students",
+            "registration",
+            "of which enrolment",
+            "head training (cold)",
+            "steps",
+            "head retraining (+1, warm)",
+        ],
+        [
+            [
+                r["students"],
+                fmt(r["registration_ms"], "ms"),
+                fmt(r["enrolment_ms"], "ms"),
+                fmt(r["head_training_s"], "s"),
+                r["head_steps"],
+                fmt(r["head_retraining_warm_s"], "s"),
+            ]
+            for r in growth["rows"]
+        ],
+    )
+    http = res["http"]
+    lines += [
+        "### HTTP service: `/mark/detect`",
+        "",
+        f"The real service on loopback (`uvicorn app.main:app`, disk storage, default settings: "
+        f"one inference at a time), started in {http['startup_s']} s; "
+        f"{http['students_registered']} students registered through `/register/register-student` "
+        f"(median {fmt(http['registration_ms_median'], 'ms')}, p95 "
+        f"{fmt(http['registration_ms_p95'], 'ms')} per registration, HTTP included); head "
+        f"`{http['head_state_before_load']}` before the load. Photo `{http['photo']}`.",
+        "",
+    ]
+    lines += table(
+        ["concurrent clients", "requests", "failures", "requests/s", "p50", "p95"],
+        [
+            [
+                lv["concurrency"],
+                lv["requests"],
+                lv["failures"],
+                f"{lv['requests_per_second']:.2f}",
+                fmt(lv["p50_ms"], "ms"),
+                fmt(lv["p95_ms"], "ms"),
+            ]
+            for lv in http["levels"]
+        ],
+    )
+    lines += [
+        f"Service RSS: {fmt_bytes(http['rss_idle_bytes'])} when ready, peak "
+        f"{fmt_bytes(http['rss_peak_bytes'])} ({http['rss_peak_source']}).",
+        "",
+    ]
+    return lines
+
+
+_STAGES = ("decode", "detect", "align", "segment", "embed", "match")
+
+
+def render_scale(res: JsonDict) -> list[str]:
+    peer = res.get("peer_available", False)
+    rows = []
+    for row in res["rows"]:
+        cells: list[object] = [f"{row['gallery']:,}"]
+        for faces in res["faces_per_photo"]:
+            cells.append(fmt(row[f"rollcall_ms_{faces}"], "ms"))
+            if peer:
+                cells.append(fmt(row[f"face_recognition_ms_{faces}"], "ms"))
+        cells += [
+            fmt_bytes(row["rollcall_template_bytes"]),
+            fmt_bytes(row["rollcall_views_bytes"]),
+            fmt_bytes(row[f"rollcall_peak_bytes_{res['faces_per_photo'][-1]}"]),
+        ]
+        if peer:
+            cells += [
+                fmt_bytes(row["face_recognition_encoding_bytes"]),
+                fmt_bytes(row[f"face_recognition_peak_bytes_{res['faces_per_photo'][-1]}"]),
+            ]
+        rows.append(cells)
+    header = ["stored"]
+    for faces in res["faces_per_photo"]:
+        header.append(f"{OURS} {faces} face(s)")
+        if peer:
+            header.append(f"{PEER} {faces} face(s)")
+    last = res["faces_per_photo"][-1]
+    header += [
+        f"{OURS} templates",
+        f"{OURS} views ({res['views_per_student']}/student)",
+        f"{OURS} peak during a {last}-face match",
+    ]
+    if peer:
+        header += [f"{PEER} encodings", f"{PEER} peak during a {last}-face match"]
+    return [
+        "Synthetic unit vectors; Rollcall `match_faces` (cohort score + joint assignment, 512-D "
+        "float32), face_recognition `face_distance` per face (128-D float64). Median of "
+        f"{res['repeats']} runs; peak = tracemalloc peak of one call.",
+        "",
+        *table(header, rows),
+    ]
+
+
+RENDERERS = {
+    "verification": render_verification,
+    "oneshot": render_oneshot,
+    "groups": render_groups,
+    "speed": render_speed,
+    "scale": render_scale,
+}
+
+
+def render_markdown(data: JsonDict) -> str:
+    sections = data.get("sections", {})
+    lines = [
+        "# Benchmarks: Rollcall side by side with face_recognition (dlib)",
+        "",
+        "Generated by `uv run --group bench python -m bench` from `docs/benchmarks.json`; do not "
+        "edit by hand. One section alone: `--sections speed` (merged into the JSON). "
+        "`--render-only` re-renders this file.",
+        "",
+    ]
+    machine = data.get("machine", {})
+    if machine:
+        lines += [
+            f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
+            f"{machine.get('memory_gib')} GiB, no GPU used; Python {machine.get('python')}, "
+            f"torch {machine.get('torch')} ({machine.get('torch_threads')} threads), dlib "
+            f"{machine.get('dlib')}, face_recognition {machine.get('face_recognition')}, "
+            f"onnxruntime {machine.get('onnxruntime')}.",
+            "",
+        ]
+    lines += table(
+        ["section", "date (UTC)", "commit", "seconds", "load avg before → after", "command"],
+        [
+            [
+                name,
+                s["date"],
+                (s["machine"].get("git_commit") or "?")[:10]
+                + (" (modified)" if s["machine"].get("git_dirty") else ""),
+                f"{s['seconds']:.0f}",
+                f"{s['load_average_before']} → {s['load_average_after']}",
+                f"`{s['command']}`" + (" (quick)" if s.get("quick") else ""),
+            ]
+            for name, s in sections.items()
+        ],
+        "llllll",
+    )
+    if any(s.get("quick") for s in sections.values()):
+        lines += ["**Quick run: subsets only; not the published figures.**", ""]
+
+    found = comparisons(data)
+    losses = [c for c in found if c.winner == PEER]
+    lines += ["## Where Rollcall loses to face_recognition", ""]
+    if losses:
+        lines += [
+            f"Rollcall is worse than face_recognition on {len(losses)} of the {len(found)} "
+            "compared figures below (all from the same run):",
+            "",
+        ]
+        lines += table(COMPARISON_HEADER, comparison_rows(losses), "lrrrl")
+    elif found:
+        lines += [f"On none of the {len(found)} compared figures.", ""]
+    else:
+        lines += ["No comparison available (face_recognition not measured).", ""]
+    lines += ["## Every comparison", ""]
+    lines += table(COMPARISON_HEADER, comparison_rows(found), "lrrrl")
+
+    for name, title in SECTION_TITLES.items():
+        res = results(data, name)
+        if res is None:
+            continue
+        lines += [f"## {title}", ""]
+        lines += RENDERERS[name](res)
+    return "\n".join(lines).rstrip() + "\n"

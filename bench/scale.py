@@ -1,0 +1,96 @@
+"""Matching cost as the gallery grows, up to 100k stored embeddings (synthetic unit vectors).
+
+Rollcall: ``ml.matching.match_faces`` (cohort-normalised stage 1 + joint assignment) of 1 and of 30
+faces against N 512-D float32 templates. face_recognition: ``face_distance`` (euclidean, 128-D
+float64, its own dtype) of each face against N encodings, then the nearest. The vectors are random
+unit vectors: the cost does not depend on their values. Times are medians of repeated calls;
+memory is the stored matrix and the peak of the allocations made during one call (tracemalloc,
+which sees numpy's buffers).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.common import BenchContext, JsonDict, rounded, unit_rows
+from ml.matching import Gallery, match_faces
+
+logger = logging.getLogger(__name__)
+
+SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
+QUICK_SIZES = (1_000, 10_000)
+FACES = (1, 30)
+VIEWS_PER_STUDENT = 15
+"""What the service keeps per student besides the template (``ml.config.PipelineConfig.n_views``)."""
+
+
+def timed(action: Callable[[], object], repeats: int) -> tuple[float, int]:
+    """(median seconds, peak bytes allocated during one call)."""
+    action()
+    durations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        durations.append(time.perf_counter() - started)
+    tracemalloc.start()
+    action()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return statistics.median(durations), peak
+
+
+def nearest_by_distance(
+    known: npt.NDArray[np.float64], faces: npt.NDArray[np.float64]
+) -> list[int]:
+    """face_recognition's loop: ``face_distance(known, face)`` per face, then the nearest."""
+    face_distance = importlib.import_module("face_recognition").face_distance
+    return [int(np.argmin(face_distance(known, face))) for face in faces]
+
+
+def run(ctx: BenchContext) -> JsonDict:
+    from bench.systems import face_recognition_available
+
+    rng = np.random.default_rng(ctx.seed)
+    sizes = QUICK_SIZES if ctx.quick else SIZES
+    repeats = 3 if ctx.quick else 7
+    peer = face_recognition_available()
+    rows = []
+    for size in sizes:
+        templates = unit_rows(rng.standard_normal((size, 512), dtype=np.float32))
+        ids = [f"s{i:06d}" for i in range(size)]
+        gallery = Gallery(ids, templates, [templates[i : i + 1] for i in range(size)])
+        known = unit_rows(rng.standard_normal((size, 128))).astype(np.float64) * 0.6
+        row: JsonDict = {
+            "gallery": size,
+            "rollcall_template_bytes": int(templates.nbytes),
+            "rollcall_views_bytes": int(size * VIEWS_PER_STUDENT * 512 * 4),
+            "face_recognition_encoding_bytes": int(known.nbytes) if peer else None,
+        }
+        for faces in FACES:
+            probes = unit_rows(rng.standard_normal((faces, 512), dtype=np.float32))
+            seconds, peak = timed(partial(match_faces, probes, gallery), repeats)
+            row[f"rollcall_ms_{faces}"] = rounded(seconds * 1000, 3)
+            row[f"rollcall_peak_bytes_{faces}"] = int(peak)
+            if peer:
+                peer_faces = unit_rows(rng.standard_normal((faces, 128))).astype(np.float64)
+                seconds, peak = timed(partial(nearest_by_distance, known, peer_faces), repeats)
+                row[f"face_recognition_ms_{faces}"] = rounded(seconds * 1000, 3)
+                row[f"face_recognition_peak_bytes_{faces}"] = int(peak)
+        logger.info("scale %d: %s", size, row)
+        rows.append(row)
+    return {
+        "repeats": repeats,
+        "faces_per_photo": list(FACES),
+        "views_per_student": VIEWS_PER_STUDENT,
+        "peer_available": peer,
+        "rows": rows,
+    }

@@ -1,0 +1,423 @@
+"""The web console end to end in headless Chromium (Debian's ``/usr/bin/chromium``, driven by
+Playwright; no browser is ever downloaded), against the real app with the real models served by
+uvicorn on a loopback port.
+
+Screenshots of the main screens go to a temporary folder, or to ``$ROLLCALL_SCREENSHOTS_DIR`` when
+set: ``ROLLCALL_SCREENSHOTS_DIR=docs/screenshots uv run pytest tests/app/test_console_browser.py``
+made the ones in the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from app.storage import DiskObjectStore, ObjectStore
+from ml.pipeline import FacePipeline
+from tests.app.conftest import CAST, api_settings
+from tests.conftest import CAST_UNKNOWN_THRESHOLD
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    # The sandbox has no network: without these Chromium keeps trying to reach Google services.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # A synthetic camera (a test pattern, no face), allowed without asking.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+DESKTOP: ViewportSize = {"width": 1200, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SCREENSHOTS_ENV = "ROLLCALL_SCREENSHOTS_DIR"
+WAIT_MS = 60_000
+"""Longest wait for anything on the page: recognition on two busy CI cores can take seconds."""
+
+IMAGES_LOADED = """(selector) => {
+    const images = [...document.querySelectorAll(selector)];
+    return images.length > 0 && images.every((i) => i.complete && i.naturalWidth > 0);
+}"""
+
+
+# --- the server and the browser -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveServer:
+    url: str
+    store: ObjectStore
+
+
+@contextmanager
+def live_server(
+    pipeline: FacePipeline, store: ObjectStore, **settings: Any
+) -> Iterator[LiveServer]:
+    """The app served by uvicorn in a background thread on a free loopback port."""
+    import uvicorn
+
+    from app.main import create_app
+
+    app = create_app(api_settings(**settings), pipeline=pipeline, store=store)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="console-uvicorn", daemon=True
+    )
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        assert server.started, "uvicorn did not start"
+        yield LiveServer(f"http://127.0.0.1:{port}", store)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=120)
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+def console_pipeline(fast_face_pipeline: FacePipeline) -> FacePipeline:
+    """One view per photo (fast) at the operator threshold for the face-api.js cast: at the
+    calibrated default bbt3 names four of the five (Penny scores 0.36 < 0.41); see
+    ``CAST_UNKNOWN_THRESHOLD``."""
+    config = dataclasses.replace(
+        fast_face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD
+    )
+    return FacePipeline(
+        config,
+        fast_face_pipeline.detector,
+        fast_face_pipeline.embedder,
+        fast_face_pipeline.segmenter,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(
+    console_pipeline: FacePipeline, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    store = DiskObjectStore(tmp_path_factory.mktemp("console-store"))
+    with live_server(console_pipeline, store) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@dataclasses.dataclass
+class PageErrors:
+    errors: list[str]
+
+
+@contextmanager
+def open_page(browser: Browser, viewport: ViewportSize) -> Iterator[tuple[Page, PageErrors]]:
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    seen = PageErrors([])
+    page.on("pageerror", lambda error: seen.errors.append(str(error)))
+    try:
+        yield page, seen
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Page, str], Path]:
+    configured = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shoot(page: Page, name: str) -> Path:
+        # 256 colours keep a screenshot with photos in it commit-sized (~100-250 KB).
+        captured = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+        path = folder / f"{name}.png"
+        captured.quantize(colors=256).save(path, format="PNG", optimize=True)
+        return path
+
+    return shoot
+
+
+def _cast_photo(people_dir: Path, name: str) -> Path:
+    return people_dir / f"face_api_js__{name}" / f"{name}1.png"
+
+
+# --- the flow -------------------------------------------------------------------------------
+
+
+def test_teacher_flow(
+    server: LiveServer,
+    browser: Browser,
+    people_dir: Path,
+    groups_dir: Path,
+    screenshots: Callable[[Page, str], Path],
+    tmp_path: Path,
+) -> None:
+    """Create a class, register the cast from files, take the attendance of bbt3, download the
+    CSV, look at the history, delete a student."""
+    from playwright.sync_api import expect
+
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(server.url + "/")
+        expect(page).to_have_url(server.url + "/console/")
+        expect(page.get_by_text("No class yet")).to_be_visible()
+
+        # A class, its id filled in from the name.
+        page.get_by_label("Name", exact=True).fill("Big Bang Theory")
+        expect(page.get_by_label("Id", exact=True)).to_have_value("big-bang-theory")
+        page.get_by_role("button", name="Create class").click()
+        expect(page.locator("h1")).to_have_text("Big Bang Theory")
+        expect(page.get_by_text("No student yet")).to_be_visible()
+
+        # Register the five from files: each photo is checked before it can be saved.
+        page.get_by_role("link", name="Register a student").click()
+        save = page.get_by_role("button", name="Save student")
+        for name in CAST:
+            page.get_by_label("Name", exact=True).fill(name.title())
+            expect(page.get_by_label("Student id", exact=True)).to_have_value(name)
+            expect(save).to_be_disabled()
+            page.locator("#photo-file").set_input_files(_cast_photo(people_dir, name))
+            expect(page.locator("#check-verdict")).to_have_text("Good photo: one clear face.")
+            expect(page.locator(".quality")).to_contain_text("Face size")
+            expect(page.locator(".face-box")).to_be_visible()
+            save.click()
+            expect(page.get_by_role("status")).to_have_text(f"{name.title()} registered.")
+            expect(page.get_by_label("Name", exact=True)).to_have_value("")
+        expect(page.locator(".registered li")).to_have_count(len(CAST))
+
+        # The camera path: a frame of Chromium's fake camera goes through the same check.
+        page.get_by_role("button", name="Use the camera").click()
+        shoot = page.get_by_role("button", name="Take photo")
+        expect(shoot).to_be_enabled()
+        shoot.click()
+        expect(page.locator("#camera-dialog")).to_be_hidden()
+        expect(page.locator("#check-verdict")).to_contain_text("no face found")
+        expect(page.locator(".preview img")).to_be_visible()
+
+        # The check speaks up before anything is saved: a look-alike, then a group photo.
+        page.get_by_label("Name", exact=True).fill("Shelly")
+        sheldon2 = people_dir / "face_api_js__sheldon" / "sheldon2.png"
+        page.locator("#photo-file").set_input_files(sheldon2)
+        verdict = page.locator("#check-verdict")
+        expect(verdict).to_contain_text("very similar to student 'sheldon'")
+        expect(save).to_be_enabled()
+        screenshots(page, "register-check")
+        page.locator("#photo-file").set_input_files(groups_dir / "face_api_js__bbt3.jpg")
+        expect(verdict).to_contain_text("Not usable")
+        expect(verdict).to_contain_text("faces")
+        expect(save).to_be_disabled()
+        expect(page.get_by_role("button", name="Retake")).to_be_visible()
+        screenshots(page, "register-refused")
+
+        # The class: five students with their thumbnails, and the head.
+        page.get_by_role("link", name="Students", exact=True).click()
+        cards = page.locator("li.student")
+        expect(cards).to_have_count(len(CAST))
+        expect(page.locator("#student-count")).to_have_text("5 students enrolled.")
+        page.wait_for_function(IMAGES_LOADED, arg="img.thumb")
+        expect(page.locator("#head-state")).to_contain_text("version")  # first head trained
+        screenshots(page, "class")
+
+        # A session with bbt3: the five names on the page.
+        page.get_by_role("link", name="Sessions").click()
+        page.get_by_label("Label", exact=True).fill("Pilot")
+        page.get_by_label("Date", exact=True).fill("2007-09-24")
+        page.get_by_role("button", name="Start session").click()
+        expect(page.locator("h1")).to_have_text("Pilot")
+        page.locator("#session-photos").set_input_files(groups_dir / "face_api_js__bbt3.jpg")
+        present = page.locator("#present-list .student-name")
+        expect(present).to_have_count(len(CAST))
+        assert sorted(present.all_inner_texts()) == sorted(n.title() for n in CAST)
+        expect(page.locator("#absent-list li")).to_have_count(0)
+        expect(page.locator("#session-counts")).to_contain_text("5 present, 0 absent")
+        page.wait_for_function(IMAGES_LOADED, arg="img.annotated")
+        caption = page.locator(".photo-result figcaption").first
+        for name in CAST:
+            expect(caption).to_contain_text(name.title())
+
+        # A second photo merges; its strangers are shown as crops.
+        page.locator("#session-photos").set_input_files(groups_dir / "face_api_js__bbt2.jpg")
+        expect(page.locator(".photo-result")).to_have_count(2)
+        expect(page.locator(".unknown-faces img.crop").first).to_be_visible()
+        page.wait_for_function(IMAGES_LOADED, arg="img.crop")
+        expect(present).to_have_count(len(CAST))
+        screenshots(page, "session")
+
+        # The CSV, as the browser downloads it.
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download CSV").click()
+        download = download_info.value
+        assert download.suggested_filename.endswith(".csv")
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+        assert sorted((r["student_id"], r["name"], r["status"]) for r in rows) == sorted(
+            (n, n.title(), "present") for n in CAST
+        )
+        assert all(float(r["similarity"]) >= CAST_UNKNOWN_THRESHOLD for r in rows)
+
+        # Past sessions with their counts, then one student's history.
+        page.get_by_role("link", name="Sessions").click()
+        row = page.locator("#sessions-table tbody tr")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("2007-09-24")
+        expect(row).to_contain_text("5 of 5")
+        page.get_by_label("Label", exact=True).fill("Second lesson")
+        page.get_by_label("Date", exact=True).fill("2007-10-01")
+        page.get_by_role("button", name="Start session").click()
+        expect(page.locator("#session-counts")).to_contain_text("0 present, 5 absent")
+        page.get_by_role("link", name="Sessions").click()
+        session_rows = page.locator("#sessions-table tbody tr")
+        expect(session_rows).to_have_count(2)
+        expect(session_rows.first).to_contain_text("0 of 5")  # newest first
+        expect(session_rows.last).to_contain_text("5 of 5")
+        screenshots(page, "sessions")
+        page.get_by_role("link", name="Big Bang Theory").click()
+        page.get_by_role("link", name="Penny").click()
+        expect(page.locator("#history-summary")).to_have_text("Present at 1 of 2 sessions.")
+        history = page.locator("#history-table tbody tr")
+        expect(history).to_have_count(2)
+        expect(history.first).to_contain_text("absent")
+        expect(history.last).to_contain_text("present")
+        page.wait_for_function(IMAGES_LOADED, arg="img.thumb")
+        screenshots(page, "student-history")
+
+        # Delete a student: the confirmation says what is erased.
+        page.get_by_role("link", name="Big Bang Theory").click()
+        page.get_by_role("button", name="Delete Howard").click()
+        dialog = page.locator("#confirm-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("registration photos and face embeddings are erased")
+        page.locator("#confirm-ok").click()
+        expect(page.get_by_role("status")).to_have_text(
+            "Howard deleted: photos and embeddings erased."
+        )
+        expect(cards).to_have_count(len(CAST) - 1)
+        expect(page.locator("#student-count")).to_have_text("4 students enrolled.")
+        assert "howard" not in [
+            s["id"] for s in _get(server, "/v1/classes/big-bang-theory/students")
+        ]
+        assert server.store.list("classes/big-bang-theory/students/howard/") == []
+        assert seen.errors == []
+
+
+def _get(server: LiveServer, path: str, **headers: str) -> Any:
+    response = httpx.get(server.url + path, headers=headers, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def _seed_class(server: LiveServer, people_dir: Path, bbt3: Path, class_id: str) -> str:
+    """A class with the cast and one session on bbt3, through the API; returns the session id."""
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        client.post("/v1/classes", json={"id": class_id, "name": "Phone check"}).raise_for_status()
+        for name in CAST:
+            client.post(
+                f"/v1/classes/{class_id}/students",
+                data={"student_id": name, "name": name.title()},
+                files={"photos": (f"{name}1.png", _cast_photo(people_dir, name).read_bytes())},
+            ).raise_for_status()
+        session = client.post(f"/v1/classes/{class_id}/sessions", json={"label": "Lesson"})
+        session.raise_for_status()
+        session_id: str = session.json()["id"]
+        client.post(
+            f"/v1/classes/{class_id}/sessions/{session_id}/photos",
+            files={"photo": ("bbt3.jpg", bbt3.read_bytes(), "image/jpeg")},
+        ).raise_for_status()
+    return session_id
+
+
+def test_phone_width(
+    server: LiveServer,
+    browser: Browser,
+    people_dir: Path,
+    groups_dir: Path,
+    screenshots: Callable[[Page, str], Path],
+) -> None:
+    """At 390 px nothing is wider than the screen, and the session is readable."""
+    from playwright.sync_api import expect
+
+    session_id = _seed_class(server, people_dir, groups_dir / "face_api_js__bbt3.jpg", "phone")
+    overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
+    with open_page(browser, PHONE) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/phone")
+        expect(page.locator("li.student")).to_have_count(len(CAST))
+        page.wait_for_function(IMAGES_LOADED, arg="img.thumb")
+        assert page.evaluate(overflow) <= 0
+        page.goto(f"{server.url}/console/#/c/phone/s/{session_id}")
+        expect(page.locator("#present-list li")).to_have_count(len(CAST))
+        page.wait_for_function(IMAGES_LOADED, arg="img.annotated")
+        assert page.evaluate(overflow) <= 0
+        photo_width = page.locator("img.annotated").bounding_box()
+        assert photo_width is not None and photo_width["width"] <= PHONE["width"]
+        screenshots(page, "phone-session")
+        assert seen.errors == []
+
+
+def test_console_asks_for_the_api_key(
+    console_pipeline: FacePipeline, browser: Browser, tmp_path: Path
+) -> None:
+    """With keys configured the console asks for one on the first 401, retries with it, asks
+    again when it is refused, and sends it with every call (images included)."""
+    from playwright.sync_api import expect
+
+    from app.settings import Settings
+
+    if "api_keys" not in Settings.model_fields:
+        pytest.skip("this version has no API keys (ROLLCALL_API_KEYS)")
+    key = "console-test-key-0123456789"
+    store = DiskObjectStore(tmp_path / "store")
+    with live_server(console_pipeline, store, api_keys=key) as keyed:
+        assert httpx.get(keyed.url + "/v1/classes").status_code == 401
+        with open_page(browser, DESKTOP) as (page, seen):
+            page.goto(keyed.url + "/console/")
+            dialog = page.locator("#key-dialog")
+            expect(dialog).to_be_visible()
+            expect(dialog).to_contain_text("This server needs an API key.")
+            page.get_by_label("API key", exact=True).fill("wrong-key-but-long-enough")
+            page.get_by_role("button", name="Use key").click()
+            expect(dialog).to_contain_text("That API key was refused.")
+            page.get_by_label("API key", exact=True).fill(key)
+            page.get_by_role("button", name="Use key").click()
+            expect(dialog).to_be_hidden()
+            expect(page.get_by_text("No class yet")).to_be_visible()
+            page.get_by_label("Name", exact=True).fill("Keyed")
+            page.get_by_role("button", name="Create class").click()
+            expect(page.locator("h1")).to_have_text("Keyed")
+            assert page.evaluate("() => sessionStorage.getItem('rollcall.apiKey')") == key
+            expect(page.get_by_role("button", name="API key")).to_be_visible()
+            assert seen.errors == []
+        assert [c["id"] for c in _get(keyed, "/v1/classes", **{"X-API-Key": key})] == ["keyed"]
