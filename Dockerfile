@@ -37,7 +37,10 @@ RUN groupadd --system --gid 10001 rollcall \
 COPY --from=build /opt/rollcall/venv /opt/rollcall/venv
 COPY --from=build /opt/rollcall/models /opt/rollcall/models
 COPY --from=build /opt/rollcall/app /opt/rollcall/app
+# MALLOC_ARENA_MAX=2: glibc's per-thread arenas let the inference thread pool hold ~0.7 GiB more
+# under load for the same throughput (docs/reliability.md).
 ENV PATH=/opt/rollcall/venv/bin:$PATH \
+    MALLOC_ARENA_MAX=2 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ROLLCALL_MODEL_CACHE_DIR=/opt/rollcall/models \

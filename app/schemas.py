@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.services.ids import MAX_NAME_LENGTH, SLUG_PATTERN
+from app.services.ids import MAX_NAME_LENGTH, SLUG_PATTERN, clean_name
 
 Slug = Annotated[
     str,
     StringConstraints(pattern=SLUG_PATTERN),
     Field(description="URL-safe id: `[a-z0-9][a-z0-9_-]{0,63}`", examples=["physics-7b"]),
 ]
+# Every display name (class, session label, student) passes the same check as a registered
+# student's name: no control or bidirectional-override characters (spoofing), blanks collapsed.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(clean_name),
 ]
 Box = tuple[float, float, float, float]
 

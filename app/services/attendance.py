@@ -19,6 +19,7 @@ from app import schemas
 from app.images import encode_jpeg
 from app.services import layout, thumbnails
 from app.services.context import Context
+from app.services.erasure import complete_photo_ids
 from app.services.errors import ConflictError, NotFoundError
 from app.services.gallery import ClassGallery
 from app.services.heads import usable_head
@@ -318,14 +319,7 @@ def _delete_in_reverse(ctx: Context, keys: list[str]) -> None:
 
 
 def _stored_photo_ids(ctx: Context, class_id: str, session_id: str) -> list[str]:
-    """Ids of the session's complete photos: ``result.json`` is written last, so a photo whose
-    upload was cut off (process killed, store down) is left out."""
-    prefix = layout.session_photos_prefix(class_id, session_id)
-    return sorted(
-        key[len(prefix) :].split("/", 1)[0]
-        for key in ctx.store.list(prefix)
-        if key.endswith("/result.json")
-    )
+    return complete_photo_ids(ctx, class_id, session_id)
 
 
 def get_session(ctx: Context, class_id: str, session_id: str) -> schemas.SessionDetail:

@@ -13,6 +13,7 @@ from app import schemas
 from app.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
 from app.services import layout, thumbnails
 from app.services.context import Context
+from app.services.erasure import forget_student_in_photos
 from app.services.errors import (
     ConflictError,
     InvalidInputError,
@@ -492,6 +493,8 @@ def delete_student(ctx: Context, class_id: str, student_id: str) -> None:
         ctx.store.delete_prefix(layout.student_prefix(class_id, student_id))
         for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
             ctx.store.delete(layout.record_key(class_id, session_id, student_id))
+        # Past class photos keep the face but stop naming the student.
+        forget_student_in_photos(ctx, class_id, student_id)
 
     try:
         erase_rest()

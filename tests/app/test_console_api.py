@@ -264,8 +264,21 @@ def test_student_attendance_history(enrolled: Enrolled) -> None:
 
 def test_a_deleted_student_is_unknown_on_old_photos(enrolled: Enrolled) -> None:
     client = enrolled.client
-    assert client.delete(f"{CLASS}/students/howard").status_code == 204
     (photo_id,) = client.get(f"{CLASS}/sessions/first").json()["photo_ids"]
+    prefix = f"classes/{CLASS_ID}/sessions/first/photos/{photo_id}/"
+    annotated_before = enrolled.store.get(prefix + "annotated.jpg")
+    original_before = enrolled.store.get(prefix + "original.jpg")
+    assert b'"howard"' in enrolled.store.get(prefix + "result.json")
+
+    assert client.delete(f"{CLASS}/students/howard").status_code == 204
+    # Erased from what is stored too, not only hidden by the API: the stored result no longer
+    # names him and the annotated photo is drawn again (his face now labelled unknown, in red).
+    assert b"howard" not in enrolled.store.get(prefix + "result.json")
+    annotated_after = enrolled.store.get(prefix + "annotated.jpg")
+    assert annotated_after != annotated_before
+    assert enrolled.store.get(prefix + "original.jpg") == original_before
+    reds = [_red_pixels(_jpeg(data).convert("RGB")) for data in (annotated_before, annotated_after)]
+    assert reds[1] > reds[0] + 100
     faces = client.get(f"{CLASS}/sessions/first/photos/{photo_id}").json()["faces"]
     assert "howard" not in [f["student_id"] for f in faces]
     assert "howard" not in [f["candidate_id"] for f in faces]
@@ -273,6 +286,15 @@ def test_a_deleted_student_is_unknown_on_old_photos(enrolled: Enrolled) -> None:
     listed = client.get(f"{CLASS}/sessions").json()
     assert [s["present_count"] for s in listed] == [4, 0]
     assert trainer_of(client).wait_idle(timeout=300)
+
+
+def _red_pixels(image: Image.Image) -> int:
+    """Pixels of the annotation's "unknown" red (220, 40, 40), give or take JPEG noise."""
+    red = image.getchannel("R").point(lambda v: 255 if v > 180 else 0)
+    green = image.getchannel("G").point(lambda v: 255 if v < 80 else 0)
+    blue = image.getchannel("B").point(lambda v: 255 if v < 80 else 0)
+    both = ImageChops.multiply(ImageChops.multiply(red, green), blue)
+    return int(ImageStat.Stat(both).sum[0] / 255)
 
 
 # --- the console's files -------------------------------------------------------------------------

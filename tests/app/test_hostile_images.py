@@ -586,9 +586,15 @@ def test_bidi_override_names_are_refused(room: Room) -> None:
         data={"student_id": "zoe", "name": spoofed},
         files={"photos": ("p.jpg", photo, "image/jpeg")},
     )
+    # The JSON names (class name, session label, rename) pass the same check.
+    new_class = room.client.post("/v1/classes", json={"id": "spoof", "name": spoofed})
+    session = room.client.post("/v1/classes/room/sessions", json={"label": spoofed})
     for response in (mobile, v1):
         assert response.status_code == 422, response.text
         assert "bidirectional" in response.json()["detail"]
+    for response in (new_class, session):
+        assert response.status_code == 422, response.text
+        assert "bidirectional" in str(response.json()["detail"])
     assert room.snapshot() == before
 
 
