@@ -28,6 +28,7 @@ from bench.common import (
     REPO_DIR,
     SHARED_DIR,
     BenchContext,
+    CpuSnapshot,
     JsonDict,
     load_average,
     machine_info,
@@ -140,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("=== section %s ===", name)
         module = importlib.import_module(f"bench.{name}")
         load_before = load_average()
+        cpu_before = CpuSnapshot.now()
         started = time.perf_counter()
         date = now_iso()
         section = module.run(ctx)
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - started, 1),
             "load_average_before": load_before,
             "load_average_after": load_average(),
+            "cpu_used_by_other_processes": round(cpu_before.other_share(CpuSnapshot.now()), 3),
             "machine": machine,
             "results": section,
         }

