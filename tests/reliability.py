@@ -273,6 +273,16 @@ def _head_problems(store: ObjectStore, class_id: str, keys: list[str]) -> list[s
         pointer = layout.HeadPointerDoc.model_validate_json(store.get(pointer_key))
     except (ObjectNotFoundError, ValueError) as error:
         return [f"head pointer of {class_id} unreadable: {error!r}"]
-    if pointer.key not in keys:
-        return [f"head pointer of {class_id} names {pointer.key}, which is not stored"]
-    return []
+    if pointer.key in keys or store.exists(pointer.key):
+        return []
+    # The listing and the pointer were read at different moments: a trainer may have saved a new
+    # version and moved the pointer in between. Only a pointer that names nothing *now* is wrong.
+    try:
+        latest = layout.HeadPointerDoc.model_validate_json(store.get(pointer_key))
+    except ObjectNotFoundError:
+        return []
+    except ValueError as error:
+        return [f"head pointer of {class_id} unreadable: {error!r}"]
+    if store.exists(latest.key):
+        return []
+    return [f"head pointer of {class_id} names {latest.key}, which is not stored"]

@@ -195,6 +195,45 @@ def test_head_versions_replace_each_other_and_forget_deleted_students(store: Obj
         ctx.trainer.close()
 
 
+class FailingPipeline(CountingPipeline):
+    """Head training that fails (out of memory, killed) once the trainer has started."""
+
+    def train_head(
+        self, gallery: Gallery, previous: ProjectionHead | None = None
+    ) -> ProjectionHead | None:
+        raise RuntimeError("training failed")
+
+
+def test_a_head_erased_before_a_failed_training_is_never_used_again(store: ObjectStore) -> None:
+    ctx = _context(store, CountingPipeline())
+    try:
+        for index, student in enumerate(("ada", "bob", "cyd")):
+            put_student(store, student, seed=index)
+        ctx.trainer.train_now(CLASS_ID)
+        assert _current(ctx)[0].version == 1
+        # "bob" is erased; the next training removes the head that knew him first, then fails.
+        store.delete_prefix(layout.student_prefix(CLASS_ID, "bob"))
+        failing = _context(store, FailingPipeline())
+        try:
+            with pytest.raises(RuntimeError):
+                failing.trainer.train_now(CLASS_ID)
+        finally:
+            failing.trainer.close()
+        assert ctx.heads.versions(CLASS_ID) == []
+        # The pointer may still name the erased version (it is the version counter): a reader
+        # finds no head, and one that had it in memory may not use it (it knows bob).
+        assert failing.heads.current(CLASS_ID) is None
+        cached = ctx.heads.current(CLASS_ID)
+        assert cached is None or usable_head(cached[1], ctx.galleries.get(CLASS_ID)) is None
+        assert ctx.trainer.status(CLASS_ID, ctx.galleries.get(CLASS_ID)).state == "failed"
+        # The next head takes a new number: a process holding v1 in memory cannot mistake it.
+        ctx.trainer.train_now(CLASS_ID)
+        pointer, head = _current(ctx)
+        assert pointer.version == 2 and head.student_ids == ("ada", "cyd")
+    finally:
+        ctx.trainer.close()
+
+
 def test_trainer_debounces_a_burst_of_changes(store: ObjectStore) -> None:
     pipeline = CountingPipeline()
     ctx = _context(store, pipeline)
