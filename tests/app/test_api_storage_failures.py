@@ -6,7 +6,6 @@ to make a write fail at an exact point.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,13 +15,14 @@ from fastapi.testclient import TestClient
 from app.storage import DiskObjectStore, ObjectStore, StorageUnavailableError
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app, trainer_of
+from tests.app.delegating_store import DelegatingStore
 
 
-class FailingStore:
+class FailingStore(DelegatingStore):
     """Delegates to ``inner``; ``put`` raises for keys ``fail_on`` selects (while it is set)."""
 
     def __init__(self, inner: ObjectStore):
-        self.inner = inner
+        super().__init__(inner)
         self.fail_on: Callable[[str], bool] | None = None
 
     def put(
@@ -35,28 +35,7 @@ class FailingStore:
     ) -> None:
         if self.fail_on is not None and self.fail_on(key):
             raise StorageUnavailableError(f"injected failure writing {key}")
-        self.inner.put(key, data, content_type=content_type, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str) -> builtins.list[str]:
-        return self.inner.list(prefix)
-
-    def list_children(self, prefix: str) -> builtins.list[str]:
-        return self.inner.list_children(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def delete_prefix(self, prefix: str) -> int:
-        return self.inner.delete_prefix(prefix)
-
-    def ping(self) -> None:
-        self.inner.ping()
+        super().put(key, data, content_type=content_type, if_absent=if_absent)
 
     @property
     def description(self) -> str:

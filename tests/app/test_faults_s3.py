@@ -8,7 +8,6 @@ Figures (503 latency, recovery time, acknowledged/lost counts) go to the log and
 
 from __future__ import annotations
 
-import builtins
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ from app.services import layout
 from app.storage import S3ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import context_of, running_app
+from tests.app.delegating_store import DelegatingStore
 from tests.reliability import (
     Acknowledged,
     Person,
@@ -380,7 +380,7 @@ def test_s3_killed_mid_registrations_and_attendance_loses_nothing(
 # --- S3 killed at an exact write: the rollback itself fails, and is redone when S3 is back --------
 
 
-class HaltingStore:
+class HaltingStore(DelegatingStore):
     """Delegates to ``inner``; kills the SeaweedFS process just before the write ``halt_before``
     selects, so that write and everything after it meet a dead server."""
 
@@ -390,7 +390,7 @@ class HaltingStore:
         server: RestartableSeaweedS3Server,
         halt_before: Callable[[str], bool],
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.server = server
         self.halt_before: Callable[[str], bool] | None = halt_before
         self.halt_before_delete_prefix = False
@@ -406,35 +406,13 @@ class HaltingStore:
         if self.halt_before is not None and self.halt_before(key):
             self.halt_before = None
             self.server.halt(signal.SIGKILL)
-        self.inner.put(key, data, content_type=content_type, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str) -> builtins.list[str]:
-        return self.inner.list(prefix)
-
-    def list_children(self, prefix: str) -> builtins.list[str]:
-        return self.inner.list_children(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
+        super().put(key, data, content_type=content_type, if_absent=if_absent)
 
     def delete_prefix(self, prefix: str) -> int:
         if self.halt_before_delete_prefix:
             self.halt_before_delete_prefix = False
             self.server.halt(signal.SIGKILL)
-        return self.inner.delete_prefix(prefix)
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
+        return super().delete_prefix(prefix)
 
 
 def _fresh_store(rig: Rig, bucket: str) -> S3ObjectStore:
