@@ -18,6 +18,7 @@ from datetime import date
 from app import schemas
 from app.images import encode_jpeg
 from app.services import layout, thumbnails
+from app.services.cleanup import delete_in_order
 from app.services.context import Context
 from app.services.erasure import complete_photo_ids
 from app.services.errors import ConflictError, NotFoundError
@@ -306,16 +307,11 @@ def _roll_back_photo(ctx: Context, written: list[str]) -> None:
             else:
                 ctx.cleanup.defer(
                     f"remove the objects of a failed photo upload, e.g. {left[0]}",
-                    functools.partial(_delete_in_reverse, ctx, left),
+                    functools.partial(delete_in_order, ctx.store, left[::-1]),
                 )
             return
         except Exception:
             logger.exception("could not remove %s while rolling back", key)
-
-
-def _delete_in_reverse(ctx: Context, keys: list[str]) -> None:
-    for key in reversed(keys):
-        ctx.store.delete(key)
 
 
 def _stored_photo_ids(ctx: Context, class_id: str, session_id: str) -> list[str]:

@@ -12,6 +12,7 @@ from enum import Enum
 from app import schemas
 from app.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
 from app.services import layout, thumbnails
+from app.services.cleanup import delete_in_order
 from app.services.context import Context
 from app.services.erasure import forget_student_in_photos
 from app.services.errors import (
@@ -173,16 +174,11 @@ def _delete_keys(ctx: Context, keys: Sequence[str]) -> None:
             left = ordered[index:]
             ctx.cleanup.defer(
                 f"remove {len(left)} objects of an aborted write, e.g. {left[0]}",
-                functools.partial(_delete_all, ctx, left),
+                functools.partial(delete_in_order, ctx.store, left),
             )
             return
         except Exception:
             logger.exception("could not remove %s while rolling back", key)
-
-
-def _delete_all(ctx: Context, keys: Sequence[str]) -> None:
-    for key in keys:
-        ctx.store.delete(key)
 
 
 def _student_out(doc: layout.StudentDoc, photo_count: int) -> schemas.StudentOut:
