@@ -8,6 +8,7 @@ import {
   formatDateTime,
   formatTime,
   h,
+  listTable,
   objectUrl,
   renameDialog,
   revokeObjectUrls,
@@ -596,36 +597,21 @@ async function sessionsView(view, cid) {
     }
   });
   const newestFirst = [...sessions].reverse();
-  const table = sessions.length
-    ? h(
-        "table",
-        { class: "list", id: "sessions-table" },
-        h("caption", {}, "Past sessions"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Date", "Session", "Present", "Photos"].map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          newestFirst.map((s) =>
-            h(
-              "tr",
-              { dataset: { sessionId: s.id } },
-              h("td", {}, s.date),
-              h("td", {}, h("a", { href: `#/c/${cid}/s/${s.id}` }, s.label)),
-              h("td", {}, `${s.present_count} of ${klass.student_count}`),
-              h("td", {}, String(s.photo_count)),
-            ),
-          ),
-        ),
-      )
-    : h("p", { class: "empty" }, "No session yet.");
+  const table = listTable({
+    id: "sessions-table",
+    caption: "Past sessions",
+    headers: ["Date", "Session", "Present", "Photos"],
+    rows: newestFirst.map((s) => ({
+      attributes: { dataset: { sessionId: s.id } },
+      cells: [
+        s.date,
+        h("a", { href: `#/c/${cid}/s/${s.id}` }, s.label),
+        `${s.present_count} of ${klass.student_count}`,
+        String(s.photo_count),
+      ],
+    })),
+    empty: "No session yet.",
+  });
   return [h("h1", {}, klass.name), classTabs(cid, "sessions"), form, table];
 }
 
@@ -871,36 +857,21 @@ async function studentView(view, cid, studentId) {
       ),
     ),
   );
-  const table = history.sessions.length
-    ? h(
-        "table",
-        { class: "list", id: "history-table" },
-        h("caption", {}, "Attendance history"),
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Date", "Session", "Status", "Seen at"].map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          [...history.sessions].reverse().map((e) =>
-            h(
-              "tr",
-              { class: e.present ? "present" : "absent" },
-              h("td", {}, e.date),
-              h("td", {}, h("a", { href: `#/c/${cid}/s/${e.session_id}` }, e.label)),
-              h("td", {}, e.present ? "present" : "absent"),
-              h("td", {}, formatTime(e.recorded_at)),
-            ),
-          ),
-        ),
-      )
-    : h("p", { class: "empty" }, "No session yet.");
+  const table = listTable({
+    id: "history-table",
+    caption: "Attendance history",
+    headers: ["Date", "Session", "Status", "Seen at"],
+    rows: [...history.sessions].reverse().map((e) => ({
+      attributes: { class: e.present ? "present" : "absent" },
+      cells: [
+        e.date,
+        h("a", { href: `#/c/${cid}/s/${e.session_id}` }, e.label),
+        e.present ? "present" : "absent",
+        formatTime(e.recorded_at),
+      ],
+    })),
+    empty: "No session yet.",
+  });
   return [
     title,
     h("p", { class: "muted" }, `${student.id} · ${plural(student.photo_count, "photo")}`),

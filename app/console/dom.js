@@ -16,6 +16,25 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/**
+ * A list table: ``headers`` are the column titles, ``rows`` one ``{attributes, cells}`` per row;
+ * ``empty`` is shown instead when there is no row.
+ */
+export function listTable({ id, caption, headers, rows, empty }) {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  return h(
+    "table",
+    { class: "list", id },
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "tbody",
+      {},
+      rows.map(({ attributes, cells }) => h("tr", attributes, cells.map((c) => h("td", {}, c)))),
+    ),
+  );
+}
+
 function append(element, children) {
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
