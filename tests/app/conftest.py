@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -149,6 +150,25 @@ def fast_face_pipeline() -> FacePipeline:
     from ml.factory import build_pipeline
 
     return build_pipeline(PipelineConfig(n_views=1))
+
+
+@pytest.fixture(scope="session")
+def fast_cast_pipeline(fast_face_pipeline: FacePipeline) -> FacePipeline:
+    """One view per photo (fast) at the operator threshold for the face-api.js cast: at the
+    calibrated default bbt3 names four of the five (Penny scores 0.36 < 0.41); see
+    ``tests.conftest.CAST_UNKNOWN_THRESHOLD``."""
+    from ml.pipeline import FacePipeline
+    from tests.conftest import CAST_UNKNOWN_THRESHOLD
+
+    config = dataclasses.replace(
+        fast_face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD
+    )
+    return FacePipeline(
+        config,
+        fast_face_pipeline.detector,
+        fast_face_pipeline.embedder,
+        fast_face_pipeline.segmenter,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,21 +35,6 @@ class Enrolled:
     enrolments: dict[str, dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def fast_cast_pipeline(fast_face_pipeline: FacePipeline) -> FacePipeline:
-    """One view per photo, at the operator threshold for the cast (all five of bbt3 named; at
-    the default Penny scores 0.36 < 0.41, see ``CAST_UNKNOWN_THRESHOLD``)."""
-    config = dataclasses.replace(
-        fast_face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD
-    )
-    return FacePipeline(
-        config,
-        fast_face_pipeline.detector,
-        fast_face_pipeline.embedder,
-        fast_face_pipeline.segmenter,
-    )
-
-
 @pytest.fixture(scope="module", params=["disk", "s3"])
 def enrolled(
     request: pytest.FixtureRequest,

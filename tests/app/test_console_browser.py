@@ -98,27 +98,11 @@ def live_server(
 
 
 @pytest.fixture(scope="module")
-def console_pipeline(fast_face_pipeline: FacePipeline) -> FacePipeline:
-    """One view per photo (fast) at the operator threshold for the face-api.js cast: at the
-    calibrated default bbt3 names four of the five (Penny scores 0.36 < 0.41); see
-    ``CAST_UNKNOWN_THRESHOLD``."""
-    config = dataclasses.replace(
-        fast_face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD
-    )
-    return FacePipeline(
-        config,
-        fast_face_pipeline.detector,
-        fast_face_pipeline.embedder,
-        fast_face_pipeline.segmenter,
-    )
-
-
-@pytest.fixture(scope="module")
 def server(
-    console_pipeline: FacePipeline, tmp_path_factory: pytest.TempPathFactory
+    fast_cast_pipeline: FacePipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     store = DiskObjectStore(tmp_path_factory.mktemp("console-store"))
-    with live_server(console_pipeline, store) as running:
+    with live_server(fast_cast_pipeline, store) as running:
         yield running
 
 
@@ -391,7 +375,7 @@ def test_phone_width(
 
 
 def test_console_asks_for_the_api_key(
-    console_pipeline: FacePipeline, browser: Browser, tmp_path: Path
+    fast_cast_pipeline: FacePipeline, browser: Browser, tmp_path: Path
 ) -> None:
     """With keys configured the console asks for one on the first 401, retries with it, asks
     again when it is refused, and sends it with every call (images included)."""
@@ -399,7 +383,7 @@ def test_console_asks_for_the_api_key(
 
     key = "console-test-key-0123456789"
     store = DiskObjectStore(tmp_path / "store")
-    with live_server(console_pipeline, store, api_keys=key) as keyed:
+    with live_server(fast_cast_pipeline, store, api_keys=key) as keyed:
         assert httpx.get(keyed.url + "/v1/classes").status_code == 401
         with open_page(browser, DESKTOP) as (page, seen):
             page.goto(keyed.url + "/console/")
