@@ -415,6 +415,19 @@ class HaltingStore(DelegatingStore):
         return super().delete_prefix(prefix)
 
 
+def _enrol_cast_in_a_session(client: TestClient, people_dir: Path) -> None:
+    """Class ``c`` with the face-api.js cast enrolled and an empty session ``s``."""
+    assert client.post("/v1/classes", json={"id": "c", "name": "c"}).status_code == 201
+    for person in cast_people(people_dir):
+        response = client.post(
+            "/v1/classes/c/students",
+            data={"student_id": person.student_id, "name": person.name},
+            files={"photos": person.photo.file()},
+        )
+        assert response.status_code == 201
+    assert client.post("/v1/classes/c/sessions", json={"id": "s", "label": "s"}).status_code == 201
+
+
 def _fresh_store(rig: Rig, bucket: str) -> S3ObjectStore:
     rig.ensure_s3_up()
     info = rig.server.info
@@ -485,17 +498,7 @@ def test_attendance_cut_by_s3_death_keeps_only_whole_facts(
     inner = _fresh_store(rig, f"cut-attendance-{halted_record}")
     store = HaltingStore(inner, rig.server, lambda key: False)
     with running_app(fast_face_pipeline, store, unknown_threshold=0.30) as client:
-        assert client.post("/v1/classes", json={"id": "c", "name": "c"}).status_code == 201
-        for person in cast_people(people_dir):
-            response = client.post(
-                "/v1/classes/c/students",
-                data={"student_id": person.student_id, "name": person.name},
-                files={"photos": person.photo.file()},
-            )
-            assert response.status_code == 201
-        assert (
-            client.post("/v1/classes/c/sessions", json={"id": "s", "label": "s"}).status_code == 201
-        )
+        _enrol_cast_in_a_session(client, people_dir)
         context_of(client).trainer.wait_idle(timeout=120)
         group = group_photos(groups_dir)[0]
         store.halt_before = _records_seen(halted_record)
@@ -531,17 +534,7 @@ def test_erasure_cut_by_s3_death_is_finished(
     inner = _fresh_store(rig, "cut-erasure")
     store = HaltingStore(inner, rig.server, lambda key: False)
     with running_app(fast_face_pipeline, store, unknown_threshold=0.30) as client:
-        assert client.post("/v1/classes", json={"id": "c", "name": "c"}).status_code == 201
-        for person in cast_people(people_dir):
-            response = client.post(
-                "/v1/classes/c/students",
-                data={"student_id": person.student_id, "name": person.name},
-                files={"photos": person.photo.file()},
-            )
-            assert response.status_code == 201
-        assert (
-            client.post("/v1/classes/c/sessions", json={"id": "s", "label": "s"}).status_code == 201
-        )
+        _enrol_cast_in_a_session(client, people_dir)
         marked = client.post(
             "/v1/classes/c/sessions/s/photos", files={"photo": group_photos(groups_dir)[0].file()}
         ).json()["recorded"]
