@@ -54,6 +54,18 @@ not an image, no face or several faces on a registration photo) or 503 when stor
 """
 
 
+def _queue_backfills(context: Context) -> None:
+    if not context.backfill.models:
+        return
+    try:
+        class_ids = context.store.list_children("classes/")
+    except StorageUnavailableError as error:
+        logger.warning("back-fill not queued, storage unavailable: %s", error)
+        return  # queued again by the first request that reads each class
+    for class_id in class_ids:
+        context.backfill.request(class_id)
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
@@ -95,10 +107,13 @@ def create_app(
             logger.warning("storage not reachable yet: %s", error)
         context = Context.build(config, active_store, active_pipeline)
         app.state.context = context
+        # Students registered before a face model was added get its embeddings in the background.
+        await run_in_threadpool(_queue_backfills, context)
         logger.info("rollcall ready: storage %s", active_store.description)
         try:
             yield
         finally:
+            await run_in_threadpool(context.backfill.close)
             await run_in_threadpool(context.trainer.close)
             context.cleanup.close()
             del app.state.context

@@ -51,12 +51,26 @@ class HeadInfo(Model):
     error: str | None = None
 
 
+class ModelProgress(Model):
+    """How many registration photos a secondary face model has embedded: photos registered before
+    it was added are embedded in the background; until then they are matched on FaceNet alone."""
+
+    model: str
+    photos_done: int
+    photos_total: int
+    state: Literal["ready", "filling"]
+
+
 class ClassOut(Model):
     id: str
     name: str
     created_at: dt.datetime
     student_count: int
     head: HeadInfo | None = Field(default=None, description="Only in GET /v1/classes/{class_id}.")
+    models: list[ModelProgress] | None = Field(
+        default=None,
+        description="Only in GET /v1/classes/{class_id}: the secondary face models' back-fill.",
+    )
 
 
 # --- students ---------------------------------------------------------------------------------
@@ -69,6 +83,11 @@ class Quality(Model):
     pitch: float
     roll: float
     detection_score: float
+    grayscale: bool = Field(default=False, description="The photo is black and white.")
+    cut_by_border: bool = Field(default=False, description="The face touches the photo's edge.")
+    ignored_faces: int = Field(
+        default=0, description="Smaller background faces that were not registered."
+    )
     warnings: list[str]
 
 
@@ -83,7 +102,8 @@ class SimilarStudent(Model):
     student_id: str
     name: str
     similarity: float = Field(
-        description="Raw cosine similarity of the new face with that student."
+        description="Similarity of the new face with that student (fused over the face models, "
+        "on FaceNet's cosine scale)."
     )
     filename: str | None = Field(default=None, description="The uploaded photo it concerns.")
 
@@ -141,17 +161,30 @@ class FaceOut(Model):
     known: bool
     student_id: str | None
     name: str | None
-    similarity: float = Field(description="Raw cosine with the chosen (or best rejected) student.")
+    score: float | None = Field(
+        default=None,
+        description="The score the decision is made on, for the chosen (or best rejected) "
+        "student: the face is named when it reaches `unknown_threshold` (the similarity "
+        "minus half the best similarity with any other student of the class).",
+    )
+    similarity: float = Field(
+        description="Similarity with the chosen (or best rejected) student: the face models' "
+        "cosines fused on FaceNet's cosine scale (FaceNet's raw cosine when it is used alone)."
+    )
+    similarities: dict[str, float] = Field(
+        default_factory=dict,
+        description="Details: each face model's raw cosine with that student (e.g. facenet, dlib).",
+    )
     head_similarity: float | None = None
     candidate_id: str | None = Field(
-        default=None, description="Best raw-cosine student even when the face was rejected."
+        default=None, description="Most similar student even when the face was rejected."
     )
 
 
 class RecognitionOut(Model):
     faces: list[FaceOut]
     names: list[str] = Field(description="Names of the recognised students, in face order.")
-    unknown_threshold: float
+    unknown_threshold: float = Field(description="What each face's `score` is compared with.")
     message: str | None = None
     image: str | None = Field(
         default=None, description="Annotated photo, base64 JPEG (only when `annotate=true`)."

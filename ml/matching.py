@@ -9,13 +9,14 @@ joint assignment over the whole photo guarantees that a student is named on at m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from ml.fusion import FACENET, default_unknown_threshold, fuse
 from ml.types import Embeddings
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 # of this score measured 0.38-0.39 for every class size from 5 to 437 students, and it named more
 # students right than raw cosine at the same false-accept rate for classes of 25 and more.
 COHORT_WEIGHT = 0.5
-DEFAULT_UNKNOWN_THRESHOLD = 0.41
-"""Cohort-normalised score below which a face is unknown (1% false accepts, with a small margin)."""
+DEFAULT_UNKNOWN_THRESHOLD = default_unknown_threshold((FACENET,))
+"""FaceNet alone: cohort-normalised score below which a face is unknown (1% false accepts, with a
+small margin). Fused models have their own (``ml.fusion.DEFAULT_UNKNOWN_THRESHOLDS``)."""
 
 STAGE2_MARGIN = 0.08
 """Students whose raw cosine is within this of the face's best raw cosine are re-ranked by the head."""
@@ -70,42 +72,95 @@ def l2_normalize(vectors: npt.ArrayLike) -> Embeddings:
     return normalized
 
 
+ProbeEmbeddings = Embeddings | Mapping[str, Embeddings]
+"""Probe faces: FaceNet embeddings ``(F, 512)``, or one ``(F, D)`` matrix per model (FaceNet included)."""
+
+
+def probes_by_model(probes: ProbeEmbeddings) -> dict[str, Embeddings]:
+    if isinstance(probes, Mapping):
+        if FACENET not in probes:
+            raise ValueError("probe embeddings need FaceNet's")
+        return {model: l2_normalize(np.atleast_2d(matrix)) for model, matrix in probes.items()}
+    return {FACENET: l2_normalize(np.atleast_2d(probes))}
+
+
+@dataclass(frozen=True)
+class ModelTemplates:
+    """One secondary model's templates: a row per student, zero where the student has none yet."""
+
+    templates: Embeddings
+    available: npt.NDArray[np.bool_]
+
+
 class Gallery:
-    """The enrolled students of one class: one unit-norm template per student, plus their views."""
+    """The enrolled students of one class: one unit-norm template per student and model, plus the
+    FaceNet views (for the projection head).
+
+    ``templates`` and ``views`` are FaceNet's (the primary model, every student has them);
+    ``secondary`` holds the other models' templates, with which students have them.
+    """
 
     def __init__(
-        self, student_ids: Sequence[str], templates: Embeddings, views: Sequence[Embeddings]
+        self,
+        student_ids: Sequence[str],
+        templates: Embeddings,
+        views: Sequence[Embeddings],
+        secondary: Mapping[str, ModelTemplates] | None = None,
     ):
         if len(student_ids) != len(set(student_ids)):
             raise ValueError("duplicate student id in gallery")
         if templates.shape[0] != len(student_ids) or len(views) != len(student_ids):
             raise ValueError("one template and one view matrix per student")
+        for model, extra in (secondary or {}).items():
+            if model == FACENET:
+                raise ValueError("FaceNet is the primary model, not a secondary one")
+            if extra.templates.shape[0] != len(student_ids) or extra.available.shape != (
+                len(student_ids),
+            ):
+                raise ValueError(f"model {model!r}: one template row per student")
         self.student_ids: tuple[str, ...] = tuple(student_ids)
         self.templates: Embeddings = templates
         self.views: tuple[Embeddings, ...] = tuple(views)
+        self.secondary: dict[str, ModelTemplates] = {
+            model: extra for model, extra in (secondary or {}).items() if extra.available.any()
+        }
         self._index = {sid: i for i, sid in enumerate(self.student_ids)}
 
     @classmethod
-    def from_views(cls, views: Mapping[str, Embeddings]) -> Gallery:
-        """``student_id -> (n, D)`` raw view embeddings (all photos stacked).
+    def from_views(
+        cls,
+        views: Mapping[str, Embeddings],
+        secondary_views: Mapping[str, Mapping[str, Embeddings]] | None = None,
+    ) -> Gallery:
+        """``student_id -> (n, D)`` raw view embeddings (all photos stacked), FaceNet's, and per
+        secondary model the same for the students that have them.
 
         The template is the re-normalised mean of a student's views: averaging augmented views of a
         photo measured better than matching against any single view.
         """
         ids = sorted(views)
-        stacked = []
-        for sid in ids:
-            matrix = np.asarray(views[sid], dtype=np.float32)
-            if matrix.ndim != 2 or matrix.shape[0] == 0:
-                raise ValueError(f"student {sid!r} has no embeddings")
-            stacked.append(l2_normalize(matrix))
+        stacked = [_unit_views(sid, views[sid]) for sid in ids]
         dim = stacked[0].shape[1] if stacked else 512
         templates = (
             l2_normalize(np.stack([m.mean(axis=0) for m in stacked]))
             if stacked
             else np.zeros((0, dim), np.float32)
         )
-        return cls(ids, templates, stacked)
+        secondary: dict[str, ModelTemplates] = {}
+        for model, per_student in (secondary_views or {}).items():
+            present = [sid for sid in ids if sid in per_student]
+            if not present:
+                continue
+            rows = {sid: _unit_views(sid, per_student[sid]).mean(axis=0) for sid in present}
+            model_dim = next(iter(rows.values())).shape[0]
+            matrix = np.zeros((len(ids), model_dim), np.float32)
+            for i, sid in enumerate(ids):
+                if sid in rows:
+                    matrix[i] = rows[sid]
+            available = np.array([sid in rows for sid in ids], dtype=bool)
+            matrix[available] = l2_normalize(matrix[available])
+            secondary[model] = ModelTemplates(matrix, available)
+        return cls(ids, templates, stacked, secondary)
 
     def __len__(self) -> int:
         return len(self.student_ids)
@@ -116,17 +171,49 @@ class Gallery:
     def index(self, student_id: str) -> int:
         return self._index[student_id]
 
-    def similarities(self, embeddings: Embeddings) -> npt.NDArray[np.float32]:
-        """Raw cosine ``(F, S)`` of unit-norm probes against the student templates."""
-        probes = l2_normalize(np.atleast_2d(embeddings))
-        return (probes @ self.templates.T).astype(np.float32)
+    @property
+    def models(self) -> tuple[str, ...]:
+        """FaceNet, then every secondary model at least one student has."""
+        return (FACENET, *sorted(self.secondary))
 
-    def most_similar(self, embedding: npt.ArrayLike) -> tuple[str, float] | None:
+    def models_for(self, probes: ProbeEmbeddings) -> tuple[str, ...]:
+        """The models a decision on ``probes`` uses: those both the probes and the gallery have."""
+        probe_models = probes_by_model(probes)
+        return tuple(model for model in self.models if model in probe_models)
+
+    def model_similarities(self, probes: ProbeEmbeddings) -> dict[str, npt.NDArray[np.float32]]:
+        """Raw cosine ``(F, S)`` per model used (zero where a student lacks that model)."""
+        by_model = probes_by_model(probes)
+        result = {FACENET: (by_model[FACENET] @ self.templates.T).astype(np.float32)}
+        for model, extra in self.secondary.items():
+            if model in by_model:
+                result[model] = (by_model[model] @ extra.templates.T).astype(np.float32)
+        return result
+
+    def fused(self, cosines: Mapping[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """The fused similarity (``ml.fusion``) of :meth:`model_similarities`' output."""
+        available = {FACENET: np.ones(len(self), dtype=bool)}
+        available.update({m: self.secondary[m].available for m in cosines if m != FACENET})
+        return fuse(cosines, available)
+
+    def similarities(self, probes: ProbeEmbeddings) -> npt.NDArray[np.float32]:
+        """Fused similarity ``(F, S)`` of the probes with the students (FaceNet's raw cosine when
+        only FaceNet is used), on FaceNet's cosine scale."""
+        return self.fused(self.model_similarities(probes))
+
+    def most_similar(self, probes: ProbeEmbeddings) -> tuple[str, float] | None:
         if not self.student_ids:
             return None
-        scores = self.similarities(np.asarray(embedding, np.float32))[0]
+        scores = self.similarities(probes)[0]
         best = int(np.argmax(scores))
         return self.student_ids[best], float(scores[best])
+
+
+def _unit_views(student_id: str, views: Embeddings) -> Embeddings:
+    matrix = np.asarray(views, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        raise ValueError(f"student {student_id!r} has no embeddings")
+    return l2_normalize(matrix)
 
 
 @dataclass(frozen=True)
@@ -135,10 +222,16 @@ class MatchDecision:
 
     student_id: str | None
     similarity: float
-    """Raw 512-D cosine of the face with the chosen student, or with the best candidate when unknown."""
+    """Fused similarity (FaceNet's raw cosine with FaceNet alone) with the chosen student, or with
+    the best candidate when unknown."""
     head_similarity: float | None
     candidate_id: str | None
-    """Best raw-cosine student, even when the face was rejected."""
+    """Best-similarity student, even when the face was rejected."""
+    score: float = 0.0
+    """The stage-1 score the decision is made on (cohort-normalised similarity) for that student:
+    the face is named only if it reaches the threshold."""
+    model_similarities: Mapping[str, float] = field(default_factory=dict)
+    """Each model's raw cosine with that student (details)."""
 
 
 def stage2_scores(
@@ -187,7 +280,7 @@ def assign_faces(scores: npt.NDArray[np.float64]) -> list[int | None]:
 
 
 def match_faces(
-    embeddings: Embeddings,
+    embeddings: ProbeEmbeddings,
     gallery: Gallery,
     *,
     threshold: float | None = None,
@@ -195,20 +288,33 @@ def match_faces(
     margin: float = STAGE2_MARGIN,
     head_weight: float = HEAD_WEIGHT,
 ) -> tuple[list[MatchDecision], float]:
-    """Decide every face of one photo at once. Returns the decisions and the threshold applied."""
-    applied = DEFAULT_UNKNOWN_THRESHOLD if threshold is None else threshold
-    n_faces = int(np.atleast_2d(embeddings).shape[0]) if len(embeddings) else 0
+    """Decide every face of one photo at once. Returns the decisions and the threshold applied.
+
+    The default threshold is the one calibrated for the models the decision uses (the models both
+    the probes and the gallery have: see ``ml.fusion``).
+    """
+    applied = (
+        default_unknown_threshold(gallery.models_for(embeddings) if len(gallery) else (FACENET,))
+        if threshold is None
+        else threshold
+    )
+    by_model = probes_by_model(embeddings) if len(embeddings) else {}
+    n_faces = int(by_model[FACENET].shape[0]) if by_model else 0
     if n_faces == 0:
         return [], applied
     if len(gallery) == 0:
-        return [MatchDecision(None, -1.0, None, None) for _ in range(n_faces)], applied
-    raw = gallery.similarities(embeddings)
+        return [MatchDecision(None, -1.0, None, None, -1.0) for _ in range(n_faces)], applied
+    cosines = gallery.model_similarities(by_model)
+    raw = gallery.fused(cosines)
+    cohort = cohort_scores(raw)
     head_scores: npt.NDArray[np.float32] | None = None
     head_known: npt.NDArray[np.bool_] | None = None
     if head is not None:
         head_known = np.array([sid in head.student_ids for sid in gallery.student_ids], dtype=bool)
         if head_known.sum() >= 2:
-            head_scores = head.project(embeddings) @ head.project(gallery.templates).T
+            head_scores = (
+                head.project(by_model[FACENET]) @ head.project(gallery.templates).T
+            ).astype(np.float32)
         else:
             head_known = None
     scores = stage2_scores(
@@ -219,15 +325,29 @@ def match_faces(
     for f, col in enumerate(assignment):
         best = int(np.argmax(raw[f]))
         candidate = gallery.student_ids[best]
-        if col is None:
-            decisions.append(MatchDecision(None, float(raw[f, best]), None, candidate))
-            continue
+        chosen = best if col is None else col
+
+        details = {
+            model: round(float(matrix[f, chosen]), 4)
+            for model, matrix in cosines.items()
+            if model == FACENET or gallery.secondary[model].available[chosen]
+        }
         head_sim = (
             float(head_scores[f, col])
-            if head_scores is not None and head_known is not None and head_known[col]
+            if col is not None
+            and head_scores is not None
+            and head_known is not None
+            and head_known[col]
             else None
         )
         decisions.append(
-            MatchDecision(gallery.student_ids[col], float(raw[f, col]), head_sim, candidate)
+            MatchDecision(
+                None if col is None else gallery.student_ids[col],
+                float(raw[f, chosen]),
+                head_sim,
+                candidate,
+                float(cohort[f, chosen]),
+                details,
+            )
         )
     return decisions, applied

@@ -41,3 +41,14 @@ class FaceEmbedder(Protocol):
     def embed(self, crops: Sequence[RGBImage]) -> Embeddings:
         """``(N, dim)`` float32, each row L2-normalised; ``crops`` are ``input_size`` squares."""
         ...
+
+
+class FaceCropper(Protocol):
+    """Cuts the input crop of one embedder out of an image, around one detected face."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    def crop(self, image: RGBImage, face: DetectedFace) -> RGBImage:
+        """An ``input_size`` square RGB crop."""
+        ...

@@ -43,6 +43,4 @@ sets (``ROLLCALL_UNKNOWN_THRESHOLD``) for such a class; the strangers of bbt2 st
 def cast_pipeline(face_pipeline: FacePipeline) -> FacePipeline:
     """The same models with the operator threshold for the face-api.js cast."""
     config = dataclasses.replace(face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD)
-    return FacePipeline(
-        config, face_pipeline.detector, face_pipeline.embedder, face_pipeline.segmenter
-    )
+    return face_pipeline.with_config(config)

@@ -51,7 +51,9 @@ class RecognitionResult:
                 known=match.student_id is not None,
                 student_id=match.student_id,
                 name=self.names.get(match.student_id) if match.student_id else None,
+                score=round(float(match.score), 4),
                 similarity=round(float(match.similarity), 4),
+                similarities=dict(match.model_similarities),
                 head_similarity=(
                     round(float(match.head_similarity), 4)
                     if match.head_similarity is not None
@@ -95,6 +97,7 @@ def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> Recognition
     head = usable_head(current[1] if current else None, snapshot)
     if ctx.inference.pipeline.config.use_head:
         _retrain_if_stale(ctx, class_id, snapshot, current[0] if current else None)
+    ctx.backfill_if_needed(class_id, snapshot)
     recognition = ctx.inference.recognize(image, snapshot.gallery, head)
     ids = {m.student_id for m in recognition.faces if m.student_id}
     return RecognitionResult(image, recognition, ctx.student_names(class_id, ids))
@@ -226,6 +229,8 @@ def add_session_photo(
                 detection_score=f.detection_score,
                 student_id=f.student_id,
                 similarity=f.similarity,
+                score=f.score,
+                similarities=f.similarities,
                 head_similarity=f.head_similarity,
                 candidate_id=f.candidate_id,
             )
@@ -420,7 +425,9 @@ def session_photo(
             known=face.student_id in names,
             student_id=face.student_id if face.student_id in names else None,
             name=names.get(face.student_id) if face.student_id else None,
+            score=face.score,
             similarity=face.similarity,
+            similarities=face.similarities,
             head_similarity=face.head_similarity,
             candidate_id=face.candidate_id if face.candidate_id in names else None,
         )

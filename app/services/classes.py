@@ -66,6 +66,18 @@ def get_class(ctx: Context, class_id: str) -> schemas.ClassOut:
     doc = ctx.require_class(class_id)
     snapshot = ctx.galleries.get(class_id)
     status = ctx.trainer.status(class_id, snapshot)
+    ctx.backfill_if_needed(class_id, snapshot)
+    models = []
+    for model in ctx.backfill.models:
+        done, total = snapshot.model_progress(model)
+        models.append(
+            schemas.ModelProgress(
+                model=model,
+                photos_done=done,
+                photos_total=total,
+                state="ready" if done >= total else "filling",
+            )
+        )
     return schemas.ClassOut(
         id=doc.id,
         name=doc.name,
@@ -78,6 +90,7 @@ def get_class(ctx: Context, class_id: str) -> schemas.ClassOut:
             student_count=status.student_count,
             error=status.error,
         ),
+        models=models,
     )
 
 

@@ -11,9 +11,10 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from app.services import layout
+from app.services.backfill import EmbeddingBackfill
 from app.services.cleanup import PendingCleanup
 from app.services.errors import NotFoundError
-from app.services.gallery import GalleryCache
+from app.services.gallery import ClassGallery, GalleryCache
 from app.services.heads import HeadStore, HeadTrainer
 from app.settings import Settings
 from app.storage import ObjectNotFoundError, ObjectStore
@@ -61,6 +62,7 @@ class Context:
     galleries: GalleryCache
     heads: HeadStore
     trainer: HeadTrainer
+    backfill: EmbeddingBackfill
     cleanup: PendingCleanup = field(default_factory=PendingCleanup)
     """Rollbacks that failed because the store was down, retried until it is back."""
 
@@ -77,7 +79,16 @@ class Context:
             galleries=galleries,
             heads=heads,
             trainer=HeadTrainer(pipeline, galleries, heads, store),
+            backfill=EmbeddingBackfill(pipeline, store, settings.max_image_pixels),
         )
+
+    def backfill_if_needed(self, class_id: str, snapshot: ClassGallery) -> None:
+        """Queue the back-fill of any model some of the class's photos lack (cheap when none)."""
+        for model in self.backfill.models:
+            done, total = snapshot.model_progress(model)
+            if done < total:
+                self.backfill.request(class_id)
+                return
 
     def read(self, key: str, model: type[DocT]) -> DocT | None:
         """The document at ``key``; ``None`` if absent or unreadable (treated as not there)."""

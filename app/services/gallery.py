@@ -18,6 +18,7 @@ import numpy as np
 
 from app.services import layout
 from app.storage import ObjectNotFoundError, ObjectStore
+from ml.fusion import FACENET
 from ml.matching import Gallery
 from ml.types import Embeddings
 
@@ -30,13 +31,21 @@ class ClassGallery:
 
     class_id: str
     embedding_keys: tuple[str, ...]
+    """FaceNet's embedding objects: one per registration photo that counts."""
     views: Mapping[str, Embeddings] = field(repr=False)
-    """``student_id -> (n_photos * n_views, 512)``: every photo's views stacked."""
+    """``student_id -> (n_photos * n_views, 512)``: every photo's FaceNet views stacked."""
     gallery: Gallery = field(repr=False)
+    secondary_keys: tuple[str, ...] = ()
+    """Secondary models' embedding objects of those photos (see ``layout.embedding_key``)."""
+    secondary_views: Mapping[str, Mapping[str, Embeddings]] = field(
+        default_factory=dict, repr=False
+    )
+    """``model -> student_id -> (n, D)`` for the students whose photos that model has embedded."""
 
     @property
     def signature(self) -> str:
-        """Identifies exactly which photos the gallery holds (stored with a trained head)."""
+        """Identifies exactly which photos the gallery holds (stored with a trained head, which
+        is trained on FaceNet's views alone, so secondary models do not change it)."""
         digest = hashlib.sha256("\n".join(self.embedding_keys).encode("utf-8"))
         return digest.hexdigest()[:32]
 
@@ -48,24 +57,63 @@ class ClassGallery:
         """The gallery minus one student (to compare a student's new photo with everybody else)."""
         if student_id not in self.views:
             return self.gallery
-        return Gallery.from_views({s: v for s, v in self.views.items() if s != student_id})
+        return Gallery.from_views(
+            {s: v for s, v in self.views.items() if s != student_id},
+            {
+                model: {s: v for s, v in per_student.items() if s != student_id}
+                for model, per_student in self.secondary_views.items()
+            },
+        )
+
+    def model_progress(self, model: str) -> tuple[int, int]:
+        """``(photos embedded by model, photos)``: how far a back-fill of ``model`` has come."""
+        done = sum(1 for key in self.secondary_keys if f"/embeddings/{model}/" in key)
+        return done, len(self.embedding_keys)
 
 
-def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
-    """From a listing of a class's students: ids that have ``student.json``, and their embedding keys.
+@dataclass(frozen=True)
+class StudentKeys:
+    """A class's listing, parsed: who is enrolled and which embedding objects count."""
 
-    A student without ``student.json`` is being created or deleted right now; it is not enrolled.
-    """
+    documented: set[str]
+    """Students with ``student.json``."""
+    embeddings: list[str]
+    """FaceNet embedding keys of documented students (each one a registration photo that counts)."""
+    secondary: list[str]
+    """Secondary models' embedding keys of those same photos."""
+
+
+def parse_listing(class_id: str, keys: list[str]) -> StudentKeys:
+    """A student without ``student.json`` is being created or deleted right now: not enrolled. A
+    secondary embedding counts only beside FaceNet's embedding of the same photo (written last)."""
     prefix = layout.students_prefix(class_id)
     documented: set[str] = set()
-    embeddings: list[tuple[str, str]] = []
+    refs: list[tuple[layout.EmbeddingRef, str]] = []
     for key in keys:
         parts = key[len(prefix) :].split("/")
         if len(parts) == 2 and parts[1] == "student.json":
             documented.add(parts[0])
-        elif len(parts) == 3 and parts[1] == "embeddings" and parts[2].endswith(".npy"):
-            embeddings.append((parts[0], key))
-    return documented, sorted(key for sid, key in embeddings if sid in documented)
+            continue
+        ref = layout.parse_embedding_key(class_id, key)
+        if ref is not None:
+            refs.append((ref, key))
+    primary = {(r.student_id, r.photo_id) for r, _ in refs if r.model == FACENET}
+    embeddings = sorted(k for r, k in refs if r.model == FACENET and r.student_id in documented)
+    secondary = sorted(
+        k
+        for r, k in refs
+        if r.model != FACENET
+        and r.student_id in documented
+        and (r.student_id, r.photo_id) in primary
+    )
+    return StudentKeys(documented, embeddings, secondary)
+
+
+def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
+    """From a listing of a class's students: ids that have ``student.json``, and their FaceNet
+    embedding keys."""
+    parsed = parse_listing(class_id, keys)
+    return parsed.documented, parsed.embeddings
 
 
 class GalleryCache:
@@ -80,15 +128,19 @@ class GalleryCache:
     def get(self, class_id: str) -> ClassGallery:
         """The current gallery of ``class_id`` (empty if it has no students)."""
         listing = self._store.list(layout.students_prefix(class_id))
-        _, keys = parse_student_keys(class_id, listing)
-        wanted = tuple(keys)
+        parsed = parse_listing(class_id, listing)
+        wanted = (tuple(parsed.embeddings), tuple(parsed.secondary))
         with self._lock:
             snapshot = self._snapshots.get(class_id)
-            if snapshot is not None and snapshot.embedding_keys == wanted:
+            if (
+                snapshot is not None
+                and (snapshot.embedding_keys, snapshot.secondary_keys) == wanted
+            ):
                 return snapshot
-            known = {key: self._arrays[key] for key in wanted if key in self._arrays}
+            all_wanted = (*wanted[0], *wanted[1])
+            known = {key: self._arrays[key] for key in all_wanted if key in self._arrays}
         loaded: dict[str, Embeddings] = {}
-        for key in wanted:
+        for key in all_wanted:
             if key in known:
                 continue
             try:
@@ -100,14 +152,29 @@ class GalleryCache:
                 logger.exception("ignoring unreadable embedding object %s", key)
                 continue
         arrays = {**known, **loaded}
-        present = tuple(key for key in wanted if key in arrays)
+        present = tuple(key for key in wanted[0] if key in arrays)
+        present_secondary = tuple(key for key in wanted[1] if key in arrays)
         per_student: dict[str, list[Embeddings]] = {}
-        prefix = layout.students_prefix(class_id)
-        for key in present:
-            student_id = key[len(prefix) :].split("/", 1)[0]
-            per_student.setdefault(student_id, []).append(arrays[key])
+        per_model: dict[str, dict[str, list[Embeddings]]] = {}
+        for key in (*present, *present_secondary):
+            ref = layout.parse_embedding_key(class_id, key)
+            if ref is None:  # pragma: no cover - the listing was parsed with the same rules
+                continue
+            target = per_student if ref.model == FACENET else per_model.setdefault(ref.model, {})
+            target.setdefault(ref.student_id, []).append(arrays[key])
         views = {sid: np.concatenate(chunks) for sid, chunks in per_student.items()}
-        snapshot = ClassGallery(class_id, present, views, Gallery.from_views(views))
+        secondary_views = {
+            model: {sid: np.concatenate(chunks) for sid, chunks in students.items() if sid in views}
+            for model, students in per_model.items()
+        }
+        snapshot = ClassGallery(
+            class_id,
+            present,
+            views,
+            Gallery.from_views(views, secondary_views),
+            present_secondary,
+            secondary_views,
+        )
         with self._lock:
             class_prefix = layout.class_prefix(class_id)
             # Drop arrays of photos that are gone, keep the rest for the next rebuild.
@@ -115,7 +182,7 @@ class GalleryCache:
                 if key not in arrays:
                     del self._arrays[key]
             self._arrays.update(loaded)
-            if present == wanted:
+            if (present, present_secondary) == wanted:
                 self._snapshots[class_id] = snapshot
         return snapshot
 

@@ -11,7 +11,10 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     classes/{cid}/students/{sid}/student.json
     classes/{cid}/students/{sid}/photos/{pid}.jpg            registration photo (oriented, re-encoded)
     classes/{cid}/students/{sid}/photos/{pid}.json           its quality report
-    classes/{cid}/students/{sid}/embeddings/{pid}.npy        float32 (n_views, 512), written last
+    classes/{cid}/students/{sid}/embeddings/{model}/{pid}.npy  float32 (n, D) of a secondary model
+                                                             (dlib), written before FaceNet's
+    classes/{cid}/students/{sid}/embeddings/{pid}.npy        FaceNet float32 (n_views, 512), written
+                                                             last: it makes the photo count
     classes/{cid}/head/{version:08d}.safetensors             trained projection heads
     classes/{cid}/head/current.json                          pointer to the head in use
     classes/{cid}/head/failure.json                          last failed training (removed on success)
@@ -25,11 +28,13 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from ml.fusion import FACENET
 from ml.types import Embeddings
 
 # --- keys ------------------------------------------------------------------------------------
@@ -63,8 +68,33 @@ def student_photo_info_key(class_id: str, student_id: str, photo_id: str) -> str
     return f"{student_prefix(class_id, student_id)}photos/{photo_id}.json"
 
 
-def embedding_key(class_id: str, student_id: str, photo_id: str) -> str:
-    return f"{student_prefix(class_id, student_id)}embeddings/{photo_id}.npy"
+def embedding_key(class_id: str, student_id: str, photo_id: str, model: str = FACENET) -> str:
+    """FaceNet's embeddings of a registration photo, or ``model``'s (a folder per secondary model,
+    which readers older than the fusion ignore)."""
+    folder = "embeddings/" if model == FACENET else f"embeddings/{model}/"
+    return f"{student_prefix(class_id, student_id)}{folder}{photo_id}.npy"
+
+
+@dataclass(frozen=True)
+class EmbeddingRef:
+    """What an embedding key names."""
+
+    student_id: str
+    photo_id: str
+    model: str
+
+
+def parse_embedding_key(class_id: str, key: str) -> EmbeddingRef | None:
+    """The inverse of :func:`embedding_key`; ``None`` for any other key."""
+    prefix = students_prefix(class_id)
+    if not key.startswith(prefix) or not key.endswith(".npy"):
+        return None
+    parts = key[len(prefix) :].split("/")
+    if len(parts) == 3 and parts[1] == "embeddings":
+        return EmbeddingRef(parts[0], parts[2][: -len(".npy")], FACENET)
+    if len(parts) == 4 and parts[1] == "embeddings" and parts[2] != FACENET:
+        return EmbeddingRef(parts[0], parts[3][: -len(".npy")], parts[2])
+    return None
 
 
 def head_prefix(class_id: str) -> str:
@@ -166,6 +196,9 @@ class FaceDoc(Document):
     detection_score: float
     student_id: str | None
     similarity: float
+    score: float | None = None
+    """The stage-1 score compared with the threshold (absent in photos stored before it existed)."""
+    similarities: dict[str, float] = {}
     head_similarity: float | None = None
     candidate_id: str | None = None
 

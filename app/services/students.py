@@ -24,6 +24,7 @@ from app.services.errors import (
 from app.services.gallery import ClassGallery, parse_student_keys
 from app.services.ids import clean_name, new_id, utc_now
 from app.storage import ObjectExistsError, ObjectNotFoundError, StorageUnavailableError
+from ml.fusion import FACENET
 from ml.pipeline import Enrollment, MultipleFacesError, NoFaceError
 from ml.types import RGBImage
 
@@ -117,7 +118,9 @@ def similar_students(
     threshold = ctx.settings.duplicate_warning_similarity
     found: list[tuple[str, float, str | None]] = []
     for photo in photos:
-        best = others.most_similar(photo.enrollment.views[0])
+        probe = {FACENET: photo.enrollment.views[:1]}
+        probe.update({m: v[:1] for m, v in photo.enrollment.secondary_views.items()})
+        best = others.most_similar(probe)
         if best is not None and best[1] >= threshold:
             found.append((best[0], best[1], photo.filename))
     names = ctx.student_names(class_id, {sid for sid, _, _ in found})
@@ -150,6 +153,13 @@ def _store_photos(
             key = layout.student_photo_info_key(class_id, student_id, photo.photo_id)
             ctx.write(key, info)
             written.append(key)
+            # Secondary models first: FaceNet's embedding, written last, makes the photo count.
+            for model, views in photo.enrollment.secondary_views.items():
+                key = layout.embedding_key(class_id, student_id, photo.photo_id, model)
+                ctx.store.put(
+                    key, layout.embeddings_to_bytes(views), content_type="application/octet-stream"
+                )
+                written.append(key)
             key = layout.embedding_key(class_id, student_id, photo.photo_id)
             ctx.store.put(
                 key,
@@ -164,8 +174,13 @@ def _store_photos(
 
 
 def _delete_keys(ctx: Context, keys: Sequence[str]) -> None:
-    # Embeddings first (they make a photo count), then the rest.
-    ordered = sorted(keys, key=lambda k: not k.endswith(".npy"))
+    # FaceNet's embeddings first (they make a photo count), then the other models', then the rest.
+    def rank(key: str) -> int:
+        if not key.endswith(".npy"):
+            return 2
+        return 0 if key.rsplit("/", 2)[-2] == "embeddings" else 1
+
+    ordered = sorted(keys, key=rank)
     for index, key in enumerate(ordered):
         try:
             ctx.store.delete(key)
@@ -189,7 +204,8 @@ def _student_out(doc: layout.StudentDoc, photo_count: int) -> schemas.StudentOut
 
 def _photo_count(ctx: Context, class_id: str, student_id: str) -> int:
     prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
-    return sum(1 for key in ctx.store.list(prefix) if key.endswith(".npy"))
+    refs = (layout.parse_embedding_key(class_id, key) for key in ctx.store.list(prefix))
+    return sum(1 for ref in refs if ref is not None and ref.model == FACENET)
 
 
 def enroll(
@@ -271,7 +287,7 @@ def enroll_prepared(
 def look_alike_warnings(similar: Sequence[schemas.SimilarStudent]) -> list[str]:
     return [
         f"{s.filename or 'photo'}: very similar to student {s.student_id!r} ({s.name}), "
-        f"cosine {s.similarity:.2f}; is this the same person?"
+        f"similarity {s.similarity:.2f}; is this the same person?"
         for s in similar
     ]
 
@@ -416,9 +432,8 @@ def _enrolled_photos(ctx: Context, class_id: str, student_id: str) -> list[layou
     """The student's photos that count (their embedding is stored), oldest first."""
     prefix = layout.student_prefix(class_id, student_id)
     keys = ctx.store.list(prefix)
-    embedded = {
-        layout.last_segment(k, ".npy") for k in keys if k.startswith(prefix + "embeddings/")
-    }
+    refs = (layout.parse_embedding_key(class_id, k) for k in keys)
+    embedded = {ref.photo_id for ref in refs if ref is not None and ref.model == FACENET}
     photos = []
     for key in keys:
         if not (key.startswith(prefix + "photos/") and key.endswith(".json")):

@@ -157,18 +157,12 @@ def fast_cast_pipeline(fast_face_pipeline: FacePipeline) -> FacePipeline:
     """One view per photo (fast) at the operator threshold for the face-api.js cast: at the
     calibrated default bbt3 names four of the five (Penny scores 0.36 < 0.41); see
     ``tests.conftest.CAST_UNKNOWN_THRESHOLD``."""
-    from ml.pipeline import FacePipeline
     from tests.conftest import CAST_UNKNOWN_THRESHOLD
 
     config = dataclasses.replace(
         fast_face_pipeline.config, unknown_threshold=CAST_UNKNOWN_THRESHOLD
     )
-    return FacePipeline(
-        config,
-        fast_face_pipeline.detector,
-        fast_face_pipeline.embedder,
-        fast_face_pipeline.segmenter,
-    )
+    return fast_face_pipeline.with_config(config)
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,15 @@ BBT3 = {"howard", "leonard", "penny", "raj", "sheldon"}
 def cast_gallery(face_pipeline: FacePipeline, shared_dir: Path) -> Gallery:
     """The face-api.js cast, each registered from its first photo (grayscale 150 px crops)."""
     views = {}
+    secondary: dict[str, dict[str, np.ndarray]] = {}
     for name in CAST:
         photo = sorted((shared_dir / "faces/people" / f"face_api_js__{name}").iterdir())[0]
         enrollment = face_pipeline.enroll(load_rgb(photo))
         assert enrollment.views.shape == (face_pipeline.config.n_views, 512)
         views[name] = enrollment.views
-    return Gallery.from_views(views)
+        for model, model_views in enrollment.secondary_views.items():
+            secondary.setdefault(model, {})[name] = model_views
+    return Gallery.from_views(views, secondary)
 
 
 def _group(shared_dir: Path, name: str) -> np.ndarray:
@@ -40,7 +43,7 @@ def test_registration_photos_have_one_face(face_pipeline: FacePipeline, shared_d
     folders = [p for p in sorted(people.iterdir()) if p.is_dir()]
     for folder in folders[::4]:
         photo = sorted(folder.iterdir())[0]
-        face = face_pipeline.registration_face(load_rgb(photo))
+        face, _ = face_pipeline.registration_face(load_rgb(photo))
         assert face.score > 0.9, photo
 
 
@@ -107,11 +110,7 @@ def test_recognition_with_head_names_the_same_cast(
 ) -> None:
     head = cast_pipeline.train_head(cast_gallery)
     assert head is not None and set(head.student_ids) == set(CAST)
-    with_head = FacePipeline(
-        dataclasses.replace(cast_pipeline.config, use_head=True),
-        cast_pipeline.detector,
-        cast_pipeline.embedder,
-    )
+    with_head = cast_pipeline.with_config(dataclasses.replace(cast_pipeline.config, use_head=True))
     result = with_head.recognize(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery, head)
     assert sorted(m.student_id for m in result.faces if m.student_id) == sorted(BBT3)
 

@@ -1,0 +1,174 @@
+"""Back-fill of a secondary face model's embeddings for students registered before it was added.
+
+Every registration stores one embedding object per photo and model. When the pipeline gains a
+model (dlib's ResNet fused with FaceNet), the students enrolled before have FaceNet's embeddings
+only: they are matched on FaceNet alone until this worker has computed the new model's embeddings
+from their stored registration photo and face box. It runs in the background, one class at a time,
+is idempotent (it only fills what is missing), and is safe beside other processes on one bucket:
+a write is create-if-absent, and an embedding whose photo was deleted meanwhile is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.images import ImageError, decode_image
+from app.services import layout
+from app.services.gallery import parse_listing
+from app.storage import ObjectExistsError, ObjectNotFoundError, ObjectStore, StorageUnavailableError
+from ml.fusion import FACENET
+from ml.pipeline import FacePipeline
+from ml.types import DetectedFace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What one pass over a class did."""
+
+    written: int
+    failed: int
+
+
+class EmbeddingBackfill:
+    """Fills in missing secondary-model embeddings, one class at a time, in a background thread."""
+
+    def __init__(self, pipeline: FacePipeline, store: ObjectStore, max_pixels: int):
+        self._pipeline = pipeline
+        self._store = store
+        self._max_pixels = max_pixels
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-backfill")
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._scheduled: set[str] = set()
+        self._closed = False
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(model.name for model in self._pipeline.secondary)
+
+    def request(self, class_id: str) -> None:
+        """Make sure the class's students get every model's embeddings soon (no-op when queued)."""
+        if not self.models:
+            return
+        with self._lock:
+            if self._closed or class_id in self._scheduled:
+                return
+            self._scheduled.add(class_id)
+        future: Future[None] = self._executor.submit(self._run, class_id)
+        future.add_done_callback(_log_unexpected)
+
+    def is_busy(self, class_id: str) -> bool:
+        with self._lock:
+            return class_id in self._scheduled
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is scheduled (tests, shutdown). False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._scheduled, timeout=timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._idle:
+            self._scheduled.clear()
+            self._idle.notify_all()
+
+    def _run(self, class_id: str) -> None:
+        try:
+            report = self.fill_class(class_id)
+            if report.written or report.failed:
+                logger.info(
+                    "class %s: back-filled %d embeddings (%d photos could not be used)",
+                    class_id,
+                    report.written,
+                    report.failed,
+                )
+        except StorageUnavailableError as error:
+            logger.warning("class %s: back-fill stopped, storage unavailable: %s", class_id, error)
+        except Exception:
+            logger.exception("class %s: back-fill failed", class_id)
+        finally:
+            with self._idle:
+                self._scheduled.discard(class_id)
+                self._idle.notify_all()
+
+    def fill_class(self, class_id: str) -> BackfillReport:
+        """Compute every missing secondary embedding of the class, synchronously."""
+        listing = self._store.list(layout.students_prefix(class_id))
+        parsed = parse_listing(class_id, listing)
+        have = set(parsed.secondary)
+        written = failed = 0
+        for key in parsed.embeddings:
+            with self._lock:
+                if self._closed:
+                    break
+            ref = layout.parse_embedding_key(class_id, key)
+            if ref is None or ref.model != FACENET:  # pragma: no cover - parsed above
+                continue
+            missing = [
+                model
+                for model in self.models
+                if layout.embedding_key(class_id, ref.student_id, ref.photo_id, model) not in have
+            ]
+            if not missing:
+                continue
+            try:
+                done = self._fill_photo(class_id, ref.student_id, ref.photo_id, missing)
+            except (ObjectNotFoundError, ImageError, ValueError) as error:
+                # The photo went away (erasure) or cannot be read: it keeps FaceNet alone.
+                logger.warning(
+                    "class %s: no back-fill for photo %s of %s: %s",
+                    class_id,
+                    ref.photo_id,
+                    ref.student_id,
+                    error,
+                )
+                failed += 1
+                continue
+            written += done
+        return BackfillReport(written, failed)
+
+    def _fill_photo(self, class_id: str, student_id: str, photo_id: str, models: list[str]) -> int:
+        info_key = layout.student_photo_info_key(class_id, student_id, photo_id)
+        info = layout.StudentPhotoDoc.model_validate_json(self._store.get(info_key))
+        data = self._store.get(layout.student_photo_key(class_id, student_id, photo_id))
+        image = decode_image(data, max_pixels=self._max_pixels, name=f"photo {photo_id}")
+        # The stored photo is the oriented, re-encoded registration photo and the box was found
+        # on it: the secondary models need only that box (dlib places its own landmarks).
+        face = DetectedFace(
+            box=info.box,
+            score=float(info.quality.get("detection_score", 1.0)),  # type: ignore[arg-type]
+            landmarks=np.zeros((5, 2), np.float32),
+        )
+        views = self._pipeline.secondary_views(image, face)
+        written = 0
+        for model in models:
+            key = layout.embedding_key(class_id, student_id, photo_id, model)
+            try:
+                self._store.put(
+                    key,
+                    layout.embeddings_to_bytes(views[model]),
+                    content_type="application/octet-stream",
+                    if_absent=True,
+                )
+            except ObjectExistsError:
+                continue  # another process filled it meanwhile
+            written += 1
+            # Erased while we computed: do not leave an orphan behind the erasure.
+            if not self._store.exists(layout.embedding_key(class_id, student_id, photo_id)):
+                self._store.delete(key)
+                written -= 1
+        return written
+
+
+def _log_unexpected(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("back-fill job crashed", exc_info=future.exception())

@@ -1,0 +1,139 @@
+"""dlib's ResNet face descriptor (the network behind face_recognition), fed by the pipeline's detector.
+
+Weights ship in the ``face-recognition-models`` wheel and the runtime in ``dlib-bin``, both from PyPI,
+no torch. The pipeline's detector (MTCNN or YOLO) gives the face box; dlib's 5-point shape predictor
+places its own landmarks inside that box, and ``dlib.get_face_chip`` cuts the 150 px chip the
+network was trained on. Measured against dlib's own HOG detector on LFW View-2 (10 folds, 2026-11-29,
+``python -m ml.eval lfw --data ../shared/faces/lfw --models dlib``): see the README's accuracy table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.types import DetectedFace, Embeddings, RGBImage, check_rgb_image
+
+DLIB_EMBEDDING_DIM = 128
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
+"""dlib's own default padding for ``compute_face_descriptor``: the network was trained on such chips."""
+
+SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
+RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+class DlibUnavailableError(RuntimeError):
+    """dlib or its weights are not installed."""
+
+
+def dlib_models_dir() -> Path:
+    """The ``models`` folder of the installed ``face-recognition-models`` wheel.
+
+    Located without importing the package: its ``__init__`` imports ``pkg_resources`` (gone from
+    setuptools 81), which the service does not need.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise DlibUnavailableError(
+            "the dlib embedder needs the 'face-recognition-models' package (weights)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    for name in (SHAPE_PREDICTOR_FILE, RESNET_FILE):
+        if not (folder / name).is_file():
+            raise DlibUnavailableError(f"dlib weight file {name} missing from {folder}")
+    return folder
+
+
+def _import_dlib() -> Any:
+    try:
+        import dlib
+    except ImportError as error:  # pragma: no cover - dlib-bin is a runtime dependency
+        raise DlibUnavailableError("the dlib embedder needs the 'dlib-bin' package") from error
+    return dlib
+
+
+class DlibChipCropper:
+    """Face box -> dlib's 150 px chip, aligned on dlib's own 5 landmarks (a ``FaceCropper``).
+
+    Only the box of the detected face is used: dlib's predictor was trained on boxes, and its
+    landmarks (eye corners, nose base) are not MTCNN's (eye centres, nose tip, mouth corners).
+    """
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self._dlib = _import_dlib()
+        folder = models_dir or dlib_models_dir()
+        self._predictor = self._dlib.shape_predictor(str(folder / SHAPE_PREDICTOR_FILE))
+        self._lock = threading.Lock()
+
+    @property
+    def input_size(self) -> int:
+        return DLIB_CHIP_SIZE
+
+    def crop(self, image: RGBImage, face: DetectedFace) -> RGBImage:
+        image = check_rgb_image(image)
+        height, width = image.shape[:2]
+        x1, y1, x2, y2 = face.box
+        # dlib rectangles are inclusive integer pixels; keep at least one pixel inside the image.
+        left = round(min(max(x1, 0.0), width - 1))
+        top = round(min(max(y1, 0.0), height - 1))
+        right = round(min(max(x2, left + 1.0), width - 1))
+        bottom = round(min(max(y2, top + 1.0), height - 1))
+        rectangle = self._dlib.rectangle(left, top, max(right, left), max(bottom, top))
+        contiguous = np.ascontiguousarray(image)
+        with self._lock:
+            shape = self._predictor(contiguous, rectangle)
+            chip = self._dlib.get_face_chip(
+                contiguous, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING
+            )
+        result: RGBImage = np.ascontiguousarray(chip, dtype=np.uint8)
+        return result
+
+
+class DlibResNetEmbedder:
+    """dlib's ResNet-34 face descriptor: 150 px chips -> 128-D unit embeddings (a ``FaceEmbedder``).
+
+    dlib's raw descriptors are compared by euclidean distance and are not unit length; they are
+    L2-normalised here so that every model of the pipeline is compared by cosine. Forward passes
+    are serialised: dlib already uses every core for one batch.
+    """
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self._dlib = _import_dlib()
+        folder = models_dir or dlib_models_dir()
+        self._network = self._dlib.face_recognition_model_v1(str(folder / RESNET_FILE))
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return DLIB_EMBEDDING_DIM
+
+    @property
+    def input_size(self) -> int:
+        return DLIB_CHIP_SIZE
+
+    def embed(self, crops: Sequence[RGBImage]) -> Embeddings:
+        for index, crop in enumerate(crops):
+            if (
+                not isinstance(crop, np.ndarray)
+                or crop.dtype != np.uint8
+                or crop.shape != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3)
+            ):
+                shape = getattr(crop, "shape", None)
+                raise ValueError(
+                    f"crop {index}: expected uint8 ({DLIB_CHIP_SIZE}, {DLIB_CHIP_SIZE}, 3), got {shape}"
+                )
+        if len(crops) == 0:
+            return np.zeros((0, DLIB_EMBEDDING_DIM), np.float32)
+        chips = [np.ascontiguousarray(crop) for crop in crops]
+        with self._lock:
+            descriptors = self._network.compute_face_descriptor(chips)
+        matrix = np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors], np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        result: Embeddings = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
