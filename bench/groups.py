@@ -6,7 +6,8 @@ detector (face_recognition's default) on the hand-annotated photos, with the mat
 noses: nose inside the detection; one-to-one). Count-only photos give found vs expected.
 
 Attendance: every identity of ``faces/people`` (folders merged by name) is registered from one
-photo, the first one the system accepts (Rollcall's registration refuses photos with no face or
+photo, the first one the system accepts (Rollcall fused and FaceNet alone share that registration
+and each group photo's detection and embeddings, one computation) (Rollcall's registration refuses photos with no face or
 with two similar-sized faces; face_recognition takes the largest face found). Each group photo whose
 people are enrollable (``groups.tsv``) is then recognised at each system's default threshold. A name
 is right when that person is in the photo (each person counted once); precision = right names /
@@ -25,7 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import BenchContext, JsonDict, rounded
-from bench.systems import FaceRecognitionSystem, RollcallSystem, face_recognition_available
+from bench.systems import (
+    FACENET_ALONE,
+    MODEL_DIMS,
+    FaceRecognitionSystem,
+    RollcallSystem,
+    face_recognition_available,
+)
 from ml.detection import create_detector
 from ml.eval.detection import GROUPS_FILE, evaluate_photo, load_ground_truth, summarise
 from ml.eval.oneshot import EmbeddingCache, collect_identities, identity_key
@@ -129,28 +136,35 @@ def score_names(named: Sequence[str], people: frozenset[str]) -> tuple[int, int,
 
 def rollcall_register(
     system: RollcallSystem, people_dir: Path, photos: Sequence[Path], cache: EmbeddingCache
-) -> tuple[npt.NDArray[np.float32] | None, int]:
-    """Views of the first photo the real registration accepts; (None, tried) if none does."""
+) -> tuple[dict[str, npt.NDArray[np.float32]] | None, int]:
+    """Each model's registration embeddings (``Enrollment.views``, ``.secondary_views``) of the
+    first photo the real registration accepts; (None, tried) if none does. Cache entries are
+    ``<model>:<photo>`` (an empty matrix for a refused photo)."""
     for tried, path in enumerate(photos, start=1):
         key = str(path.relative_to(people_dir))
-        views = cache.get(key)
-        if views is None:
+        views = {model: cache.get(f"{model}:{key}") for model in system.models}
+        if any(v is None for v in views.values()):
             try:
-                views = system.pipeline.enroll(load_rgb(path)).views
+                enrolment = system.pipeline.enroll(load_rgb(path))
+                fresh = {"facenet": enrolment.views, **enrolment.secondary_views}
             except (NoFaceError, MultipleFacesError):
-                views = np.zeros((0, 512), np.float32)
-            cache.put(key, views)
-        if views.size:
-            return views, tried
+                fresh = {m: np.zeros((0, MODEL_DIMS[m]), np.float32) for m in system.models}
+            for model in system.models:
+                cache.put(f"{model}:{key}", fresh[model])
+            views = {model: fresh[model] for model in system.models}
+        if all(v is not None and v.size for v in views.values()):
+            return {m: v for m, v in views.items() if v is not None}, tried
     return None, len(photos)
 
 
 def attendance(ctx: BenchContext) -> JsonDict:
     group_photos = [p for p in read_group_photos(ctx.groups_dir) if p.people]
     identities = class_identities(ctx)
+    # Registered and embedded once by the fused pipeline; FaceNet alone uses the FaceNet part.
     ours = RollcallSystem()
+    variants = (ours, ours.variant(FACENET_ALONE))
     cache = ctx.cache("people-enrol", ours.name, ours.config())
-    views: dict[str, npt.NDArray[np.float32]] = {}
+    views: dict[str, dict[str, npt.NDArray[np.float32]]] = {}
     ours_extra_tries = 0
     for name, photos in identities.items():
         registered, tried = rollcall_register(ours, ctx.people_dir, photos, cache)
@@ -158,28 +172,44 @@ def attendance(ctx: BenchContext) -> JsonDict:
         if registered is not None:
             views[name] = registered
     cache.save()
-    gallery = Gallery.from_views(views)
-    head = ours.pipeline.train_head(gallery)
+    galleries = {
+        system.name: Gallery.from_views(
+            {n: v["facenet"] for n, v in views.items()},
+            {m: {n: v[m] for n, v in views.items()} for m in system.models[1:]},
+        )
+        for system in variants
+    }
+    # The head is trained on FaceNet's views: the same for every setting.
+    head = ours.pipeline.train_head(galleries[ours.name])
     systems: dict[str, Any] = {
-        "rollcall": {
-            "registered": len(gallery),
+        system.name: {
+            "label": system.label,
+            "models": list(system.models),
+            "default_threshold": system.default_threshold,
+            "registered": len(galleries[system.name]),
             "not_registrable": sorted(set(identities) - set(views)),
             "registration_photos_refused": ours_extra_tries,
             "methods": {"stage1": {"photos": []}, "two_stage": {"photos": []}},
         }
+        for system in variants
     }
     for photo in group_photos:
         image = load_rgb(ctx.groups_dir / photo.name)
         faces = ours.detect(image)
-        embeddings = ours.embed(image, faces)
-        for method, use_head in (("stage1", None), ("two_stage", head)):
-            decisions, _ = match_faces(
-                embeddings, gallery, threshold=ours.default_threshold, head=use_head
-            )
-            named = [d.student_id for d in decisions if d.student_id is not None]
-            systems["rollcall"]["methods"][method]["photos"].append(
-                _photo_entry(photo, len(faces), named)
-            )
+        embeddings = ours.embed_by_model(image, faces)
+        for system in variants:
+            probes = {m: embeddings[m] for m in system.models}
+            for method, use_head in (("stage1", None), ("two_stage", head)):
+                decisions, _ = match_faces(
+                    probes,
+                    galleries[system.name],
+                    threshold=system.default_threshold,
+                    head=use_head,
+                )
+                named = [d.student_id for d in decisions if d.student_id is not None]
+                systems[system.name]["methods"][method]["photos"].append(
+                    _photo_entry(photo, len(faces), named)
+                )
 
     if face_recognition_available():
         peer = FaceRecognitionSystem()
@@ -210,6 +240,9 @@ def attendance(ctx: BenchContext) -> JsonDict:
                     named.append(names[best])
             entries.append(_photo_entry(photo, len(faces), named))
         systems["face_recognition"] = {
+            "label": peer.label,
+            "models": [],
+            "default_threshold": peer.default_threshold,
             "registered": len(names),
             "not_registrable": sorted(set(identities) - set(names)),
             "registration_photos_refused": refused,

@@ -4,24 +4,29 @@ Identities with at least 3 photos (among the LFW photos present) are the student
 1-2 photos are the strangers. Both are split (seeded) into a *calibration* half and a *test* half,
 each half a class of its own. The threshold giving 1% false accepts is chosen on the calibration
 class's strangers only and then applied to the test class, so no probe photo used to choose a
-threshold is scored with it. The default thresholds (Rollcall 0.41 cohort score, face_recognition
-0.6 distance) are scored on the test class too.
+threshold is scored with it. The default thresholds (Rollcall: the cohort-score threshold
+``ml.fusion.default_unknown_threshold`` gives its models; face_recognition: 0.6 distance) are
+scored on the test class too, and so is the share of strangers given a name at the default
+threshold in random classes of 5 to 250 students and in the whole test class.
 
-Per system: the first photo (sorted) of each student is registered; every other photo of a student
-is a genuine probe, every photo of a test stranger a stranger probe. As in the verification section,
-the face nearest the centre is used; a registration photo without a face is registered from the
-central box (counted); a probe without a face gets no name (counted: a miss, or a correct reject).
-Rollcall registers through the real enrolment path (margin crop, 15 augmented views, template =
-mean of views) and decides with ``ml.eval.oneshot.decide`` (``ml.matching.match_faces``): stage 1
-only (the service default) and with the two-stage head (trained on the class), plus a plain
-raw-cosine threshold for reference. face_recognition registers one encoding and names the nearest
-registered person when the distance is within the threshold (``compare_faces`` semantics).
+Rollcall is measured fused (FaceNet + dlib, the default) and FaceNet alone, from one computation:
+each photo is embedded once by both models, each setting uses its models' columns. Per system: the
+first photo (sorted) of each student is registered; every other photo of a student is a genuine
+probe, every photo of a test stranger a stranger probe. As in the verification section, the face
+nearest the centre is used; a registration photo without a face is registered from the central box
+(counted); a probe without a face gets no name (counted: a miss, or a correct reject). Rollcall
+registers through the real enrolment path (margin crop, 15 augmented FaceNet views, template = mean
+of views; dlib: ``FacePipeline.secondary_views``) and decides with ``ml.matching.match_faces``,
+each probe on its own: stage 1 only (the service default) and with the two-stage head (trained on
+the class's FaceNet views), plus a plain similarity threshold for reference. face_recognition
+registers one encoding and names the nearest registered person when the distance is within the
+threshold (``compare_faces`` semantics).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from scipy.spatial.distance import cdist
 
 from bench.common import BenchContext, JsonDict, rounded
 from bench.systems import (
+    FACENET_ALONE,
     FaceRecognitionSystem,
     FaceSystem,
     ImageEmbeddings,
@@ -45,11 +51,10 @@ from ml.eval.oneshot import (
     EmbeddingCache,
     Outcome,
     collect_identities,
-    decide,
     threshold_at_false_accept,
 )
 from ml.eval.photos import load_rgb
-from ml.matching import Gallery, cohort_scores
+from ml.matching import Gallery, cohort_scores, match_faces
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,9 @@ FALSE_ACCEPT_TARGET = 0.01
 QUICK_STUDENTS_PER_HALF = 25
 QUICK_STRANGERS_PER_HALF = 50
 NO_SCORE = -1e9
+CLASS_SIZES = (5, 25, 100, 250)
+"""Class sizes of the false-accept figure (plus the whole test class)."""
+CLASS_SIZE_REPEATS = 20
 
 
 @dataclass(frozen=True)
@@ -112,25 +120,34 @@ def rates(outcome: Outcome) -> dict[str, float]:
 
 # -- Rollcall -----------------------------------------------------------------------------------
 
+RegistrationViews = dict[str, dict[str, npt.NDArray[np.float32]]]
+"""``model -> photo -> (n, D)`` registration embeddings."""
+
 
 def rollcall_views(
     system: RollcallSystem, root: Path, photos: Sequence[str], cache: EmbeddingCache
-) -> tuple[dict[str, npt.NDArray[np.float32]], int]:
-    """Enrolment views of each photo's central face (the central box when none is found)."""
-    views: dict[str, npt.NDArray[np.float32]] = {}
+) -> tuple[RegistrationViews, int]:
+    """Registration embeddings of each photo's central face (the central box when none is found),
+    per model: FaceNet's augmented views and each secondary model's ``secondary_views``. Cache
+    entries are ``<model>:<photo>``."""
+    views: RegistrationViews = {model: {} for model in system.models}
     computed = 0
     for photo in photos:
-        cached = cache.get(photo)
-        if cached is None:
+        cached = {model: cache.get(f"{model}:{photo}") for model in system.models}
+        if any(v is None for v in cached.values()):
             image = load_rgb(root / photo)
             face = central_face(system.detect(image), image.shape) or central_box_face(image.shape)
-            cached = system.enrol_views(image, face)
-            cache.put(photo, cached)
+            fresh = system.enrol_views(image, face)
+            for model in system.models:
+                cache.put(f"{model}:{photo}", fresh[model])
+            cached = {model: fresh[model] for model in system.models}
             computed += 1
             if computed % 100 == 0:
                 logger.info("enrolled %d photos", computed)
                 cache.save()
-        views[photo] = cached
+        for model, value in cached.items():
+            assert value is not None
+            views[model][photo] = value
     cache.save()
     return views, computed
 
@@ -138,32 +155,72 @@ def rollcall_views(
 @dataclass(frozen=True)
 class RollcallClass:
     gallery: Gallery
-    probes: npt.NDArray[np.float32]
+    probes: dict[str, npt.NDArray[np.float32]]
+    """Per model, one row per probe."""
     truth: list[str | None]
     has_face: npt.NDArray[np.bool_]
 
 
 def rollcall_class(
     split: ClassSplit,
-    views: Mapping[str, npt.NDArray[np.float32]],
+    views: Mapping[str, Mapping[str, npt.NDArray[np.float32]]],
     images: ImageEmbeddings,
 ) -> RollcallClass:
-    gallery = Gallery.from_views({n: views[photos[0]] for n, photos in split.students.items()})
+    """The class of ``split`` registered with the models of ``images`` (FaceNet first)."""
+    models = images.models or ("facenet",)
+    first = {n: photos[0] for n, photos in split.students.items()}
+    gallery = Gallery.from_views(
+        {n: views["facenet"][photo] for n, photo in first.items()},
+        {m: {n: views[m][photo] for n, photo in first.items()} for m in models[1:]},
+    )
     row = {p: i for i, p in enumerate(images.paths)}
     probes = split.probes()
     indices = [row[photo] for _, photo in probes]
+    by_model = images.by_model(indices)
     return RollcallClass(
         gallery,
-        images.embeddings[indices],
+        by_model if images.models else {"facenet": by_model[""]},
         [truth for truth, _ in probes],
         images.faces_found[indices] > 0,
     )
 
 
+def take(probes: Mapping[str, npt.NDArray[np.float32]], rows: Any) -> dict[str, Any]:
+    return {model: matrix[rows] for model, matrix in probes.items()}
+
+
+def decide_probes(
+    probes: Mapping[str, npt.NDArray[np.float32]],
+    truth: Sequence[str | None],
+    gallery: Gallery,
+    threshold: float,
+    head: Any,
+) -> Outcome:
+    """``ml.eval.oneshot.decide`` for probes embedded by several models: each probe is decided by
+    ``ml.matching.match_faces`` on its own (as a one-face photo)."""
+    predicted: list[str | None] = []
+    top1: list[str | None] = []
+    best: list[float] = []
+    count = len(next(iter(probes.values()))) if probes else 0
+    for i in range(count):
+        decisions, _ = match_faces(
+            take(probes, slice(i, i + 1)), gallery, threshold=threshold, head=head
+        )
+        predicted.append(decisions[0].student_id)
+        top1.append(decisions[0].candidate_id)
+        best.append(decisions[0].similarity)
+    # rank-1 with the head: the head's choice when it accepted, else the best candidate
+    if head is not None:
+        top1 = [p if p is not None else t for p, t in zip(predicted, top1, strict=True)]
+    return Outcome(predicted, list(truth), top1, best)
+
+
 def rollcall_outcome(cls: RollcallClass, threshold: float, head: Any) -> Outcome:
-    """``decide`` on the probes with a face; probes without one get no name."""
+    """The probes with a face decided as in the service; probes without one get no name."""
     found = np.flatnonzero(cls.has_face)
-    decided = decide(cls.probes[found], [cls.truth[i] for i in found], cls.gallery, threshold, head)
+    decided = decide_probes(
+        take(cls.probes, found), [cls.truth[i] for i in found], cls.gallery, threshold, head
+    )
     predicted: list[str | None] = [None] * len(cls.truth)
     top1: list[str | None] = [None] * len(cls.truth)
     best = [NO_SCORE] * len(cls.truth)
@@ -174,14 +231,19 @@ def rollcall_outcome(cls: RollcallClass, threshold: float, head: Any) -> Outcome
     return Outcome(predicted, cls.truth, top1, best)
 
 
+def similarities(cls: RollcallClass) -> npt.NDArray[np.float32]:
+    """``(probes, students)`` fused similarity (FaceNet's raw cosine with FaceNet alone)."""
+    return cls.gallery.similarities(cls.probes)
+
+
 def stage1_scores(cls: RollcallClass) -> npt.NDArray[np.float64]:
     """Best cohort-normalised score per probe (``NO_SCORE`` without a face)."""
-    scores = cohort_scores(cls.probes @ cls.gallery.templates.T).max(axis=1)
+    scores = cohort_scores(similarities(cls)).max(axis=1)
     return np.where(cls.has_face, scores.astype(np.float64), NO_SCORE)
 
 
 def plain_cosine_outcome(cls: RollcallClass, threshold: float) -> Outcome:
-    raw = cls.probes @ cls.gallery.templates.T
+    raw = similarities(cls)
     best = raw.argmax(axis=1)
     top1: list[str | None] = [
         cls.gallery.student_ids[int(b)] if f else None
@@ -192,16 +254,69 @@ def plain_cosine_outcome(cls: RollcallClass, threshold: float) -> Outcome:
     return Outcome(predicted, cls.truth, top1, [float(s) for s in score])
 
 
+def false_accept_by_class_size(
+    stranger_scores: npt.NDArray[np.float64],
+    accepted: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]],
+    sizes: Sequence[int],
+    seed: int,
+    repeats: int = CLASS_SIZE_REPEATS,
+) -> list[JsonDict]:
+    """Share of stranger probes given a name in classes of each size.
+
+    ``stranger_scores`` is ``(strangers, students)`` against the whole class (a row of ``NO_SCORE``
+    for a probe without a face, never accepted); ``accepted`` says, from the columns of one class,
+    which strangers get a name. Each size below the class is ``repeats`` random classes (seeded,
+    mean and extremes); the whole class is scored once.
+    """
+    rng = np.random.default_rng(seed)
+    n_students = stranger_scores.shape[1]
+    has_face = ~np.all(stranger_scores <= NO_SCORE, axis=1)
+    rows = []
+    for size in [*(s for s in sizes if s < n_students), n_students]:
+        samples = 1 if size == n_students else repeats
+        shares = []
+        for _ in range(samples):
+            columns = (
+                np.arange(n_students)
+                if size == n_students
+                else np.sort(rng.choice(n_students, size=size, replace=False))
+            )
+            hit = accepted(stranger_scores[:, columns]) & has_face
+            shares.append(float(hit.mean()) if len(hit) else 0.0)
+        rows.append(
+            {
+                "students": size,
+                "classes": samples,
+                "false_accept": rounded(float(np.mean(shares)), 4),
+                "min": rounded(min(shares), 4),
+                "max": rounded(max(shares), 4),
+            }
+        )
+    return rows
+
+
+def cohort_accepts(threshold: float) -> Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
+    """Stage 1: a name is given when the best cohort-normalised score reaches ``threshold``."""
+
+    def accepted(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        best = cohort_scores(scores.astype(np.float32)).max(axis=1)
+        return np.asarray(best >= threshold, dtype=bool)
+
+    return accepted
+
+
 def evaluate_rollcall(
     ctx: BenchContext,
     system: RollcallSystem,
     halves: tuple[ClassSplit, ClassSplit],
     images: ImageEmbeddings,
+    views: RegistrationViews,
+    computed: int,
+    head: Any,
 ) -> JsonDict:
+    """One Rollcall setting: ``images`` and ``views`` hold (at least) its models."""
     calibration, test = halves
-    enrol_photos = [p[0] for half in halves for p in half.students.values()]
-    cache = ctx.cache("enrol", system.name, system.config())
-    views, computed = rollcall_views(system, ctx.lfw_dir, enrol_photos, cache)
+    images = images.select(system.models)
     cal = rollcall_class(calibration, views, images)
     tst = rollcall_class(test, views, images)
 
@@ -209,15 +324,14 @@ def evaluate_rollcall(
     stage1_threshold = threshold_at_false_accept(
         stage1_scores(cal)[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
     )
-    raw_best = np.where(cal.has_face, (cal.probes @ cal.gallery.templates.T).max(axis=1), NO_SCORE)
+    raw_best = np.where(cal.has_face, similarities(cal).max(axis=1), NO_SCORE)
     plain_threshold = threshold_at_false_accept(
         raw_best[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
     )
-    head = system.pipeline.train_head(tst.gallery)
     default = system.default_threshold
     methods: JsonDict = {
         "stage1": {
-            "label": "stage 1 only: cohort-normalised cosine (service default)",
+            "label": "stage 1 only: cohort-normalised score (service default)",
             "default_threshold": default,
             "calibrated_threshold": rounded(stage1_threshold, 4),
             "at_default": rates(rollcall_outcome(tst, default, None)),
@@ -231,16 +345,30 @@ def evaluate_rollcall(
             "at_calibrated": rates(rollcall_outcome(tst, stage1_threshold, head)),
         },
         "plain_cosine": {
-            "label": "plain raw cosine of the templates, no cohort normalisation (reference)",
+            "label": "plain similarity of the templates, no cohort normalisation (reference)",
             "default_threshold": None,
             "calibrated_threshold": rounded(plain_threshold, 4),
             "at_default": None,
             "at_calibrated": rates(plain_cosine_outcome(tst, plain_threshold)),
         },
     }
+    strangers = [i for i, t in enumerate(tst.truth) if t is None]
+    stranger_scores = np.where(
+        tst.has_face[strangers, None],
+        similarities(tst)[strangers].astype(np.float64),
+        NO_SCORE,
+    )
     enrol_rows = {p: i for i, p in enumerate(images.paths)}
     return {
+        "label": system.label,
+        "models": list(system.models),
         "methods": methods,
+        "false_accept_by_class_size": {
+            "threshold": default,
+            "rows": false_accept_by_class_size(
+                stranger_scores, cohort_accepts(default), CLASS_SIZES, ctx.seed
+            ),
+        },
         "registration_photos_without_face": int(
             sum(
                 1
@@ -279,8 +407,23 @@ def distance_outcome(
     return Outcome(predicted, truth, top1, best.tolist()), best
 
 
+def distance_accepts(
+    tolerance: float,
+) -> Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
+    """face_recognition: a name is given when the nearest encoding is within ``tolerance``
+    (scores are negative distances)."""
+
+    def accepted(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        return np.asarray(scores.max(axis=1) >= -tolerance, dtype=bool)
+
+    return accepted
+
+
 def evaluate_face_recognition(
-    system: FaceSystem, halves: tuple[ClassSplit, ClassSplit], images: ImageEmbeddings
+    ctx: BenchContext,
+    system: FaceSystem,
+    halves: tuple[ClassSplit, ClassSplit],
+    images: ImageEmbeddings,
 ) -> JsonDict:
     calibration, test = halves
     cal_outcome, cal_best = distance_outcome(calibration, images, system.default_threshold)
@@ -288,7 +431,23 @@ def evaluate_face_recognition(
     calibrated = -threshold_at_false_accept(cal_best[cal_strangers].tolist(), FALSE_ACCEPT_TARGET)
     test_photos = {p for _, p in test.probes()}
     row = {p: i for i, p in enumerate(images.paths)}
+    names = list(test.students)
+    known = images.embeddings[[row[test.students[n][0]] for n in names]].astype(np.float64)
+    stranger_rows = [row[photo] for truth, photo in test.probes() if truth is None]
+    stranger_scores = np.where(
+        images.faces_found[stranger_rows, None] > 0,
+        -cdist(images.embeddings[stranger_rows].astype(np.float64), known),
+        NO_SCORE,
+    )
     return {
+        "label": system.label,
+        "models": [],
+        "false_accept_by_class_size": {
+            "threshold": system.default_threshold,
+            "rows": false_accept_by_class_size(
+                stranger_scores, distance_accepts(system.default_threshold), CLASS_SIZES, ctx.seed
+            ),
+        },
         "methods": {
             "nearest": {
                 "label": "nearest registered encoding within the distance threshold",
@@ -354,15 +513,28 @@ def run(ctx: BenchContext) -> JsonDict:
         "systems": {},
         "peer_available": face_recognition_available(),
     }
+    # Every photo is embedded (and every registration photo enrolled) once by the fused pipeline;
+    # FaceNet alone reads the FaceNet part of the same computation.
     ours = RollcallSystem()
     ours_images = embed_images(
         ours, ctx.lfw_dir, photos, ctx.cache("lfw", ours.name, ours.config())
     )
-    result["systems"][ours.name] = evaluate_rollcall(ctx, ours, halves, ours_images)
+    enrol_photos = [p[0] for half in halves for p in half.students.values()]
+    views, computed = rollcall_views(
+        ours, ctx.lfw_dir, enrol_photos, ctx.cache("enrol", ours.name, ours.config())
+    )
+    # The head is trained on FaceNet's views only: the same head for every setting.
+    test_class = rollcall_class(halves[1], views, ours_images.select(FACENET_ALONE))
+    head = ours.pipeline.train_head(test_class.gallery)
+    for system in (ours, ours.variant(FACENET_ALONE)):
+        result["systems"][system.name] = evaluate_rollcall(
+            ctx, system, halves, ours_images, views, computed, head
+        )
+        logger.info("oneshot %s: %s", system.name, result["systems"][system.name]["methods"])
     if face_recognition_available():
         peer = FaceRecognitionSystem()
         peer_images = embed_images(
             peer, ctx.lfw_dir, photos, ctx.cache("lfw", peer.name, peer.config())
         )
-        result["systems"][peer.name] = evaluate_face_recognition(peer, halves, peer_images)
+        result["systems"][peer.name] = evaluate_face_recognition(ctx, peer, halves, peer_images)
     return result

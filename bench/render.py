@@ -15,6 +15,9 @@ JsonDict = dict[str, Any]
 
 OURS = "Rollcall"
 PEER = "face_recognition"
+ALT = "rollcall_facenet"
+"""Rollcall with FaceNet alone (the previous default), shown beside the default in every table."""
+ALT_LABEL = "Rollcall FaceNet alone"
 SECTION_TITLES = {
     "verification": "1. Verification: LFW View-2",
     "oneshot": "2. One-shot attendance on LFW (open set)",
@@ -33,6 +36,8 @@ class Comparison:
     higher_is_better: bool
     unit: str
     """``%`` (rates stored as fractions), ``ms``, ``/s``, ``bytes``."""
+    alternative: float | None = None
+    """The same figure for Rollcall FaceNet alone (shown, never compared)."""
 
     @property
     def winner(self) -> str:
@@ -95,6 +100,22 @@ def results(data: JsonDict, name: str) -> JsonDict | None:
     return None if section is None else section.get("results")
 
 
+def system_label(name: str, entry: JsonDict) -> str:
+    """A system's label as the bench recorded it (older results have none)."""
+    label = entry.get("label") if isinstance(entry, dict) else None
+    return str(label) if label else {"rollcall": OURS, ALT: ALT_LABEL}.get(name, name)
+
+
+def dig(entry: JsonDict | None, *keys: str) -> Any:
+    """``entry[k1][k2]...``, ``None`` where a key is missing (e.g. no FaceNet-alone figures)."""
+    value: Any = entry
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 # -- comparisons ----------------------------------------------------------------------------------
 
 RATE_DIRECTIONS = {
@@ -119,6 +140,7 @@ def _verification_comparisons(res: JsonDict | None) -> list[Comparison]:
     if not res or PEER not in res["systems"]:
         return []
     ours, peer = res["systems"]["rollcall"], res["systems"][PEER]
+    alt = res["systems"].get(ALT)
     out = []
     for policy in ("strict", "fallback"):
         out.append(
@@ -129,6 +151,7 @@ def _verification_comparisons(res: JsonDict | None) -> list[Comparison]:
                 peer[policy]["accuracy"],
                 True,
                 "%",
+                dig(alt, policy, "accuracy"),
             )
         )
     out.append(
@@ -139,6 +162,7 @@ def _verification_comparisons(res: JsonDict | None) -> list[Comparison]:
             peer["photos_without_face"],
             False,
             "",
+            dig(alt, "photos_without_face"),
         )
     )
     return out
@@ -148,6 +172,7 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
     if not res or PEER not in res["systems"]:
         return []
     peer = res["systems"][PEER]["methods"]["nearest"]
+    alt = res["systems"].get(ALT)
     out = []
     for method in ("stage1", "two_stage"):
         ours = res["systems"]["rollcall"]["methods"][method]
@@ -162,8 +187,29 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
                         peer[point][key],
                         higher,
                         "%",
+                        dig(alt, "methods", method, point, key),
                     )
                 )
+    ours_sizes = dig(res["systems"]["rollcall"], "false_accept_by_class_size", "rows")
+    peer_sizes = dig(res["systems"][PEER], "false_accept_by_class_size", "rows")
+    if ours_sizes and peer_sizes:
+        alt_sizes = {r["students"]: r for r in dig(alt, "false_accept_by_class_size", "rows") or []}
+        peer_by_size = {r["students"]: r for r in peer_sizes}
+        for row in ours_sizes:
+            if row["students"] not in peer_by_size:
+                continue
+            out.append(
+                Comparison(
+                    "oneshot",
+                    f"one-shot strangers accepted at the default threshold, class of "
+                    f"{row['students']} students",
+                    row["false_accept"],
+                    peer_by_size[row["students"]]["false_accept"],
+                    False,
+                    "%",
+                    dig(alt_sizes.get(row["students"]), "false_accept"),
+                )
+            )
     return out
 
 
@@ -189,6 +235,7 @@ def _groups_comparisons(res: JsonDict | None) -> list[Comparison]:
         peer = systems[PEER]["methods"]["nearest"]["totals"]
         for method in ("stage1", "two_stage"):
             ours = systems["rollcall"]["methods"][method]["totals"]
+            alt = dig(systems.get(ALT), "methods", method, "totals")
             label = "stage 1" if method == "stage1" else "two-stage"
             for key in ("precision", "recall"):
                 if ours[key] is None or peer[key] is None:
@@ -201,8 +248,20 @@ def _groups_comparisons(res: JsonDict | None) -> list[Comparison]:
                         peer[key],
                         True,
                         "%",
+                        dig(alt, key),
                     )
                 )
+            out.append(
+                Comparison(
+                    "groups",
+                    f"group-photo wrong names (Rollcall {label})",
+                    ours["given"] - ours["right"],
+                    peer["given"] - peer["right"],
+                    False,
+                    "",
+                    None if alt is None else alt["given"] - alt["right"],
+                )
+            )
     return out
 
 
@@ -220,13 +279,14 @@ def _speed_comparisons(res: JsonDict | None) -> list[Comparison]:
                 photo[PEER]["end_to_end_ms"],
                 False,
                 "ms",
+                dig(photo.get(ALT), "end_to_end_ms"),
             )
         )
     for row in res["embedding"]["rows"]:
         out.append(
             Comparison(
                 "speed",
-                f"embedding network passes per second, batch {row['batch']}",
+                f"embedding network passes per second, batch {row['batch']} (Rollcall: FaceNet)",
                 row["rollcall_per_second"],
                 row["face_recognition_per_second"],
                 True,
@@ -277,11 +337,14 @@ def _scale_comparisons(res: JsonDict | None) -> list[Comparison]:
 
 
 def comparison_rows(items: Sequence[Comparison]) -> list[list[str]]:
-    """Rates compare as a difference in percentage points, everything else as a ratio."""
+    """Rates compare as a difference in percentage points, everything else as a ratio. With
+    FaceNet-alone figures (:attr:`Comparison.alternative`), a column shows them."""
+    alternatives = any(c.alternative is not None for c in items)
     return [
         [
             c.what,
             fmt(c.ours, c.unit),
+            *([fmt(c.alternative, c.unit)] if alternatives else []),
             fmt(c.peer, c.unit),
             f"{100 * (c.ours - c.peer):+.2f} pt" if c.unit == "%" else fmt_ratio(c.ratio),
             c.winner,
@@ -299,6 +362,18 @@ COMPARISON_HEADER = [
 ]
 
 
+def comparison_table(items: Sequence[Comparison]) -> list[str]:
+    if any(c.alternative is not None for c in items):
+        header = [
+            COMPARISON_HEADER[0],
+            f"{OURS} (default: fused)",
+            f"{ALT_LABEL} (not compared)",
+            *COMPARISON_HEADER[2:],
+        ]
+        return table(header, comparison_rows(items), "lrrrrl")
+    return table(COMPARISON_HEADER, comparison_rows(items), "lrrrl")
+
+
 # -- sections -------------------------------------------------------------------------------------
 
 
@@ -314,7 +389,7 @@ def render_verification(res: JsonDict) -> list[str]:
     ]
     rows = []
     for name, sysres in res["systems"].items():
-        label = OURS + " (cosine)" if name == "rollcall" else PEER + " (distance)"
+        label = system_label(name, sysres) + (" (distance)" if name == PEER else "")
         for policy in ("strict", "fallback"):
             entry = sysres[policy]
             rows.append(
@@ -346,6 +421,13 @@ def render_verification(res: JsonDict) -> list[str]:
         rows,
         "llrrrrr",
     )
+    if ALT in res["systems"]:
+        lines += [
+            "Rollcall's score is the fused similarity (each model's cosine mapped onto FaceNet's "
+            "cosine scale with `ml.fusion.SCORE_SCALES`, then averaged); FaceNet alone is the plain "
+            "cosine of the FaceNet part of the same embeddings.",
+            "",
+        ]
     if not res.get("peer_available"):
         lines += ["face_recognition was not installed (`uv sync --group bench`).", ""]
     return lines
@@ -367,7 +449,7 @@ def render_oneshot(res: JsonDict) -> list[str]:
     rows = []
     for name, sysres in res["systems"].items():
         for method in sysres["methods"].values():
-            system = OURS if name == "rollcall" else PEER
+            system = system_label(name, sysres)
             for point, threshold_key in (
                 ("at_default", "default_threshold"),
                 ("at_calibrated", "calibrated_threshold"),
@@ -398,9 +480,45 @@ def render_oneshot(res: JsonDict) -> list[str]:
         rows,
         "llrrrr",
     )
+    sizes = {
+        name: sysres["false_accept_by_class_size"]
+        for name, sysres in res["systems"].items()
+        if "false_accept_by_class_size" in sysres
+    }
+    if sizes:
+        lines += [
+            "### Strangers accepted at the default threshold, by class size",
+            "",
+            "Share of the test class's stranger probes given a name when the class has that many "
+            "students (mean of random classes drawn from the test class, min-max in brackets; "
+            "the last row is the whole test class, the figure of the table above).",
+            "",
+        ]
+        students = sorted({r["students"] for v in sizes.values() for r in v["rows"]})
+        header = ["students"] + [
+            f"{system_label(name, res['systems'][name])} (at {v['threshold']})"
+            for name, v in sizes.items()
+        ]
+        size_rows: list[list[object]] = []
+        for count in students:
+            cells: list[object] = [count]
+            for value in sizes.values():
+                row = next((r for r in value["rows"] if r["students"] == count), None)
+                cells.append(
+                    "-"
+                    if row is None
+                    else pct(row["false_accept"])
+                    + (
+                        f" ({pct(row['min'])}–{pct(row['max'])})"
+                        if row.get("classes", 1) > 1
+                        else ""
+                    )
+                )
+            size_rows.append(cells)
+        lines += table(header, size_rows)
     notes = []
     for name, sysres in res["systems"].items():
-        system = OURS if name == "rollcall" else PEER
+        system = system_label(name, sysres)
         notes.append(
             f"{system}: {sysres['registration_photos_without_face']} registration photos without "
             f"a face (registered from the central box), {sysres['test_probes_without_face']} test "
@@ -452,38 +570,56 @@ def render_groups(res: JsonDict) -> list[str]:
     ]
     rows = []
     for name, sysres in att["systems"].items():
-        system = OURS if name == "rollcall" else PEER
+        system = system_label(name, sysres)
         for method_name, method in sysres["methods"].items():
             totals = method["totals"]
             label = {"stage1": "stage 1 (default)", "two_stage": "two-stage head"}.get(
                 method_name, "nearest within 0.6"
             )
+            threshold = sysres.get("default_threshold")
             rows.append(
                 [
                     f"{system}, {label}",
+                    "-" if threshold is None else f"{threshold:g}",
                     sysres["registered"],
                     totals["people"],
                     totals["given"],
                     totals["right"],
+                    totals["given"] - totals["right"],
                     pct(totals["precision"]),
                     pct(totals["recall"]),
                 ]
             )
     lines += table(
-        ["system", "registered", "people in photos", "names given", "right", "precision", "recall"],
+        [
+            "system",
+            "threshold",
+            "registered",
+            "people in photos",
+            "names given",
+            "right",
+            "wrong",
+            "precision",
+            "recall",
+        ],
         rows,
-        "lrrrrrr",
+        "lrrrrrrrr",
     )
-    per_photo = []
     systems = att["systems"]
+    columns = [
+        (name, "stage1" if "stage1" in sysres["methods"] else "nearest")
+        for name, sysres in systems.items()
+    ]
+    per_photo = []
     for index, photo in enumerate(systems["rollcall"]["methods"]["stage1"]["photos"]):
-        row = [photo["name"], ", ".join(photo["expected"]), _named(photo)]
-        if PEER in systems:
-            row.append(_named(systems[PEER]["methods"]["nearest"]["photos"][index]))
+        row = [photo["name"], ", ".join(photo["expected"])]
+        row += [
+            _named(systems[name]["methods"][method]["photos"][index]) for name, method in columns
+        ]
         per_photo.append(row)
-    header = ["photo", "enrollable people", f"{OURS} named"]
-    if PEER in systems:
-        header.append(f"{PEER} named")
+    header = ["photo", "enrollable people"] + [
+        f"{system_label(name, systems[name])} named" for name, _ in columns
+    ]
     lines += table(header, per_photo, "l" * len(header))
     return lines
 
@@ -539,8 +675,13 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
         "",
     ]
     rows = []
+    per_face: list[str] = []
     for label, photo in stages["photos"].items():
-        systems = [("rollcall", OURS)] + ([(PEER, PEER)] if peer else [])
+        systems = [
+            (key, system_label(key, photo[key]))
+            for key in ("rollcall", ALT, PEER)
+            if key in photo and (key != PEER or peer)
+        ]
         for key, name in systems:
             entry = photo[key]
             st = entry["stages_ms"]
@@ -550,26 +691,61 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
                     f"{label}: `{photo['file'].rsplit('/', 1)[-1]}` {photo['size']}",
                     name,
                     entry["faces"],
-                    *[f"{st[k]:.1f}" if st[k] is not None else "-" for k in _STAGES],
+                    *[f"{st[k]:.1f}" if st.get(k) is not None else "-" for k in _STAGES],
                     f"{total:.1f}",
                     f"{entry['end_to_end_ms']:.1f}",
                 ]
             )
-        if peer:
-            ratio = photo["rollcall"]["end_to_end_ms"] / photo[PEER]["end_to_end_ms"]
-            rows.append(
-                ["", "ratio Rollcall ÷ face_recognition", "", *[""] * 6, "", fmt_ratio(ratio)]
+            for model, extra in (entry.get("secondary_ms") or {}).items():
+                if extra.get("embed_per_face") is not None:
+                    per_face.append(
+                        f"{label}: {model} {extra['embed_per_face']:.1f} ms a face "
+                        f"({extra['embed']:.1f} ms for {entry['faces']}, its chips "
+                        f"{extra['align']:.1f} ms)"
+                    )
+        ratios = []
+        if ALT in photo:
+            ratios.append(
+                (
+                    f"ratio {OURS} ÷ {ALT_LABEL}",
+                    photo["rollcall"]["end_to_end_ms"] / photo[ALT]["end_to_end_ms"],
+                )
             )
+        if peer:
+            ratios.append(
+                (
+                    f"ratio {OURS} ÷ face_recognition",
+                    photo["rollcall"]["end_to_end_ms"] / photo[PEER]["end_to_end_ms"],
+                )
+            )
+            if ALT in photo:
+                ratios.append(
+                    (
+                        f"ratio {ALT_LABEL} ÷ face_recognition",
+                        photo[ALT]["end_to_end_ms"] / photo[PEER]["end_to_end_ms"],
+                    )
+                )
+        for what, ratio in ratios:
+            rows.append(["", what, "", *[""] * 6, "", fmt_ratio(ratio)])
     lines += table(
         ["photo", "system", "faces", *_STAGES, "sum", "end to end"],
         rows,
         "llrrrrrrrrr",
     )
+    if per_face:
+        lines += [
+            "The fused pipeline's align and embed include the dlib model (its 5-point chip, then its "
+            "ResNet, one pass a face); dlib's share: " + "; ".join(per_face) + ".",
+            "",
+        ]
     emb = res["embedding"]
     lines += ["### Embedding throughput", ""]
     rows = []
+    dlib = any("rollcall_dlib_per_second" in row for row in emb["rows"])
     for row in emb["rows"]:
         cells = [row["batch"], fmt(row["rollcall_per_second"], "/s")]
+        if dlib:
+            cells.append(fmt(row.get("rollcall_dlib_per_second"), "/s"))
         if peer:
             cells += [
                 fmt(row["face_recognition_per_second"], "/s"),
@@ -577,19 +753,23 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
             ]
         rows.append(cells)
     header = ["batch", f"{OURS} FaceNet 160 px passes"]
+    if dlib:
+        header.append(f"{OURS} dlib ResNet 150 px passes")
     if peer:
-        header += [f"{PEER} ResNet 150 px passes", "ratio"]
+        header += [f"{PEER} ResNet 150 px passes", "ratio (FaceNet ÷ face_recognition)"]
     lines += table(header, rows)
     lines += [
-        f"Rollcall embeds every face twice (crop and mirror), so its faces per second are half "
-        f"its passes per second. Median of {emb['repeats']} runs.",
+        f"Rollcall embeds every face with FaceNet twice (crop and mirror), so its FaceNet faces per "
+        f"second are half its passes per second; the fused default adds one dlib pass a face. "
+        f"Median of {emb['repeats']} runs.",
         "",
     ]
     growth = res["class_growth"]
     lines += [
         "### Registration and head training as the class grows (LFW identities)",
         "",
-        "Registration = enrolment of one photo (detect, crop, 15 augmented views embedded) + the "
+        "Registration = enrolment of one photo by the default pipeline (detect, crop, 15 augmented "
+        "FaceNet views embedded, and the dlib embedding when fused) + the "
         "class gallery rebuilt + the duplicate check, as the service computes it (storage not "
         "included; the HTTP figure below includes it). Head training: from scratch, and "
         "warm-started after one more student (what the service's background trainer does).",
@@ -757,6 +937,14 @@ def render_markdown(data: JsonDict) -> str:
 
     found = comparisons(data)
     losses = [c for c in found if c.winner == PEER]
+    if any(c.alternative is not None for c in found):
+        lines += [
+            "**Rollcall** is the default pipeline: FaceNet and dlib's ResNet fused "
+            "(`ml.fusion`); every comparison is about it. **Rollcall FaceNet alone** "
+            '(`PipelineConfig(embedders=("facenet",))`, the previous default) is measured in the '
+            "same run from the same computation and shown beside it, never compared.",
+            "",
+        ]
     lines += ["## Where Rollcall loses to face_recognition", ""]
     if losses:
         lines += [
@@ -764,7 +952,7 @@ def render_markdown(data: JsonDict) -> str:
             "compared figures below (both systems measured in the same run for each figure):",
             "",
         ]
-        lines += table(COMPARISON_HEADER, comparison_rows(losses), "lrrrl")
+        lines += comparison_table(losses)
         lines += [
             "Read a rate together with the others measured at the same threshold: at its default "
             "tolerance face_recognition names more students because it also accepts many "
@@ -777,7 +965,7 @@ def render_markdown(data: JsonDict) -> str:
     else:
         lines += ["No comparison available (face_recognition not measured).", ""]
     lines += ["## Every comparison", ""]
-    lines += table(COMPARISON_HEADER, comparison_rows(found), "lrrrl")
+    lines += comparison_table(found)
 
     for name, title in SECTION_TITLES.items():
         res = results(data, name)

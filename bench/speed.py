@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -49,6 +49,8 @@ import numpy.typing as npt
 from bench.common import REPO_DIR, BenchContext, JsonDict, load_average, rounded, unit_rows
 from bench.groups import class_identities, read_group_photos
 from bench.systems import (
+    FACENET_ALONE,
+    MODEL_DIMS,
     FaceRecognitionSystem,
     RollcallSystem,
     central_box_face,
@@ -57,6 +59,9 @@ from bench.systems import (
 from ml.eval.oneshot import collect_identities
 from ml.eval.photos import load_rgb
 from ml.matching import Gallery, match_faces
+from ml.pipeline import FacePipeline
+from ml.protocols import FaceCropper
+from ml.types import DetectedFace, RGBImage
 
 logger = logging.getLogger(__name__)
 
@@ -97,32 +102,65 @@ def stage_photos(ctx: BenchContext) -> dict[str, Path]:
     }
 
 
-def synthetic_gallery(students: int, dim: int, seed: int) -> Gallery:
+def synthetic_gallery(students: int, models: Sequence[str], seed: int) -> Gallery:
+    """Random unit views for every student and model (15 FaceNet views, one per other model)."""
     rng = np.random.default_rng(seed)
+    ids = [f"s{i:04d}" for i in range(students)]
     views = {
-        f"s{i:04d}": unit_rows(rng.standard_normal((15, dim), dtype=np.float32))
-        for i in range(students)
+        sid: unit_rows(rng.standard_normal((15, MODEL_DIMS["facenet"]), np.float32)) for sid in ids
     }
-    return Gallery.from_views(views)
+    secondary = {
+        model: {
+            sid: unit_rows(rng.standard_normal((1, MODEL_DIMS[model]), np.float32)) for sid in ids
+        }
+        for model in models[1:]
+    }
+    return Gallery.from_views(views, secondary)
 
 
-def rollcall_stages(ours: RollcallSystem, data: bytes, repeats: int, gallery: Gallery) -> JsonDict:
+def crop_all(
+    cropper: FaceCropper, image: RGBImage, faces: Sequence[DetectedFace]
+) -> list[RGBImage]:
+    return [cropper.crop(image, face) for face in faces]
+
+
+def recognize_bytes(
+    pipeline: FacePipeline, data: bytes, max_pixels: int, gallery: Gallery
+) -> object:
+    """What the service does with an uploaded photo: decode, then ``FacePipeline.recognize``."""
+    from app.images import decode_image
+
+    return pipeline.recognize(decode_image(data, max_pixels=max_pixels), gallery)
+
+
+def rollcall_stages(
+    ours: RollcallSystem, data: bytes, repeats: int, galleries: Mapping[str, Gallery]
+) -> dict[str, JsonDict]:
+    """Per Rollcall setting, its stages and end to end on one photo.
+
+    ``ours`` is the fused pipeline; the stages FaceNet alone shares with it (decode, detect,
+    segment, FaceNet's crop and embedding) are timed once. The fused setting adds each secondary
+    model's crop (``align``) and embedding (``embed``), timed separately (``secondary_ms``), and
+    matches on the fused similarity. End to end is ``FacePipeline.recognize`` of each setting,
+    timed on its own.
+    """
     from app.images import decode_image
     from ml.segmentation import GrabCutHeadSegmenter, apply_head_mask
 
     pipeline = ours.pipeline
+    alone = ours.variant(FACENET_ALONE)
     max_pixels = 40_000_000
     image = decode_image(data, max_pixels=max_pixels)
     faces = pipeline.detect(image)
     crops = [pipeline.crop(image, f) for f in faces]
-    embeddings = pipeline.embed_crops(crops)
+    embeddings = ours.embed_by_model(image, faces)
     segmenter = GrabCutHeadSegmenter()
 
     def segment() -> None:
         for face in faces:
             apply_head_mask(image, segmenter.segment(image, face))
 
-    stages = {
+    shared: JsonDict = {
         "decode": median_ms(lambda: decode_image(data, max_pixels=max_pixels), repeats),
         "detect": median_ms(lambda: pipeline.detect(image), repeats),
         "align": median_ms(lambda: [pipeline.crop(image, f) for f in faces], repeats),
@@ -131,12 +169,39 @@ def rollcall_stages(ours: RollcallSystem, data: bytes, repeats: int, gallery: Ga
         if 0 < len(faces) <= MAX_SEGMENTED_FACES
         else None,
         "embed": median_ms(lambda: pipeline.embed_crops(crops), repeats),
-        "match": median_ms(lambda: match_faces(embeddings, gallery), repeats),
     }
-    end_to_end = median_ms(
-        lambda: pipeline.recognize(decode_image(data, max_pixels=max_pixels), gallery), repeats
-    )
-    return {"faces": len(faces), "stages_ms": stages, "end_to_end_ms": end_to_end}
+    secondary: dict[str, JsonDict] = {}
+    for model in pipeline.secondary:
+        chips = [model.cropper.crop(image, f) for f in faces]
+        embed_ms = median_ms(partial(model.embedder.embed, chips), repeats)
+        secondary[model.name] = {
+            "align": median_ms(partial(crop_all, model.cropper, image, faces), repeats),
+            "embed": embed_ms,
+            "embed_per_face": rounded(embed_ms / len(faces), 2) if faces else None,
+        }
+    result: dict[str, JsonDict] = {}
+    for system in (ours, alone):
+        probes = {m: embeddings[m] for m in system.models}
+        gallery = galleries[system.name]
+        extra = [secondary[m] for m in system.models[1:]]
+        stages = {
+            **shared,
+            "align": rounded(shared["align"] + sum(e["align"] for e in extra), 2),
+            "embed": rounded(shared["embed"] + sum(e["embed"] for e in extra), 2),
+            "match": median_ms(partial(match_faces, probes, gallery), repeats),
+        }
+        end_to_end = median_ms(
+            partial(recognize_bytes, system.pipeline, data, max_pixels, gallery), repeats
+        )
+        result[system.name] = {
+            "label": system.label,
+            "models": list(system.models),
+            "faces": len(faces),
+            "stages_ms": stages,
+            "secondary_ms": {m: secondary[m] for m in system.models[1:]},
+            "end_to_end_ms": end_to_end,
+        }
+    return result
 
 
 def face_recognition_stages(
@@ -183,7 +248,10 @@ def face_recognition_stages(
 def stages(ctx: BenchContext, ours: RollcallSystem, peer: FaceRecognitionSystem | None) -> JsonDict:
     repeats = 1 if ctx.quick else 5
     crowd_repeats = 1 if ctx.quick else 3
-    gallery = synthetic_gallery(CLASS_FOR_MATCHING, 512, ctx.seed)
+    galleries = {
+        system.name: synthetic_gallery(CLASS_FOR_MATCHING, system.models, ctx.seed)
+        for system in (ours, ours.variant(FACENET_ALONE))
+    }
     known = unit_rows(np.random.default_rng(ctx.seed).standard_normal((CLASS_FOR_MATCHING, 128)))
     photos: JsonDict = {}
     for label, path in stage_photos(ctx).items():
@@ -194,7 +262,7 @@ def stages(ctx: BenchContext, ours: RollcallSystem, peer: FaceRecognitionSystem 
         entry: JsonDict = {
             "file": str(path.relative_to(ctx.shared_dir)),
             "size": f"{width}x{height}",
-            "rollcall": rollcall_stages(ours, data, runs, gallery),
+            **rollcall_stages(ours, data, runs, galleries),
             "repeats": runs,
         }
         if peer is not None:
@@ -219,6 +287,13 @@ def embedding_throughput(
     photos = sorted(ctx.lfw_dir.glob("*/*.jpg"))[: max(BATCH_SIZES)]
     images = [load_rgb(p) for p in photos]
     crops = [ours.pipeline.crop(img, central_box_face(img.shape)) for img in images]
+    secondary = {model.name: model for model in ours.pipeline.secondary}
+    dlib_model = secondary.get("dlib")
+    dlib_chips = (
+        [dlib_model.cropper.crop(img, central_box_face(img.shape)) for img in images]
+        if dlib_model is not None
+        else []
+    )
     chips: list[npt.NDArray[np.uint8]] = []
     if peer is not None:
         dlib = importlib.import_module("dlib")
@@ -234,6 +309,9 @@ def embedding_throughput(
         embedder = FaceNetEmbedder(weights, batch_size=batch)
         ms = median_ms(partial(embedder.embed, crops[:batch]), repeats)
         row: JsonDict = {"batch": batch, "rollcall_per_second": rounded(1000 * batch / ms, 2)}
+        if dlib_model is not None:
+            ms = median_ms(partial(dlib_model.embedder.embed, dlib_chips[:batch]), repeats)
+            row["rollcall_dlib_per_second"] = rounded(1000 * batch / ms, 2)
         if peer is not None:
             ms = median_ms(
                 partial(peer.internal.face_encoder.compute_face_descriptor, chips[:batch], 1),
@@ -263,7 +341,10 @@ def class_growth(ctx: BenchContext, ours: RollcallSystem) -> JsonDict:
     chosen = order[:needed]
     cache = ctx.cache("enrol", ours.name, ours.config())
     views, computed = rollcall_views(ours, ctx.lfw_dir, [identities[n][0] for n in chosen], cache)
-    student_views = {n: views[identities[n][0]] for n in chosen}
+    student_views = {n: views["facenet"][identities[n][0]] for n in chosen}
+    secondary_views = {
+        model: {n: views[model][identities[n][0]] for n in chosen} for model in ours.models[1:]
+    }
     newcomer = chosen[-1]
     newcomer_image = load_rgb(ctx.lfw_dir / identities[newcomer][0])
     pipeline = ours.pipeline
@@ -271,14 +352,30 @@ def class_growth(ctx: BenchContext, ours: RollcallSystem) -> JsonDict:
     rows = []
     for size in sizes:
         class_views = {n: student_views[n] for n in chosen[:size]}
-        gallery = Gallery.from_views(class_views)
+        class_secondary = {
+            model: {n: per_student[n] for n in chosen[:size]}
+            for model, per_student in secondary_views.items()
+        }
+        gallery = Gallery.from_views(class_views, class_secondary)
 
-        def register(cv: dict[str, npt.NDArray[np.float32]] = class_views) -> None:
+        def register(
+            cv: dict[str, npt.NDArray[np.float32]] = class_views,
+            cs: dict[str, dict[str, npt.NDArray[np.float32]]] = class_secondary,
+        ) -> None:
             # What a registration computes in the service: the class gallery rebuilt from every
-            # student's views, the new photo enrolled, and compared with everybody (duplicates).
-            current = Gallery.from_views(cv)
-            enrolled = pipeline.enroll(newcomer_image).views
-            current.similarities(enrolled.mean(axis=0, keepdims=True))
+            # student's embeddings, the new photo enrolled (every model), and compared with
+            # everybody (duplicates).
+            current = Gallery.from_views(cv, cs)
+            enrolled = pipeline.enroll(newcomer_image)
+            current.similarities(
+                {
+                    "facenet": enrolled.views.mean(axis=0, keepdims=True),
+                    **{
+                        m: v.mean(axis=0, keepdims=True)
+                        for m, v in enrolled.secondary_views.items()
+                    },
+                }
+            )
 
         register_ms = median_ms(register, repeats)
         enrol_ms = median_ms(lambda: pipeline.enroll(newcomer_image), repeats)

@@ -1,7 +1,16 @@
-"""The two systems measured side by side, behind one small interface.
+"""The systems measured side by side, behind one small interface.
 
-* **Rollcall**: the default pipeline (``PipelineConfig()``): MTCNN, margin crop, FaceNet
-  CASIA-WebFace, crop and mirror averaged; unit 512-D embeddings compared by cosine.
+* **Rollcall**, in two settings measured from the same computation:
+
+  - *fused* (the default, ``PipelineConfig()``): MTCNN, then FaceNet CASIA-WebFace (margin crop,
+    crop and mirror averaged, 512-D) and dlib's ResNet (its 5-point chip of the MTCNN box, 128-D),
+    their cosines fused on FaceNet's scale by ``ml.fusion``;
+  - *FaceNet alone* (``PipelineConfig(embedders=("facenet",))``, the previous default).
+
+  Each photo is embedded once by every model of the fused pipeline; a row holds the models'
+  embeddings side by side (FaceNet's 512 columns, then dlib's 128) and each setting reads the
+  columns of its models (:func:`split_models`), so FaceNet alone is exactly the fused run's FaceNet
+  part.
 * **face_recognition** (dlib): ``face_locations(img, model="hog")`` (upsample 1, its default), then
   ``face_encodings`` with its defaults (5-point landmarks, ``num_jitters=1``); 128-D encodings
   compared by euclidean distance, a match at ``distance <= 0.6`` (``compare_faces``).
@@ -14,22 +23,25 @@ the fallback, never silently drop it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from bench.common import unit_rows
 from ml.eval.lfw import central_face
 from ml.eval.photos import load_rgb
 from ml.types import DetectedFace, RGBImage
 
 if TYPE_CHECKING:
+    from ml.config import EmbedderName, PipelineConfig
     from ml.eval.oneshot import EmbeddingCache
     from ml.pipeline import FacePipeline
 
@@ -44,6 +56,59 @@ FACE_RECOGNITION_TOLERANCE = 0.6
 
 _NO_LANDMARKS = np.zeros((5, 2), np.float32)
 
+MODEL_DIMS = {"facenet": 512, "dlib": 128}
+"""Embedding width of each model of the pipeline (``ml.embedder``, ``ml.dlib_embedder``)."""
+FACENET_ALONE = ("facenet",)
+MODEL_LABELS = {"facenet": "FaceNet", "dlib": "dlib"}
+
+
+def default_models() -> tuple[str, ...]:
+    """The embedders of the default pipeline (``PipelineConfig().embedders``)."""
+    from ml.config import PipelineConfig
+
+    return tuple(PipelineConfig().embedders)
+
+
+def embedder_names(models: Sequence[str]) -> tuple[EmbedderName, ...]:
+    """``models`` as ``PipelineConfig.embedders`` (which validates them)."""
+    return cast("tuple[EmbedderName, ...]", tuple(models))
+
+
+def variant_name(models: Sequence[str]) -> str:
+    """``rollcall`` for the default models (the system every comparison is about), else
+    ``rollcall_<models>`` (``rollcall_facenet``: FaceNet alone)."""
+    return "rollcall" if tuple(models) == default_models() else "rollcall_" + "_".join(models)
+
+
+def variant_label(models: Sequence[str]) -> str:
+    names = " + ".join(MODEL_LABELS.get(m, m) for m in models)
+    if len(models) == 1:
+        names += " alone"
+    else:
+        names = "fused " + names
+    return f"Rollcall {names}" + (" (default)" if tuple(models) == default_models() else "")
+
+
+def split_models(
+    rows: npt.NDArray[np.float32], layout: Sequence[str], models: Sequence[str] | None = None
+) -> dict[str, npt.NDArray[np.float32]]:
+    """The columns of each model in ``models`` (default: all of ``layout``) of rows laid out as
+    ``layout`` (the models' embeddings side by side, in that order)."""
+    widths = [MODEL_DIMS[m] for m in layout]
+    if rows.shape[-1] != sum(widths):
+        raise ValueError(f"rows of width {rows.shape[-1]} do not hold models {list(layout)}")
+    starts = np.cumsum([0, *widths])
+    blocks = {m: rows[..., starts[i] : starts[i + 1]] for i, m in enumerate(layout)}
+    wanted = layout if models is None else models
+    return {m: blocks[m] for m in wanted}
+
+
+def join_models(
+    by_model: Mapping[str, npt.NDArray[np.float32]], layout: Sequence[str]
+) -> npt.NDArray[np.float32]:
+    """The inverse of :func:`split_models`."""
+    return np.concatenate([np.asarray(by_model[m], np.float32) for m in layout], axis=-1)
+
 
 def central_box_face(shape: tuple[int, ...]) -> DetectedFace:
     height, width = shape[:2]
@@ -56,9 +121,16 @@ def central_box_face(shape: tuple[int, ...]) -> DetectedFace:
 class FaceSystem(Protocol):
     """What the sections need from a system."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
     metric: str
     """``cosine`` (higher is more alike) or ``euclidean`` (lower is more alike)."""
+    models: tuple[str, ...]
+    """The models whose embeddings a row holds side by side (empty: one embedding, no fusion)."""
 
     @property
     def default_threshold(self) -> float: ...
@@ -77,35 +149,60 @@ class FaceSystem(Protocol):
 
 
 class RollcallSystem:
-    """The default pipeline; ``pipeline`` is built lazily (model loading takes seconds)."""
+    """A Rollcall pipeline with ``models`` (default: the default pipeline's); the pipeline is built
+    lazily (model loading takes seconds). :meth:`variant` shares the loaded models."""
 
-    name = "rollcall"
     metric = "cosine"
 
-    def __init__(self, pipeline: FacePipeline | None = None) -> None:
+    def __init__(
+        self, pipeline: FacePipeline | None = None, models: Sequence[str] | None = None
+    ) -> None:
         self._pipeline = pipeline
+        if models is None:
+            models = pipeline.models if pipeline is not None else default_models()
+        self.models: tuple[str, ...] = tuple(models)
+        if pipeline is not None and pipeline.models != self.models:
+            raise ValueError(f"pipeline runs {pipeline.models}, not {self.models}")
+
+    @property
+    def name(self) -> str:
+        return variant_name(self.models)
+
+    @property
+    def label(self) -> str:
+        return variant_label(self.models)
+
+    def _config(self) -> PipelineConfig:
+        from ml.config import PipelineConfig
+
+        if self._pipeline is not None:
+            return self._pipeline.config
+        return PipelineConfig(embedders=embedder_names(self.models))
 
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            from ml.config import PipelineConfig
             from ml.factory import build_pipeline
 
-            self._pipeline = build_pipeline(PipelineConfig())
+            self._pipeline = build_pipeline(self._config())
         return self._pipeline
+
+    def variant(self, models: Sequence[str]) -> RollcallSystem:
+        """The same loaded models, deciding with ``models`` only (e.g. FaceNet alone)."""
+        config = dataclasses.replace(self.pipeline.config, embedders=embedder_names(models))
+        return RollcallSystem(self.pipeline.with_config(config), models)
 
     @property
     def default_threshold(self) -> float:
-        from ml.matching import DEFAULT_UNKNOWN_THRESHOLD
+        """The configured threshold, else the one ``ml.fusion`` calibrated for these models."""
+        from ml.fusion import default_unknown_threshold
 
-        configured = self.pipeline.config.unknown_threshold
-        return DEFAULT_UNKNOWN_THRESHOLD if configured is None else configured
+        configured = self._config().unknown_threshold
+        return default_unknown_threshold(self.models) if configured is None else configured
 
     def config(self) -> dict[str, Any]:
-        from ml.config import PipelineConfig
-
-        cfg = self._pipeline.config if self._pipeline is not None else PipelineConfig()
-        return {
+        cfg = self._config()
+        result: dict[str, Any] = {
             "detector": cfg.detector,
             "alignment": cfg.alignment,
             "segmentation": cfg.segmentation,
@@ -115,25 +212,48 @@ class RollcallSystem:
             "embedder_weights": str(cfg.embedder_weights),
             "mirror": True,
         }
+        if self.models != FACENET_ALONE:
+            from ml.dlib_embedder import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
+
+            result["embedders"] = list(self.models)
+            result["dlib_chip"] = [DLIB_CHIP_SIZE, DLIB_CHIP_PADDING]
+        return result
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
         return self.pipeline.detect(image)
 
+    def embed_by_model(
+        self, image: RGBImage, faces: Sequence[DetectedFace]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Each model's embeddings of ``faces`` (what ``FacePipeline.recognize`` matches)."""
+        return self.pipeline.embed_faces_by_model(image, faces)
+
     def embed(self, image: RGBImage, faces: Sequence[DetectedFace]) -> npt.NDArray[np.float32]:
-        return self.pipeline.embed_faces(image, faces)
+        """One row per face: the models' embeddings side by side (:func:`split_models`)."""
+        return join_models(self.embed_by_model(image, faces), self.models)
 
     def embed_many(self, items: Sequence[tuple[RGBImage, DetectedFace]]) -> npt.NDArray[np.float32]:
-        crops = [self.pipeline.crop(image, face) for image, face in items]
-        return self.pipeline.embed_crops(crops)
+        pipeline = self.pipeline
+        crops = [pipeline.crop(image, face) for image, face in items]
+        by_model = {"facenet": pipeline.embed_crops(crops)}
+        for model in pipeline.secondary:
+            rows = [pipeline.embed_secondary(model, image, [face]) for image, face in items]
+            by_model[model.name] = (
+                np.concatenate(rows) if rows else np.zeros((0, MODEL_DIMS[model.name]), np.float32)
+            )
+        return join_models(by_model, self.models)
 
-    def enrol_views(self, image: RGBImage, face: DetectedFace) -> npt.NDArray[np.float32]:
-        """What ``FacePipeline.enroll`` embeds, for a given face: the crop's augmented views."""
+    def enrol_views(
+        self, image: RGBImage, face: DetectedFace
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """What ``FacePipeline.enroll`` embeds, for a given face: the crop's augmented FaceNet
+        views, and each secondary model's registration embeddings (``secondary_views``)."""
         from ml.augment import augment_views
 
         pipeline = self.pipeline
         crop = pipeline.crop(image, face)
         views = augment_views(crop, n_views=pipeline.config.n_views, seed=pipeline.config.seed)
-        return pipeline.embedder.embed(views)
+        return {"facenet": pipeline.embedder.embed(views), **pipeline.secondary_views(image, face)}
 
 
 def face_recognition_available() -> bool:
@@ -153,7 +273,9 @@ class FaceRecognitionSystem:
     """face_recognition 1.x with its defaults (dlib HOG + ResNet), as a :class:`FaceSystem`."""
 
     name = "face_recognition"
+    label = "face_recognition"
     metric = "euclidean"
+    models: tuple[str, ...] = ()
     default_threshold = FACE_RECOGNITION_TOLERANCE
 
     def __init__(self) -> None:
@@ -222,9 +344,26 @@ class ImageEmbeddings:
     computed: int
     """How many were computed in this run (the rest came from the cache)."""
     seconds: float
+    models: tuple[str, ...] = ()
+    """The models whose embeddings a row holds side by side (empty: one embedding)."""
 
     def row(self, path: str) -> int:
         return self.paths.index(path)
+
+    def by_model(self, indices: Sequence[int] | None = None) -> dict[str, npt.NDArray[np.float32]]:
+        """Each model's unit embeddings of the rows ``indices`` (all rows by default); ``""`` is
+        the whole row when the rows hold one embedding."""
+        rows = self.embeddings if indices is None else self.embeddings[list(indices)]
+        if not self.models:
+            return {"": unit_rows(rows)}
+        return {m: unit_rows(v) for m, v in split_models(rows, self.models).items()}
+
+    def select(self, models: Sequence[str]) -> ImageEmbeddings:
+        """The same photos seen by ``models`` only (a subset of :attr:`models`)."""
+        parts = split_models(self.embeddings, self.models, models)
+        return dataclasses.replace(
+            self, embeddings=join_models(parts, models), models=tuple(models)
+        )
 
     def as_dict(self) -> dict[str, npt.NDArray[np.float32]]:
         return {p: self.embeddings[i] for i, p in enumerate(self.paths)}
@@ -287,4 +426,5 @@ def embed_images(
         found,
         len(missing),
         time.perf_counter() - started,
+        tuple(system.models),
     )

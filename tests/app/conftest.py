@@ -203,6 +203,7 @@ def running_app(
     with TestClient(app) as client:
         yield client
         trainer_of(client).wait_idle(timeout=300)
+        context_of(client).backfill.wait_idle(timeout=300)
 
 
 def context_of(client: TestClient) -> Context:
