@@ -15,10 +15,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from app.images import ImageError, ImageTooLargeError
+from app.json_charset import JsonCharsetMiddleware
 from app.routers import classes, console, health, legacy, sessions, students
 from app.security import (
     API_KEY_HEADER,
@@ -45,7 +47,8 @@ API_DESCRIPTION = """\
 Face-recognition attendance. Enrol each student of a class from one or more photos, then upload
 photos of the class during a session: every recognised student is recorded present.
 
-Ids are URL-safe slugs `[a-z0-9][a-z0-9_-]{0,63}`. Errors are `{"detail": "..."}` with a 4xx status
+Ids are URL-safe slugs `[a-z0-9][a-z0-9_-]{0,63}`. Errors are `{"detail": "..."}` (a sentence;
+request-validation errors add the field-by-field list as `errors`) with a 4xx status
 (401 missing or invalid `X-API-Key` when the server has API keys, 403 key not allowed on this class,
 404 unknown class/student/session, 409 id taken, 413 upload too large, 422 invalid input such as
 not an image, no face or several faces on a registration photo) or 503 when storage is down.
@@ -118,7 +121,9 @@ def create_app(
             context.cleanup.close()
             del app.state.context
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this service
+    # (/static-offline-docs), never from a CDN, so the docs work on a machine without internet.
+    app = FastAPIOffline(
         title="Rollcall",
         version="1.0.0",
         summary="Self-hosted face-recognition attendance",
@@ -126,7 +131,8 @@ def create_app(
         lifespan=lifespan,
         max_body_size=config.max_request_bytes,
     )
-    _add_error_handlers(app)
+    legacy_paths = [route.path for route in legacy.router.routes if hasattr(route, "path")]
+    _add_error_handlers(app, legacy_paths)
     # Access control (app/security.py): every /v1 router gets the class check; the middleware
     # below authenticates before any body is read.
     policy = AccessPolicy.from_settings(config)
@@ -143,17 +149,18 @@ def create_app(
     app.include_router(classes.router, **v1_access)
     app.include_router(students.router, **v1_access)
     app.include_router(sessions.router, **v1_access)
-    _add_access_middleware(app, config, policy)
+    _add_access_middleware(app, config, policy, legacy_paths)
+    # Outermost: every JSON reply, whoever wrote it, says charset=utf-8.
+    app.add_middleware(JsonCharsetMiddleware)
     return app
 
 
-def _add_access_middleware(app: FastAPI, config: Settings, policy: AccessPolicy) -> None:
+def _add_access_middleware(
+    app: FastAPI, config: Settings, policy: AccessPolicy, legacy_paths: list[str]
+) -> None:
     """API keys first, CORS outermost (so that a browser's preflight needs no key)."""
     app.add_middleware(
-        ApiKeyMiddleware,
-        policy=policy,
-        prefixes=("/v1",),
-        legacy_paths=[route.path for route in legacy.router.routes if hasattr(route, "path")],
+        ApiKeyMiddleware, policy=policy, prefixes=("/v1",), legacy_paths=legacy_paths
     )
     if config.cors_origins:
         # Closed unless configured. Keys travel in a header, never in cookies: no credentials.
@@ -168,7 +175,7 @@ def _add_access_middleware(app: FastAPI, config: Settings, policy: AccessPolicy)
         )
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, legacy_paths: list[str]) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": error.message}, status_code=error.status_code)
@@ -179,8 +186,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(error)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(_brief(error.errors()))}, status_code=422)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        brief = _brief(error.errors())
+        body: dict[str, Any] = {"detail": describe_errors(brief)}
+        # The mobile app prints the body of a refused registration: it gets the sentence only.
+        if request.url.path not in legacy_paths:
+            body["errors"] = jsonable_encoder(brief)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(TooManyFacesError)
     async def too_many_faces(_: Request, error: TooManyFacesError) -> JSONResponse:
@@ -223,6 +235,25 @@ def _brief(errors: Any) -> list[dict[str, Any]]:
             item["input"] = value
         brief.append(item)
     return brief
+
+
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    """``[{"loc": ["body", "student_name"], "msg": "Field required"}, ...]`` ->
+    ``"student_name: Field required"`` (one clause per refused field, ``; `` between them)."""
+    clauses = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        field = ".".join(part for part in loc if part not in _LOCATIONS) or ".".join(loc)
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+            reason = dict(error.get("ctx") or {}).get("error")
+            field = "body"
+            message = "not valid JSON" + (f" ({reason} at character {loc[-1]})" if reason else "")
+        clauses.append(f"{field}: {message}" if field else message)
+    return "; ".join(clauses) or "invalid request"
 
 
 _default_app: FastAPI | None = None

@@ -8,7 +8,7 @@ on a quiet machine without redoing LFW: ``uv run --group bench python -m bench -
 
 Sections: verification (LFW View-2), oneshot (one photo per identity, open set), groups (detection
 and attendance on the group photos), speed (per-stage latency, throughput, HTTP service), scale
-(matching cost up to 100k stored embeddings). Per-image embeddings of both systems are cached in
+(matching cost up to 100k stored embeddings). Per-image embeddings of every system are cached in
 ``.bench-cache/`` (``--fresh`` ignores it).
 """
 

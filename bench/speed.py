@@ -7,14 +7,17 @@ recorded before and after (the section's header), since other processes share th
 * **Stages** per photo (a 1-face photo, a 6-face photo, the HTTP photo and the group photo with the
   most faces): decode (JPEG bytes to RGB), detect, align (crop every face; for face_recognition its
   5-point landmarks), segment (GrabCut, off by default, not in the total), embed (Rollcall: crop and
-  mirror of every face; face_recognition: its ResNet), match (against a 50-student class). The end-to-
-  end row times the whole photo as one call (``FacePipeline.recognize``; face_recognition:
-  ``face_locations`` + ``face_encodings`` + ``face_distance``).
+  mirror of every face; face_recognition: its ResNet), match (against a 50-student class). Rollcall
+  in both settings: FaceNet alone, and the fused default, whose align and embed add dlib's chip and
+  ResNet pass per face (timed on their own, ``secondary_ms``; the shared stages are timed once).
+  The end-to-end row times the whole photo as one call (``FacePipeline.recognize`` of each setting;
+  face_recognition: ``face_locations`` + ``face_encodings`` + ``face_distance``).
 * **Embedding throughput**: network passes per second at batch 1, 8 and 32 (one pass per face for
-  face_recognition; Rollcall's pipeline makes two per face, crop and mirror).
-* **Class growth** (LFW identities): registration compute (enrolment of one photo + rebuilding the
-  class gallery + the duplicate check) and head training, from scratch and warm-started after one
-  more student (what the service does), at 10/50/200/1000 students.
+  face_recognition and for Rollcall's dlib; Rollcall's FaceNet makes two per face, crop and mirror).
+* **Class growth** (LFW identities): registration compute with the default (fused) pipeline
+  (enrolment of one photo + rebuilding the class gallery + the duplicate check) and head training,
+  from scratch and warm-started after one more student (what the service does), at 10/50/200/1000
+  students.
 * **HTTP**: the real service (``uvicorn app.main:app``) on loopback with a temporary data folder;
   a class is registered through ``/register/register-student``, then a bounded number of
   ``/mark/detect`` requests is sent by 1, 4 and 16 concurrent clients; throughput, p50/p95 latency

@@ -35,11 +35,21 @@ _PHOTOS_HELP = "Photos of the student, each showing exactly one face"
 async def create_student(
     ctx: ContextDep,
     class_id: ClassId,
-    student_id: Annotated[str, Form(pattern=SLUG_PATTERN)],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
+    student_id: Annotated[
+        str | None,
+        Form(
+            pattern=SLUG_PATTERN,
+            description="The new student's id. Without it, a readable id is made from the name "
+            "(transliterated to ASCII, with a short suffix when another name has that slug), and "
+            "a name already enrolled in the class (case-insensitive) is a 409.",
+        ),
+    ] = None,
 ) -> schemas.EnrollmentOut:
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
+    if student_id is None:
+        return await run_in_threadpool(students.enroll_named, ctx, class_id, name, uploads)
     return await run_in_threadpool(
         students.enroll, ctx, class_id, student_id, name, uploads, Existing.REFUSE
     )

@@ -6,7 +6,10 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime
+
+from anyascii import anyascii
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 """Every id in a URL and a storage key matches this, so ids can never escape their folder."""
@@ -20,18 +23,41 @@ def is_slug(value: str) -> bool:
     return _SLUG.fullmatch(value) is not None
 
 
-def slugify(name: str) -> str:
-    """Student id derived from a display name (the mobile client only sends names).
+SLUG_BASE_LENGTH = 48
+"""Longest readable part of a derived id, leaving room for the ``-xxxxxx`` suffix."""
 
-    ``"Zoë O'Neil"`` -> ``"zoe-o-neil"``. A name with no ASCII letter or digit (``"李雷"``) gets a
-    stable hash-based id, so the same name always maps to the same student.
+
+def name_key(name: str) -> str:
+    """What makes two names the same student's: Unicode NFC, blanks trimmed and collapsed,
+    compared case-insensitively (``casefold``). ``" Zoë  O'Neil"`` (decomposed ë) and
+    ``"ZOË O'NEIL"`` are one name; ``"Zoe O'Neil"`` is another."""
+    collapsed = " ".join(unicodedata.normalize("NFC", name).split())
+    return unicodedata.normalize("NFC", collapsed.casefold())
+
+
+def slugify(name: str) -> str:
+    """The readable part of a student id derived from a display name, transliterated to ASCII by
+    ``anyascii``: ``"Zoë O'Neil"`` -> ``"zoe-o-neil"``, ``"Rahul कुमार"`` -> ``"rahul-kumar"``,
+    ``"李雷"`` -> ``"lilei"``. A name that leaves nothing (punctuation only) gives ``"student"``.
+
+    Different names can share a slug (``"Zoë"``, ``"Zoe"``): :func:`student_id_candidates` makes
+    the id unique; never use a slug alone as a student's identity.
     """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64].strip("-")
-    if slug:
-        return slug
-    digest = hashlib.sha256(name.strip().casefold().encode("utf-8")).hexdigest()
-    return f"student-{digest[:12]}"
+    ascii_name = anyascii(unicodedata.normalize("NFC", name))
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:SLUG_BASE_LENGTH].strip("-") or "student"
+
+
+def student_id_candidates(name: str) -> Iterator[str]:
+    """Ids to try, in order, for a new student called ``name``: the slug, then the slug with a
+    short suffix derived from the name (so the same name always tries the same ids, and two
+    concurrent registrations of one name meet on the same id), then numbered variants."""
+    base = slugify(name)
+    suffix = hashlib.sha256(name_key(name).encode("utf-8")).hexdigest()[:6]
+    yield base
+    yield f"{base}-{suffix}"
+    for number in range(2, 100):
+        yield f"{base}-{suffix}-{number}"
 
 
 def new_id() -> str:
@@ -41,8 +67,9 @@ def new_id() -> str:
 
 
 def clean_name(name: str, *, what: str = "name") -> str:
-    """A display name with surrounding blanks removed; rejects empty or control characters."""
-    cleaned = " ".join(name.split())
+    """A display name in Unicode NFC with blanks trimmed and collapsed; rejects empty or control
+    characters."""
+    cleaned = " ".join(unicodedata.normalize("NFC", name).split())
     if not cleaned:
         raise ValueError(f"{what} is empty")
     if len(cleaned) > MAX_NAME_LENGTH:

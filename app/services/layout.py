@@ -152,6 +152,55 @@ def last_segment(key: str, suffix: str) -> str:
     return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
 
 
+# --- the original server's layout (read by the importer, never written) -----------------------
+#
+#     {prefix}registration/{name}/{name}_initial.jpg                 the head crop it cut
+#     {prefix}registration/{name}/{name}_embedding/{name}.npy        its embedding (other weights)
+#     {prefix}embedding_dictionary/student_embeddings_dict.npz       every embedding (other weights)
+#     {prefix}model/model.pth                                        its model (a pickle: never read)
+
+ORIGINAL_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def original_prefix(prefix: str) -> str:
+    """``"old"`` or ``"old/"`` -> ``"old/"``; ``""`` stays ``""``."""
+    return f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+
+
+def original_registration_prefix(prefix: str) -> str:
+    return f"{original_prefix(prefix)}registration/"
+
+
+def original_initial_photo_key(prefix: str, name: str) -> str:
+    return f"{original_registration_prefix(prefix)}{name}/{name}_initial.jpg"
+
+
+def original_embedding_key(prefix: str, name: str) -> str:
+    return f"{original_registration_prefix(prefix)}{name}/{name}_embedding/{name}.npy"
+
+
+def original_dictionary_key(prefix: str) -> str:
+    return f"{original_prefix(prefix)}embedding_dictionary/student_embeddings_dict.npz"
+
+
+def original_model_key(prefix: str) -> str:
+    return f"{original_prefix(prefix)}model/model.pth"
+
+
+def parse_original_registration_key(prefix: str, key: str) -> tuple[str, str] | None:
+    """``(student folder name, path inside it)`` for a key under ``registration/``, else ``None``."""
+    base = original_registration_prefix(prefix)
+    if not key.startswith(base):
+        return None
+    name, _, rest = key[len(base) :].partition("/")
+    return (name, rest) if name and rest else None
+
+
+def is_original_photo(rest: str) -> bool:
+    """A photo directly in a student's folder (``{name}_initial.jpg``), not in a subfolder."""
+    return "/" not in rest and rest.lower().endswith(ORIGINAL_PHOTO_SUFFIXES)
+
+
 # --- documents -------------------------------------------------------------------------------
 
 

@@ -1,9 +1,12 @@
 """The mobile client's two calls, on the class ``ROLLCALL_LEGACY_CLASS`` (``default`` unless
 configured; created on first use).
 
-Registration derives the student id from the name (:func:`app.services.ids.slugify`). Registering a
-name whose id already exists adds the photos to that student and keeps the first name: nothing that
-is already stored is ever replaced. ``/mark/detect`` only recognises; it records no attendance.
+Registration keys students by their name as typed (:func:`app.services.ids.name_key`: Unicode NFC,
+blanks trimmed and collapsed, case-insensitive): the same name adds photos to that student, whatever
+id it was stored under (ids derived by older versions included); a different name is a different
+student, with a readable id transliterated from the name and made unique
+(:func:`app.services.students.enroll_by_name`). Nothing already stored is replaced; the first name
+is kept. ``/mark/detect`` only recognises; it records no attendance.
 """
 
 from __future__ import annotations
@@ -15,14 +18,8 @@ from app.services.attendance import recognize_image
 from app.services.classes import ensure_default_class
 from app.services.context import Context
 from app.services.errors import InvalidInputError
-from app.services.ids import clean_name, slugify
-from app.services.students import (
-    Existing,
-    Upload,
-    decode_upload,
-    enroll_prepared,
-    prepare_photos,
-)
+from app.services.ids import clean_name
+from app.services.students import Upload, decode_upload, enroll_by_name, prepare_photos
 
 
 def register_student(
@@ -36,7 +33,7 @@ def register_student(
     photos = prepare_photos(ctx, uploads)
     class_id = ctx.settings.legacy_class
     ensure_default_class(ctx, class_id)
-    result = enroll_prepared(ctx, class_id, slugify(name), name, photos, Existing.ADD_PHOTOS)
+    result = enroll_by_name(ctx, class_id, name, photos, add=True)
     return schemas.LegacyRegisterOut(
         message="Student registered",
         student_id=result.student.id,

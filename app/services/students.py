@@ -22,7 +22,7 @@ from app.services.errors import (
     PayloadTooLargeError,
 )
 from app.services.gallery import ClassGallery, parse_student_keys
-from app.services.ids import clean_name, new_id, utc_now
+from app.services.ids import clean_name, name_key, new_id, student_id_candidates, utc_now
 from app.storage import ObjectExistsError, ObjectNotFoundError, StorageUnavailableError
 from ml.fusion import FACENET
 from ml.pipeline import Enrollment, MultipleFacesError, NoFaceError
@@ -52,7 +52,13 @@ class Existing(Enum):
 
     REFUSE = "refuse"  # POST /v1/.../students: 409
     REQUIRE = "require"  # POST /v1/.../students/{id}/photos: 404 if absent
-    ADD_PHOTOS = "add"  # the mobile client's register call: same name adds photos
+    ADD_PHOTOS = "add"  # the mobile client's register call: the same name adds photos
+    """Add the photos if the stored student has the same name (:func:`ids.name_key`); a student of
+    another name under this id raises :class:`StudentIdTakenError` (the caller tries another id)."""
+
+
+class StudentIdTakenError(ConflictError):
+    """The id belongs to a student of another name (``Existing.ADD_PHOTOS``)."""
 
 
 def upload_label(index: int, filename: str | None) -> str:
@@ -233,6 +239,17 @@ def enroll(
     return enroll_prepared(ctx, class_id, student_id, display_name, photos, existing)
 
 
+def enroll_named(
+    ctx: Context, class_id: str, name: str, uploads: Sequence[Upload]
+) -> schemas.EnrollmentOut:
+    """A new student called ``name``, with an id made from the name (:func:`enroll_by_name`);
+    409 when a student of that name is already enrolled."""
+    ctx.require_class(class_id)
+    display_name = validated_name(name)
+    photos = prepare_photos(ctx, uploads)
+    return enroll_by_name(ctx, class_id, display_name, photos, add=False)
+
+
 def enroll_prepared(
     ctx: Context,
     class_id: str,
@@ -248,6 +265,8 @@ def enroll_prepared(
         raise _taken(ctx, class_id, student_id)
     if current is None and existing is Existing.REQUIRE:
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
+    if current is not None and existing is Existing.ADD_PHOTOS:
+        _require_same_name(current, display_name)
     snapshot = ctx.galleries.get(class_id)
     similar = similar_students(ctx, class_id, student_id, photos, snapshot)
 
@@ -261,6 +280,7 @@ def enroll_prepared(
             current = ctx.read(student_key, layout.StudentDoc)
             if current is None:
                 raise ConflictError(f"student {student_id!r} is being changed; try again")
+            _require_same_name(current, display_name)
     try:
         written = _store_photos(ctx, class_id, student_id, photos)
     except BaseException:
@@ -282,6 +302,69 @@ def enroll_prepared(
         warnings=warnings,
         similar_students=similar,
     )
+
+
+def _require_same_name(current: layout.StudentDoc, name: str | None) -> None:
+    if name is not None and name_key(current.name) != name_key(name):
+        raise StudentIdTakenError(
+            f"student id {current.id!r} belongs to {current.name!r}, not to {name!r}"
+        )
+
+
+def student_docs(ctx: Context, class_id: str) -> list[layout.StudentDoc]:
+    """Every ``student.json`` of the class (registrations in flight included), by id.
+
+    One read per student: fine for a class (tens of students); it is how a name is found
+    whatever id it was stored under (ids derived by older versions included)."""
+    documented, _ = parse_student_keys(class_id, ctx.store.list(layout.students_prefix(class_id)))
+    docs = (ctx.read(layout.student_key(class_id, sid), layout.StudentDoc) for sid in documented)
+    return sorted((doc for doc in docs if doc is not None), key=lambda doc: doc.id)
+
+
+def students_named(ctx: Context, class_id: str, name: str) -> list[layout.StudentDoc]:
+    """The students of the class whose name is ``name`` (:func:`ids.name_key`: NFC, blanks
+    collapsed, case-insensitive)."""
+    key = name_key(name)
+    return [doc for doc in student_docs(ctx, class_id) if name_key(doc.name) == key]
+
+
+def enroll_by_name(
+    ctx: Context, class_id: str, name: str, photos: Sequence[PreparedPhoto], *, add: bool
+) -> schemas.EnrollmentOut:
+    """Enrol validated photos under the student called ``name``: students are keyed by name.
+
+    An enrolled student of that name gets the photos when ``add`` (the mobile call), else 409
+    (``POST /v1/.../students`` without ``student_id``). A new name gets a new student with a
+    readable, unique id (:func:`ids.student_id_candidates`): a different name is a different
+    student, always, even when both transliterate to the same slug.
+    """
+    named = students_named(ctx, class_id, name)
+    if len(named) > 1:
+        ids = ", ".join(repr(doc.id) for doc in named)
+        raise ConflictError(
+            f"{len(named)} students of class {class_id!r} are called {name!r} ({ids}); "
+            f"add photos to one of them by id with POST /v1/classes/{class_id}/students/ID/photos"
+        )
+    if named and not add:
+        raise ConflictError(
+            f"a student called {named[0].name!r} already exists in class {class_id!r} "
+            f"(id {named[0].id!r}); add photos with POST "
+            f"/v1/classes/{class_id}/students/{named[0].id}/photos, or give another name"
+        )
+    mode = Existing.ADD_PHOTOS if add else Existing.REFUSE
+    for student_id in [doc.id for doc in named] + list(student_id_candidates(name)):
+        try:
+            return enroll_prepared(ctx, class_id, student_id, name, photos, mode)
+        except StudentIdTakenError:
+            continue  # another name holds this id: try the next one
+        except ConflictError:
+            if add:
+                raise
+            holder = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+            if holder is None or name_key(holder.name) == name_key(name):
+                raise  # the same name was registered meanwhile, or the id is in flux
+            continue  # the id belongs to another name: try the next one
+    raise ConflictError(f"no free student id for {name!r}; register with an explicit student_id")
 
 
 def look_alike_warnings(similar: Sequence[schemas.SimilarStudent]) -> list[str]:

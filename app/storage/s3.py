@@ -252,6 +252,27 @@ class S3ObjectStore:
 
     def get(self, key: str) -> bytes:
         validate_key(key)
+        return self._get(key)
+
+    # Read-only access to objects outside Rollcall's key rules (upper case, spaces, any script):
+    # the original server's layout (``registration/{student_name}/...``), read by app.importer.
+
+    def list_foreign(self, prefix: str) -> builtins.list[str]:
+        """Every key under ``prefix``, whatever its characters (folder markers excepted)."""
+        keys = [
+            item.get("Key", "")
+            for page in self._pages(Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+        return sorted(key for key in keys if key and not key.endswith("/"))
+
+    def get_foreign(self, key: str) -> bytes:
+        """The object at ``key``, whatever its characters (a key from :meth:`list_foreign`)."""
+        if not key or len(key.encode("utf-8")) > 1024:
+            raise ValueError("not an S3 object key")
+        return self._get(key)
+
+    def _get(self, key: str) -> bytes:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=key)
             with response["Body"] as body:

@@ -27,6 +27,8 @@ from ml.align import ALIGNMENTS, Alignment, centre_crop, crop_face
 from ml.config import PipelineConfig
 from ml.embedder import embed_plain_and_mirrored
 from ml.eval.photos import load_rgb
+from ml.fusion import FACENET, to_facenet_scale
+from ml.pipeline import SecondaryModel
 from ml.protocols import FaceDetector, FaceEmbedder, HeadSegmenter
 from ml.segmentation import MaskFill, apply_head_mask
 from ml.types import DetectedFace, Embeddings, RGBImage
@@ -216,6 +218,24 @@ class EmbeddingRun:
     """Crop-only embeddings; with flip on they come for free and give the no-flip accuracy too."""
     no_detection: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    secondary: dict[str, dict[str, npt.NDArray[np.float32]]] = field(default_factory=dict)
+    """Per secondary model (dlib), one embedding per image: of the detected face's own crop, or
+    of a central box (:data:`FALLBACK_BOX`) when no face was detected."""
+
+
+FALLBACK_BOX = (0.3, 0.3, 0.7, 0.7)
+"""Secondary models' face box, as fractions of the image, for an image without a detection (LFW
+images are centred on the labelled face, about 0.4 of the image wide)."""
+
+
+def fallback_face(shape: tuple[int, ...]) -> DetectedFace:
+    height, width = shape[:2]
+    x1, y1, x2, y2 = FALLBACK_BOX
+    return DetectedFace(
+        box=(x1 * width, y1 * height, x2 * width, y2 * height),
+        score=0.0,
+        landmarks=np.zeros((5, 2), np.float32),
+    )
 
 
 def embed_lfw_images(
@@ -225,12 +245,17 @@ def embed_lfw_images(
     embedder: FaceEmbedder,
     cropper: FaceCropper,
     flip: bool = True,
+    secondary: Sequence[SecondaryModel] = (),
 ) -> EmbeddingRun:
-    """Detect, crop and embed every image; images without a face fall back to a centre crop."""
+    """Detect, crop and embed every image; images without a face fall back to a centre crop.
+
+    Each secondary model embeds the same face from its own crop (no mirror, as the pipeline does).
+    """
     run = EmbeddingRun()
     started = time.perf_counter()
     names: list[str] = []
     crops: list[RGBImage] = []
+    secondary_crops: dict[str, list[RGBImage]] = {model.name: [] for model in secondary}
 
     def flush() -> None:
         if flip:
@@ -240,6 +265,17 @@ def embed_lfw_images(
         for name, plain_row, row in zip(names, plain, averaged, strict=True):
             run.embeddings[name] = row
             run.plain_embeddings[name] = plain_row
+        for model in secondary:
+            model_crops = secondary_crops[model.name]
+            rows = (
+                model.embedder.embed(model_crops)
+                if model_crops
+                else np.zeros((0, model.embedder.dim), np.float32)
+            )
+            target = run.secondary.setdefault(model.name, {})
+            for name, row in zip(names, rows, strict=True):
+                target[name] = row
+            model_crops.clear()
         names.clear()
         crops.clear()
 
@@ -251,6 +287,10 @@ def embed_lfw_images(
             crops.append(centre_crop(image, cropper.size))
         else:
             crops.append(cropper.crop(image, face))
+        for model in secondary:
+            secondary_crops[model.name].append(
+                model.cropper.crop(image, face or fallback_face(image.shape))
+            )
         names.append(relative)
         if len(crops) >= EMBED_CHUNK:
             flush()
@@ -294,6 +334,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--no-flip", action="store_true", help="embed the crop only, not its mirror"
     )
+    parser.add_argument(
+        "--embedders",
+        choices=("facenet", "facenet+dlib"),
+        default="+".join(PipelineConfig.embedders),
+        help="face models: each one's accuracy, and the fused score's (ml.fusion)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.set_defaults(func=run)
@@ -303,6 +349,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that ``python -m ml.eval --help`` stays fast and needs no model.
     from ml.detection import create_detector
     from ml.embedder import FaceNetEmbedder
+    from ml.factory import build_secondary
     from ml.segmentation import GrabCutHeadSegmenter
 
     data_dir: Path = args.data
@@ -334,7 +381,8 @@ def run(args: argparse.Namespace) -> int:
     embedder = FaceNetEmbedder.from_default(batch_size=args.batch_size, device=args.device)
     segmenter = GrabCutHeadSegmenter() if args.segment else None
     cropper = FaceCropper(args.alignment, embedder.input_size, segmenter, args.mask_fill)
-    run_result = embed_lfw_images(data_dir, images, detector, embedder, cropper, flip)
+    secondary = [build_secondary(name) for name in args.embedders.split("+")[1:]]
+    run_result = embed_lfw_images(data_dir, images, detector, embedder, cropper, flip, secondary)
 
     same = [p.same for p in pairs]
     folds = [p.fold for p in pairs]
@@ -359,6 +407,33 @@ def run(args: argparse.Namespace) -> int:
     if flip:
         out.write(f"without mirror averaging: {plain.accuracy:.4f} +- {plain.std:.4f}\n")
     out.write(f"no detection (centre crop used): {len(run_result.no_detection)} images\n")
+    per_model = {FACENET: pair_similarities(pairs, run_result.embeddings)}
+    for name, embeddings in run_result.secondary.items():
+        per_model[name] = pair_similarities(pairs, embeddings)
+    models_summary: dict[str, object] = {}
+    for name, scores in per_model.items():
+        model_result = cross_validated_accuracy(scores, same, folds)
+        models_summary[name] = {
+            "accuracy": round(model_result.accuracy, 5),
+            "std": round(model_result.std, 5),
+            "pair_score_mean": round(float(scores.mean()), 4),
+            "pair_score_std": round(float(scores.std()), 4),
+        }
+        out.write(
+            f"{name}: accuracy {model_result.accuracy:.4f} +- {model_result.std:.4f}; "
+            f"pair scores mean {scores.mean():.4f} std {scores.std():.4f} (ml.fusion.SCORE_SCALES)\n"
+        )
+    fused_summary = None
+    if len(per_model) > 1:
+        fused = np.mean([to_facenet_scale(m, v) for m, v in per_model.items()], axis=0)
+        fused_result = cross_validated_accuracy(fused, same, folds)
+        fused_summary = {
+            "accuracy": round(fused_result.accuracy, 5),
+            "std": round(fused_result.std, 5),
+        }
+        out.write(
+            f"fused ({'+'.join(per_model)}): accuracy {fused_result.accuracy:.4f} +- {fused_result.std:.4f}\n"
+        )
     out.write(f"{images_per_second:.1f} images/s ({run_result.seconds:.1f} s)\n")
     summary = {
         "accuracy": round(result.accuracy, 5),
@@ -377,6 +452,8 @@ def run(args: argparse.Namespace) -> int:
         "fold_accuracies": [round(a, 5) for a in result.fold_accuracies],
         "accuracy_no_flip": round(plain.accuracy, 5),
         "std_no_flip": round(plain.std, 5),
+        "models": models_summary,
+        "fused": fused_summary,
     }
     out.write(json.dumps(summary) + "\n")
     out.flush()

@@ -246,7 +246,7 @@ def test_bad_input_is_refused_and_changes_nothing(
     )
     assert response.status_code == status, response.text
     detail = response.json()["detail"]
-    assert detail, "a refusal must say why"
+    assert isinstance(detail, str) and detail, "a refusal must say why, in words"
     if reason:
         assert reason.lower() in str(detail).lower()
     assert seeded.store.list("") == before

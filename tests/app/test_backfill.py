@@ -27,7 +27,7 @@ def test_students_enrolled_before_dlib_are_back_filled(
     groups_dir: Path,
 ) -> None:
     facenet_only = fast_face_pipeline.with_config(
-        dataclasses.replace(fast_face_pipeline.config, embedders=(FACENET,))
+        dataclasses.replace(fast_face_pipeline.config, embedders=("facenet",))
     )
     assert facenet_only.models == (FACENET,)
     with running_app(facenet_only, object_store) as client:
@@ -85,7 +85,7 @@ def test_back_fill_is_idempotent_and_skips_erased_photos(
     fast_face_pipeline: FacePipeline, object_store: ObjectStore, cast_photos: dict[str, bytes]
 ) -> None:
     facenet_only = fast_face_pipeline.with_config(
-        dataclasses.replace(fast_face_pipeline.config, embedders=(FACENET,))
+        dataclasses.replace(fast_face_pipeline.config, embedders=("facenet",))
     )
     with running_app(facenet_only, object_store) as client:
         client.post("/v1/classes", json={"id": CLASS_ID, "name": "P"})

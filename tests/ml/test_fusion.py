@@ -25,7 +25,8 @@ def _towards(target: np.ndarray, rng: np.random.Generator, cosine: float) -> np.
     noise = rng.normal(size=target.shape).astype(np.float32)
     noise -= np.dot(noise, target) * target
     noise /= np.linalg.norm(noise)
-    return (cosine * target + np.sqrt(1 - cosine**2) * noise).astype(np.float32)
+    result: np.ndarray = (cosine * target + np.sqrt(1 - cosine**2) * noise).astype(np.float32)
+    return result
 
 
 def test_facenet_scale_is_identity_for_facenet_and_maps_dlib_moments() -> None:

@@ -1,0 +1,55 @@
+"""The importer on a seeded bucket, as shown in the README: ``python -m tests.importer_demo``.
+
+Starts a SeaweedFS server (``tests/s3server.py``), seeds the bucket ``original`` in the original
+server's layout from ``../shared`` exactly as ``tests/app/test_importer.py`` does, then runs
+``python -m app.importer --bucket original --prefix old-server`` three times (``--dry-run``, the
+import, again) into Rollcall's bucket ``rollcall``, and prints each command's output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.app.test_importer import _seed
+from tests.s3server import SeaweedS3Server
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def main() -> None:
+    server = SeaweedS3Server()
+    info = server.start()
+    try:
+        client = info.client()
+        client.create_bucket(Bucket="original")
+        client.create_bucket(Bucket="rollcall")
+        _seed(client, "original", SHARED / "faces" / "people")
+        env = {
+            **os.environ,
+            "S3_BUCKET_NAME": "rollcall",
+            "S3_ENDPOINT_URL": info.endpoint_url,
+            "AWS_REGION": info.region,
+            "AWS_ACCESS_KEY_ID": info.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": info.secret_access_key,
+            "ROLLCALL_LOG_LEVEL": "WARNING",
+        }
+        for extra in (["--dry-run"], [], []):
+            args = ["-m", "app.importer", "--bucket", "original", "--prefix", "old-server", *extra]
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, *args], env=env, capture_output=True, text=True, check=False
+            )
+            sys.stdout.write(
+                f"$ python {' '.join(args)}   # exit {done.returncode}, "
+                f"{time.monotonic() - started:.0f} s\n{done.stdout}\n"
+            )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
