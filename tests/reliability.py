@@ -23,6 +23,7 @@ import httpx
 
 from app.services import layout
 from app.storage import ObjectNotFoundError, ObjectStore
+from ml.fusion import FACENET
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,10 @@ def _student_problems(class_id: str, keys: list[str]) -> list[str]:
     problems = []
     for student_id, names in sorted(files.items()):
         where = f"{class_id}/{student_id}"
-        embedded = {n[len("embeddings/") : -4] for n in names if n.startswith("embeddings/")}
+        refs = [layout.parse_embedding_key(class_id, f"{prefix}{student_id}/{n}") for n in names]
+        embedded = {r.photo_id for r in refs if r is not None and r.model == FACENET}
+        # Other models' embeddings (dlib) are written after the photo and before FaceNet's.
+        secondary = {r.photo_id for r in refs if r is not None and r.model != FACENET}
         jpgs = {n[len("photos/") : -4] for n in names if n.endswith(".jpg")}
         infos = {
             n[len("photos/") : -5] for n in names if n.startswith("photos/") and n.endswith(".json")
@@ -219,7 +223,7 @@ def _student_problems(class_id: str, keys: list[str]) -> list[str]:
             continue
         if not embedded:
             problems.append(f"student {where}: student.json without any embedding")
-        for photo_id in sorted(embedded - (jpgs & infos)):
+        for photo_id in sorted((embedded | secondary) - (jpgs & infos)):
             problems.append(f"student {where}: embedding {photo_id} without its photo or report")
         for photo_id in sorted((jpgs | infos) - embedded):
             problems.append(f"student {where}: photo {photo_id} without its embedding")

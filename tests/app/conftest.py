@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -181,6 +182,12 @@ def cast_photos(people_dir: Path) -> dict[str, bytes]:
     return {
         name: (people_dir / f"face_api_js__{name}" / f"{name}1.png").read_bytes() for name in CAST
     }
+
+
+def is_photo_embedding(key: str) -> bool:
+    """FaceNet's embedding of a registration photo, the object that makes the photo count (other
+    models' embeddings live one folder down, ``embeddings/{model}/``)."""
+    return re.search(r"/embeddings/[^/]+\.npy$", key) is not None
 
 
 def api_settings(**overrides: Any) -> Settings:

@@ -15,7 +15,7 @@ from PIL import Image
 from app.storage import DiskObjectStore, ObjectStore
 from ml.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR
 from ml.pipeline import FacePipeline
-from tests.app.conftest import CAST, running_app
+from tests.app.conftest import CAST, is_photo_embedding, running_app
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_registering_a_known_name_again_adds_photos(
 ) -> None:
     extra = (people_dir / "face_api_js__sheldon" / "sheldon2.png").read_bytes()
     before = [
-        k for k in mobile_store.list("classes/default/students/sheldon/") if k.endswith(".npy")
+        k for k in mobile_store.list("classes/default/students/sheldon/") if is_photo_embedding(k)
     ]
     response = mobile_client.post(
         "/register/register-student",
@@ -112,7 +112,7 @@ def test_registering_a_known_name_again_adds_photos(
     assert response.status_code == 200, response.text
     assert response.json()["student_id"] == "sheldon"
     after = [
-        k for k in mobile_store.list("classes/default/students/sheldon/") if k.endswith(".npy")
+        k for k in mobile_store.list("classes/default/students/sheldon/") if is_photo_embedding(k)
     ]
     assert len(after) == len(before) + 1 and set(before) < set(after)
     student = mobile_client.get("/v1/classes/default/students/sheldon").json()

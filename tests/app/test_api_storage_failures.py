@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.storage import DiskObjectStore, ObjectStore, StorageUnavailableError
 from ml.pipeline import FacePipeline
-from tests.app.conftest import running_app, trainer_of
+from tests.app.conftest import is_photo_embedding, running_app, trainer_of
 from tests.app.delegating_store import DelegatingStore
 
 
@@ -60,12 +60,13 @@ def _photo(people_dir: Path, name: str, n: int = 1) -> tuple[str, bytes, str]:
 
 
 def _nth_match(suffix: str, n: int) -> Callable[[str], bool]:
-    """Fails the ``n``-th write (1-based) of a key ending in ``suffix``, and every later one."""
+    """Fails the ``n``-th write (1-based) of a key ending in ``suffix`` (``.npy``: FaceNet's
+    embedding of a photo, written last), and every later one."""
     seen = 0
 
     def select(key: str) -> bool:
         nonlocal seen
-        if key.endswith(suffix):
+        if is_photo_embedding(key) if suffix == ".npy" else key.endswith(suffix):
             seen += 1
         return seen >= n
 

@@ -20,6 +20,7 @@ import pytest
 
 from app.services import layout
 from app.storage import S3ObjectStore
+from tests.app.conftest import is_photo_embedding
 from tests.reliability import (
     Person,
     Photo,
@@ -90,10 +91,11 @@ def _register(
 
 def _stored_state(store: S3ObjectStore, class_id: str, student_id: str, photo_count: int) -> str:
     keys = store.list(layout.student_prefix(class_id, student_id))
-    embeddings = sum(key.endswith(".npy") for key in keys)
+    embeddings = sum(is_photo_embedding(key) for key in keys)
     if not keys:
         return "nothing stored"
-    if embeddings == photo_count and len(keys) == 3 * photo_count + 1:
+    # Per photo: the photo, its quality report, dlib's and FaceNet's embeddings; plus student.json.
+    if embeddings == photo_count and len(keys) == 4 * photo_count + 1:
         return "complete"
     return f"cut mid-write ({len(keys)} objects, {embeddings}/{photo_count} embeddings)"
 
@@ -135,7 +137,7 @@ def test_sigkill_during_registrations_leaves_every_listed_student_whole(
     # the student is claimed, then right after its first photo is stored whole.
     triggers: dict[str, Callable[[list[str]], bool]] = {
         "student.json": lambda keys: any(k.endswith("/student.json") for k in keys),
-        "first embedding": lambda keys: any(k.endswith(".npy") for k in keys),
+        "first embedding": lambda keys: any(is_photo_embedding(k) for k in keys),
     }
     for (trigger_name, trigger), person in zip(triggers.items(), candidates[1:3], strict=True):
         photos = person.photos(6)

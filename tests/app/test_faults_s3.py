@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from app.services import layout
 from app.storage import S3ObjectStore
 from ml.pipeline import FacePipeline
-from tests.app.conftest import context_of, running_app
+from tests.app.conftest import context_of, is_photo_embedding, running_app
 from tests.app.delegating_store import DelegatingStore
 from tests.reliability import (
     Acknowledged,
@@ -446,7 +446,7 @@ def _nth(suffix: str, n: int) -> Callable[[str], bool]:
 
     def select(key: str) -> bool:
         nonlocal seen
-        seen += key.endswith(suffix)
+        seen += is_photo_embedding(key) if suffix == ".npy" else key.endswith(suffix)
         return seen == n
 
     return select

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from app.services.ids import SLUG_PATTERN
 from app.storage import DiskObjectStore, ObjectStore
 from ml.pipeline import FacePipeline
-from tests.app.conftest import running_app
+from tests.app.conftest import is_photo_embedding, running_app
 from tests.app.dart_http import DartFile, json_body, multipart_request, response_body
 
 NAMES = {
@@ -73,7 +73,7 @@ def client(fast_cast_pipeline: FacePipeline, store: ObjectStore) -> Iterator[Tes
 
 def _embeddings(store: ObjectStore, student_id: str) -> list[str]:
     prefix = f"classes/default/students/{student_id}/embeddings/"
-    return [key for key in store.list(prefix) if key.endswith(".npy")]
+    return [key for key in store.list(prefix) if is_photo_embedding(key)]
 
 
 def test_latin1_is_what_the_app_would_show_without_a_charset() -> None:
