@@ -11,14 +11,13 @@ a write is create-if-absent, and an embedding whose photo was deleted meanwhile 
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.images import ImageError, decode_image
 from app.services import layout
+from app.services.background import ClassJobQueue
 from app.services.gallery import parse_listing
 from app.storage import ObjectExistsError, ObjectNotFoundError, ObjectStore, StorageUnavailableError
 from ml.fusion import FACENET
@@ -36,18 +35,14 @@ class BackfillReport:
     failed: int
 
 
-class EmbeddingBackfill:
+class EmbeddingBackfill(ClassJobQueue):
     """Fills in missing secondary-model embeddings, one class at a time, in a background thread."""
 
     def __init__(self, pipeline: FacePipeline, store: ObjectStore, max_pixels: int):
+        super().__init__("embedding-backfill")
         self._pipeline = pipeline
         self._store = store
         self._max_pixels = max_pixels
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-backfill")
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._scheduled: set[str] = set()
-        self._closed = False
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -55,33 +50,10 @@ class EmbeddingBackfill:
 
     def request(self, class_id: str) -> None:
         """Make sure the class's students get every model's embeddings soon (no-op when queued)."""
-        if not self.models:
-            return
-        with self._lock:
-            if self._closed or class_id in self._scheduled:
-                return
-            self._scheduled.add(class_id)
-        future: Future[None] = self._executor.submit(self._run, class_id)
-        future.add_done_callback(_log_unexpected)
+        if self.models:
+            super().request(class_id)
 
-    def is_busy(self, class_id: str) -> bool:
-        with self._lock:
-            return class_id in self._scheduled
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until nothing is scheduled (tests, shutdown). False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._scheduled, timeout=timeout)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        with self._idle:
-            self._scheduled.clear()
-            self._idle.notify_all()
-
-    def _run(self, class_id: str) -> None:
+    def _job(self, class_id: str) -> None:
         try:
             report = self.fill_class(class_id)
             if report.written or report.failed:
@@ -95,10 +67,6 @@ class EmbeddingBackfill:
             logger.warning("class %s: back-fill stopped, storage unavailable: %s", class_id, error)
         except Exception:
             logger.exception("class %s: back-fill failed", class_id)
-        finally:
-            with self._idle:
-                self._scheduled.discard(class_id)
-                self._idle.notify_all()
 
     def fill_class(self, class_id: str) -> BackfillReport:
         """Compute every missing secondary embedding of the class, synchronously."""
@@ -107,9 +75,8 @@ class EmbeddingBackfill:
         have = set(parsed.secondary)
         written = failed = 0
         for key in parsed.embeddings:
-            with self._lock:
-                if self._closed:
-                    break
+            if self.closed:
+                break
             ref = layout.parse_embedding_key(class_id, key)
             if ref is None or ref.model != FACENET:  # pragma: no cover - parsed above
                 continue
@@ -167,8 +134,3 @@ class EmbeddingBackfill:
                 self._store.delete(key)
                 written -= 1
         return written
-
-
-def _log_unexpected(future: Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("back-fill job crashed", exc_info=future.exception())

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import ValidationError
 
 from app.services import layout
+from app.services.background import ClassJobQueue
 from app.services.gallery import ClassGallery, GalleryCache
 from app.services.ids import utc_now
 from app.storage import (
@@ -219,7 +219,7 @@ def usable_head(head: ProjectionHead | None, gallery: ClassGallery) -> Projectio
     return head
 
 
-class HeadTrainer:
+class HeadTrainer(ClassJobQueue):
     """Retrains heads in the background, one training at a time, debounced per class.
 
     ``request(cid)`` during a training of ``cid`` marks it dirty; the running job trains again when it
@@ -233,71 +233,41 @@ class HeadTrainer:
         heads: HeadStore,
         store: ObjectStore,
     ):
+        super().__init__("head-trainer")
         self._pipeline = pipeline
         self._galleries = galleries
         self._heads = heads
         self._store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="head-trainer")
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._scheduled: set[str] = set()
         self._dirty: set[str] = set()
-        self._closed = False
 
-    def request(self, class_id: str) -> None:
-        """Make sure the class's head is brought up to date soon."""
-        with self._lock:
-            if self._closed:
-                return
-            if class_id in self._scheduled:
-                self._dirty.add(class_id)
-                return
-            self._scheduled.add(class_id)
-        future: Future[None] = self._executor.submit(self._run, class_id)
-        future.add_done_callback(_log_unexpected)
+    def _should_queue(self, class_id: str) -> bool:
+        if class_id in self._scheduled:
+            self._dirty.add(class_id)
+            return False
+        return True
 
-    def is_busy(self, class_id: str) -> bool:
-        with self._lock:
-            return class_id in self._scheduled
+    def _finished(self, class_id: str) -> None:
+        self._dirty.discard(class_id)
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no training is scheduled (tests, shutdown). False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._scheduled, timeout=timeout)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        with self._idle:
-            self._scheduled.clear()
-            self._idle.notify_all()
-
-    def _run(self, class_id: str) -> None:
-        try:
-            while True:
-                with self._lock:
-                    self._dirty.discard(class_id)
-                try:
-                    if self.train_now(class_id):
-                        with self._lock:
-                            self._dirty.add(class_id)
-                except StorageUnavailableError as error:
-                    # Not the head's fault; retrained on the next enrolment, or on the next photo
-                    # when the head is in use (see app.services.attendance).
-                    logger.warning(
-                        "class %s: head not trained, storage unavailable: %s", class_id, error
-                    )
-                except Exception:
-                    logger.exception("class %s: head training failed", class_id)
-                with self._lock:
-                    if class_id not in self._dirty or self._closed:
-                        return
-        finally:
-            with self._idle:
-                self._scheduled.discard(class_id)
+    def _job(self, class_id: str) -> None:
+        while True:
+            with self._lock:
                 self._dirty.discard(class_id)
-                self._idle.notify_all()
+            try:
+                if self.train_now(class_id):
+                    with self._lock:
+                        self._dirty.add(class_id)
+            except StorageUnavailableError as error:
+                # Not the head's fault; retrained on the next enrolment, or on the next photo
+                # when the head is in use (see app.services.attendance).
+                logger.warning(
+                    "class %s: head not trained, storage unavailable: %s", class_id, error
+                )
+            except Exception:
+                logger.exception("class %s: head training failed", class_id)
+            with self._lock:
+                if class_id not in self._dirty or self._closed:
+                    return
 
     def train_now(self, class_id: str) -> bool:
         """Bring the head of ``class_id`` up to date, synchronously.
@@ -355,8 +325,3 @@ class HeadTrainer:
         if pointer.gallery_signature == snapshot.signature:
             return HeadStatus("ready", version, trained_at, count)
         return HeadStatus("stale", version, trained_at, count)
-
-
-def _log_unexpected(future: Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("head trainer job crashed", exc_info=future.exception())

@@ -197,7 +197,13 @@ def test_teacher_flow(
             expect(page.get_by_label("Student id", exact=True)).to_have_value(name)
             expect(save).to_be_disabled()
             page.locator("#photo-file").set_input_files(_cast_photo(people_dir, name))
-            expect(page.locator("#check-verdict")).to_have_text("Good photo: one clear face.")
+            # The cast's photos are 150 px grey crops cut at the chin: usable, with the reasons
+            # they are poor and the advice to add a photo, before the teacher saves.
+            verdict = page.locator("#check-verdict")
+            expect(verdict).to_contain_text("Usable, but check this first")
+            expect(verdict).to_contain_text("black and white")
+            expect(verdict).to_contain_text("Add another photo of this student")
+            expect(save).to_be_enabled()
             expect(page.locator(".quality")).to_contain_text("Face size")
             expect(page.locator(".face-box")).to_be_visible()
             save.click()
