@@ -163,7 +163,7 @@ def attendance(ctx: BenchContext) -> JsonDict:
     # Registered and embedded once by the fused pipeline; FaceNet alone uses the FaceNet part.
     ours = RollcallSystem()
     variants = (ours, ours.variant(FACENET_ALONE))
-    cache = ctx.cache("people-enrol", ours.name, ours.config())
+    cache = ctx.cache("people-enrol", ours.name, ours.registration_config())
     views: dict[str, dict[str, npt.NDArray[np.float32]]] = {}
     ours_extra_tries = 0
     for name, photos in identities.items():

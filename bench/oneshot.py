@@ -521,7 +521,7 @@ def run(ctx: BenchContext) -> JsonDict:
     )
     enrol_photos = [p[0] for half in halves for p in half.students.values()]
     views, computed = rollcall_views(
-        ours, ctx.lfw_dir, enrol_photos, ctx.cache("enrol", ours.name, ours.config())
+        ours, ctx.lfw_dir, enrol_photos, ctx.cache("enrol", ours.name, ours.registration_config())
     )
     # The head is trained on FaceNet's views only: the same head for every setting.
     test_class = rollcall_class(halves[1], views, ours_images.select(FACENET_ALONE))

@@ -342,7 +342,7 @@ def class_growth(ctx: BenchContext, ours: RollcallSystem) -> JsonDict:
     order = sorted(identities, key=lambda n: (len(identities[n]) < MIN_PHOTOS, n))
     needed = max(sizes) + 1
     chosen = order[:needed]
-    cache = ctx.cache("enrol", ours.name, ours.config())
+    cache = ctx.cache("enrol", ours.name, ours.registration_config())
     views, computed = rollcall_views(ours, ctx.lfw_dir, [identities[n][0] for n in chosen], cache)
     student_views = {n: views["facenet"][identities[n][0]] for n in chosen}
     secondary_views = {

@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import unit_rows
+from ml.dlib_embedder import DLIB_EMBEDDING_DIM
+from ml.embedder import EMBEDDING_DIM
 from ml.eval.lfw import central_face
 from ml.eval.photos import load_rgb
 from ml.types import DetectedFace, RGBImage
@@ -56,9 +58,12 @@ FACE_RECOGNITION_TOLERANCE = 0.6
 
 _NO_LANDMARKS = np.zeros((5, 2), np.float32)
 
-MODEL_DIMS = {"facenet": 512, "dlib": 128}
-"""Embedding width of each model of the pipeline (``ml.embedder``, ``ml.dlib_embedder``)."""
+MODEL_DIMS = {"facenet": EMBEDDING_DIM, "dlib": DLIB_EMBEDDING_DIM}
+"""Embedding width of each model of the pipeline."""
 FACENET_ALONE = ("facenet",)
+REGISTRATION_VERSION = 2
+"""Part of the registration caches' key: bump it when ``ml`` changes what a registration embeds
+(2: dlib registers its chip and the chip's mirror, ``FacePipeline.secondary_views``)."""
 MODEL_LABELS = {"facenet": "FaceNet", "dlib": "dlib"}
 
 
@@ -218,6 +223,10 @@ class RollcallSystem:
             result["embedders"] = list(self.models)
             result["dlib_chip"] = [DLIB_CHIP_SIZE, DLIB_CHIP_PADDING]
         return result
+
+    def registration_config(self) -> dict[str, Any]:
+        """The key of registration caches: :meth:`config` and what a registration embeds."""
+        return {**self.config(), "registration_version": REGISTRATION_VERSION}
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
         return self.pipeline.detect(image)
