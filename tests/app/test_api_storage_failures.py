@@ -59,14 +59,13 @@ def _photo(people_dir: Path, name: str, n: int = 1) -> tuple[str, bytes, str]:
     return (path.name, path.read_bytes(), "image/png")
 
 
-def _nth_match(suffix: str, n: int) -> Callable[[str], bool]:
-    """Fails the ``n``-th write (1-based) of a key ending in ``suffix`` (``.npy``: FaceNet's
-    embedding of a photo, written last), and every later one."""
+def _nth_match(matches: Callable[[str], bool], n: int) -> Callable[[str], bool]:
+    """Fails the ``n``-th write (1-based) of a key that ``matches``, and every later one."""
     seen = 0
 
     def select(key: str) -> bool:
         nonlocal seen
-        if is_photo_embedding(key) if suffix == ".npy" else key.endswith(suffix):
+        if matches(key):
             seen += 1
         return seen >= n
 
@@ -78,7 +77,7 @@ def test_failed_enrolment_stores_nothing(
 ) -> None:
     trainer_of(client).wait_idle(timeout=120)  # no background write during the comparison
     before = store.list("")
-    store.fail_on = _nth_match(".npy", 2)  # the second photo's embeddings
+    store.fail_on = _nth_match(is_photo_embedding, 2)  # the second photo's embeddings
     response = client.post(
         "/v1/classes/c/students",
         data={"student_id": "sheldon", "name": "Sheldon"},
@@ -104,7 +103,7 @@ def test_failed_photo_addition_keeps_the_student_as_it_was(
     assert response.status_code == 201
     trainer_of(client).wait_idle(timeout=120)  # no background write during the comparison
     before = store.list("")
-    store.fail_on = _nth_match(".npy", 1)
+    store.fail_on = _nth_match(is_photo_embedding, 1)
     response = client.post(
         "/v1/classes/c/students/raj/photos", files={"photos": _photo(people_dir, "raj", 2)}
     )
@@ -123,7 +122,7 @@ def test_failed_mobile_registration_stores_nothing(
     assert ok.status_code == 200
     trainer_of(client).wait_idle(timeout=120)  # no background write during the comparison
     before = store.list("")
-    store.fail_on = _nth_match(".jpg", 1)
+    store.fail_on = _nth_match(lambda key: key.endswith(".jpg"), 1)
     response = client.post(
         "/register/register-student",
         data={"student_name": "Penny"},

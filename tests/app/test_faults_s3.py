@@ -441,12 +441,12 @@ def _fresh_store(rig: Rig, bucket: str) -> S3ObjectStore:
     )
 
 
-def _nth(suffix: str, n: int) -> Callable[[str], bool]:
+def _nth(matches: Callable[[str], bool], n: int) -> Callable[[str], bool]:
     seen = 0
 
     def select(key: str) -> bool:
         nonlocal seen
-        seen += is_photo_embedding(key) if suffix == ".npy" else key.endswith(suffix)
+        seen += matches(key)
         return seen == n
 
     return select
@@ -456,7 +456,7 @@ def test_registration_cut_by_s3_death_is_rolled_back_once_s3_returns(
     rig: Rig, fast_face_pipeline: FacePipeline, people_dir: Path
 ) -> None:
     inner = _fresh_store(rig, "cut-registration")
-    store = HaltingStore(inner, rig.server, _nth(".npy", 2))
+    store = HaltingStore(inner, rig.server, _nth(is_photo_embedding, 2))
     people = cast_people(people_dir)
     with running_app(fast_face_pipeline, store) as client:
         assert client.post("/v1/classes", json={"id": "c", "name": "c"}).status_code == 201
