@@ -51,10 +51,11 @@ from ml.eval.oneshot import (
     EmbeddingCache,
     Outcome,
     collect_identities,
+    decide,
     threshold_at_false_accept,
 )
 from ml.eval.photos import load_rgb
-from ml.matching import Gallery, cohort_scores, match_faces
+from ml.matching import Gallery, cohort_scores
 
 logger = logging.getLogger(__name__)
 
@@ -189,36 +190,10 @@ def take(probes: Mapping[str, npt.NDArray[np.float32]], rows: Any) -> dict[str, 
     return {model: matrix[rows] for model, matrix in probes.items()}
 
 
-def decide_probes(
-    probes: Mapping[str, npt.NDArray[np.float32]],
-    truth: Sequence[str | None],
-    gallery: Gallery,
-    threshold: float,
-    head: Any,
-) -> Outcome:
-    """``ml.eval.oneshot.decide`` for probes embedded by several models: each probe is decided by
-    ``ml.matching.match_faces`` on its own (as a one-face photo)."""
-    predicted: list[str | None] = []
-    top1: list[str | None] = []
-    best: list[float] = []
-    count = len(next(iter(probes.values()))) if probes else 0
-    for i in range(count):
-        decisions, _ = match_faces(
-            take(probes, slice(i, i + 1)), gallery, threshold=threshold, head=head
-        )
-        predicted.append(decisions[0].student_id)
-        top1.append(decisions[0].candidate_id)
-        best.append(decisions[0].similarity)
-    # rank-1 with the head: the head's choice when it accepted, else the best candidate
-    if head is not None:
-        top1 = [p if p is not None else t for p, t in zip(predicted, top1, strict=True)]
-    return Outcome(predicted, list(truth), top1, best)
-
-
 def rollcall_outcome(cls: RollcallClass, threshold: float, head: Any) -> Outcome:
     """The probes with a face decided as in the service; probes without one get no name."""
     found = np.flatnonzero(cls.has_face)
-    decided = decide_probes(
+    decided = decide(
         take(cls.probes, found), [cls.truth[i] for i in found], cls.gallery, threshold, head
     )
     predicted: list[str | None] = [None] * len(cls.truth)

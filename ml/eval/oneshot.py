@@ -25,8 +25,16 @@ import numpy.typing as npt
 
 from ml.config import PipelineConfig
 from ml.eval.photos import load_rgb
+from ml.fusion import FACENET
 from ml.head import ProjectionHead
-from ml.matching import DEFAULT_UNKNOWN_THRESHOLD, Gallery, cohort_scores, match_faces
+from ml.matching import (
+    DEFAULT_UNKNOWN_THRESHOLD,
+    Gallery,
+    ProbeEmbeddings,
+    cohort_scores,
+    match_faces,
+    probes_by_model,
+)
 from ml.pipeline import FacePipeline, MultipleFacesError, NoFaceError
 from ml.types import Embeddings, RGBImage
 
@@ -149,17 +157,21 @@ class Outcome:
 
 
 def decide(
-    probes: Embeddings,
+    probes: ProbeEmbeddings,
     truth: Sequence[str | None],
     gallery: Gallery,
     threshold: float,
     head: ProjectionHead | None,
 ) -> Outcome:
+    """Each probe decided by ``match_faces`` on its own (as a one-face photo); ``probes`` are
+    FaceNet's embeddings or one matrix per model."""
+    by_model = probes_by_model(probes)
     predicted: list[str | None] = []
     top1: list[str | None] = []
     best: list[float] = []
-    for row in probes:
-        decisions, _ = match_faces(row[None, :], gallery, threshold=threshold, head=head)
+    for i in range(by_model[FACENET].shape[0]):
+        one = {model: matrix[i : i + 1] for model, matrix in by_model.items()}
+        decisions, _ = match_faces(one, gallery, threshold=threshold, head=head)
         predicted.append(decisions[0].student_id)
         top1.append(decisions[0].candidate_id)
         best.append(decisions[0].similarity)

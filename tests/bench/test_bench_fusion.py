@@ -20,7 +20,6 @@ from bench.oneshot import (
     NO_SCORE,
     ClassSplit,
     cohort_accepts,
-    decide_probes,
     distance_accepts,
     false_accept_by_class_size,
     rollcall_class,
@@ -200,11 +199,11 @@ def test_fused_class_registers_both_models_and_facenet_alone_one(patched_scales:
     assert outcome.predicted[-1] is None and outcome.best_score[-1] == NO_SCORE
 
 
-def test_decide_probes_matches_ml_eval_decide_on_facenet_alone() -> None:
+def test_decide_on_model_mappings_matches_decide_on_facenet_arrays() -> None:
     split, images, views = synthetic_class(np.random.default_rng(5), 5, 2, 6)
     cls = rollcall_class(split, views, images.select(FACENET_ALONE))
     for threshold in (0.2, 0.5):
-        ours = decide_probes(cls.probes, cls.truth, cls.gallery, threshold, None)
+        ours = decide(cls.probes, cls.truth, cls.gallery, threshold, None)
         reference = decide(cls.probes["facenet"], cls.truth, cls.gallery, threshold, None)
         assert ours.predicted == reference.predicted and ours.top1 == reference.top1
         assert ours.best_score == pytest.approx(reference.best_score)
