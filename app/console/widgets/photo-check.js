@@ -7,19 +7,24 @@ import { h, objectUrl } from "../dom.js";
 import { clearError } from "./messages.js";
 import { classPath } from "./paths.js";
 
-function qualityTable(quality) {
+function qualityReport(quality) {
   const row = (label, value) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));
   return h(
-    "table",
-    { class: "quality" },
-    h("caption", {}, "Quality report"),
+    "details",
+    { class: "quality-report" },
+    h("summary", {}, "Quality report"),
     h(
-      "tbody",
-      {},
-      row("Face size", `${Math.round(quality.face_size)} px`),
-      row("Sharpness", `${Math.round(quality.sharpness)}`),
-      row("Head turn", `yaw ${Math.round(quality.yaw)}°, pitch ${Math.round(quality.pitch)}°`),
-      row("Detection score", quality.detection_score.toFixed(2)),
+      "table",
+      { class: "quality" },
+      h("caption", {}, "Quality report"),
+      h(
+        "tbody",
+        {},
+        row("Face size", `${Math.round(quality.face_size)} px`),
+        row("Sharpness", `${Math.round(quality.sharpness)}`),
+        row("Head turn", `yaw ${Math.round(quality.yaw)}°, pitch ${Math.round(quality.pitch)}°`),
+        row("Detection score", quality.detection_score.toFixed(2)),
+      ),
     ),
   );
 }
@@ -96,7 +101,11 @@ export function photoCheck(cid, onUsable) {
       return;
     }
     if (photo !== file) return; // another photo was chosen meanwhile
-    report.replaceChildren(previewFigure(file, result), verdict(result), qualityTable(result.quality));
+    report.replaceChildren(
+      previewFigure(file, result),
+      verdict(result),
+      qualityReport(result.quality),
+    );
     onUsable(true);
   }
 

@@ -1,10 +1,26 @@
-// The state of the class's recognition head, polled while a training runs.
+// How far the class's recognition is with its photos: a line in teacher's words, with the
+// technical state of the recognition head behind a disclosure. Polled while a training runs.
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
 import { classPath } from "./paths.js";
 
 const HEAD_POLL_MS = 2000;
+
+function summaryText(head) {
+  switch (head?.state) {
+    case "training":
+      return "Learning the latest photos…";
+    case "ready":
+      return "Recognition is up to date with every photo.";
+    case "stale":
+      return "Photos changed: recognition will learn them shortly.";
+    case "failed":
+      return "Recognition could not learn the latest photos.";
+    default:
+      return "Recognition uses the registration photos.";
+  }
+}
 
 function headText(head) {
   if (!head) return "";
@@ -25,15 +41,21 @@ function headText(head) {
 
 /** The line for the class page; ``refresh()`` reads the state again (after a deletion). */
 export function recognitionLine(view, cid, head) {
-  const text = h("span", { id: "head-state", dataset: { state: head.state } }, headText(head));
-  const line = h("p", { class: "head-line" }, "Recognition head: ", text);
+  const summary = h("span", { id: "recognition-summary" });
+  const text = h("span", { id: "head-state" });
   const spinner = h("span", { class: "spinner", "aria-hidden": "true" });
+  const line = h(
+    "details",
+    { class: "head-line" },
+    h("summary", {}, spinner, summary),
+    h("p", { class: "muted" }, "Recognition head: ", text),
+  );
   const update = (next) => {
+    summary.textContent = summaryText(next);
     text.textContent = headText(next);
     text.dataset.state = next.state;
     spinner.hidden = next.state !== "training";
   };
-  line.prepend(spinner);
   update(head);
   view.every(HEAD_POLL_MS, async () => {
     // Only while a training is running or due; a settled head needs no polling.
