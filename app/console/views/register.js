@@ -2,44 +2,50 @@
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
-import { SLUG_PATTERN, slugify } from "../widgets/ids.js";
+import { SLUG_PATTERN, studentIdPreview } from "../widgets/ids.js";
 import { clearError, say, showError } from "../widgets/messages.js";
 import { classTabs, setClassCrumbs } from "../widgets/nav.js";
 import { classPath } from "../widgets/paths.js";
 import { photoCheck } from "../widgets/photo-check.js";
 
-/** The student id field, filled in from the name until the teacher types an id. */
+/**
+ * The student id field: the id the server will make from the name, shown as the teacher types
+ * (empty, with a placeholder, when only the server can tell). Unless the teacher types an id,
+ * none is sent and the server makes it. ``chosen()`` is the typed id, or null.
+ */
 function studentIdField(nameInput) {
   const input = h("input", {
     id: "student-id",
     name: "student_id",
-    required: true,
     pattern: SLUG_PATTERN,
+    placeholder: "made from the name when you save",
     autocapitalize: "off",
     spellcheck: "false",
   });
   let edited = false;
   nameInput.addEventListener("input", () => {
-    if (!edited) input.value = slugify(nameInput.value);
+    if (!edited) input.value = studentIdPreview(nameInput.value) ?? "";
   });
   input.addEventListener("input", () => {
     edited = input.value !== "";
   });
   return {
     input,
+    chosen: () => (edited ? input.value : null),
     reset() {
       edited = false;
     },
   };
 }
 
-/** One line of "Registered just now". */
+/** One line of "Registered just now", with the id the server gave. */
 function registeredItem(cid, result) {
   const student = result.student;
   return h(
     "li",
-    {},
+    { dataset: { studentId: student.id } },
     h("a", { href: `#/c/${cid}/student/${student.id}` }, student.name),
+    h("span", { class: "muted student-id" }, ` (id ${student.id})`),
     result.warnings.length ? ` (${result.warnings.join("; ")})` : "",
   );
 }
@@ -73,7 +79,12 @@ export async function registerView(view, cid) {
     nameInput,
     h("label", { for: "student-id" }, "Student id"),
     studentId.input,
-    h("p", { class: "hint" }, "Filled in from the name; lower-case letters, digits, - and _."),
+    h(
+      "p",
+      { class: "hint" },
+      "Made from the name when you save; type one only to choose it yourself " +
+        "(lower-case letters, digits, - and _).",
+    ),
     photo.fieldset,
     photo.report,
     h("div", { class: "actions" }, photo.retakeButton, saveButton),
@@ -84,7 +95,10 @@ export async function registerView(view, cid) {
     if (!file) return;
     clearError();
     const body = new FormData();
-    body.append("student_id", studentId.input.value);
+    // Without an id the server makes one from the name (transliterated, unique in the class)
+    // and refuses a name that is already registered.
+    const chosenId = studentId.chosen();
+    if (chosenId !== null) body.append("student_id", chosenId);
     body.append("name", nameInput.value);
     body.append("photos", file, file.name || "photo.jpg");
     saveButton.disabled = true;
