@@ -85,20 +85,6 @@ export function saveBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-/** ``"Zoë O'Neil"`` -> ``"zoe-o-neil"``: an id matching the API's ``[a-z0-9][a-z0-9_-]{0,63}``. */
-export function slugify(name) {
-  return name
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 64)
-    .replace(/-+$/g, "");
-}
-
-export const SLUG_PATTERN = "[a-z0-9][a-z0-9_\\-]{0,63}";
-
 export function formatTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });

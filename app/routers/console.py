@@ -1,9 +1,10 @@
 """The teachers' web console: static HTML/CSS/JS from ``app/console`` at ``/console/``.
 
 Same origin as the API, so it needs no CORS and no build step; ``/`` redirects to it. Only the
-files that are in the folder are served (a fixed set of names, read when the module is imported),
-so a request can never reach outside it. The console calls the ``/v1`` API with ``fetch`` and sends
-the ``X-API-Key`` the teacher typed when the server asks for one.
+files in the folder and its subfolders (``views/``, ``widgets/``: ES modules) are served, a fixed
+set of paths read when the module is imported, so a request can never reach outside it. The
+console calls the ``/v1`` API with ``fetch`` and sends the ``X-API-Key`` the teacher typed when
+the server asks for one.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ _MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 _ASSETS = {
-    path.name: path
-    for path in sorted(CONSOLE_DIR.iterdir())
+    path.relative_to(CONSOLE_DIR).as_posix(): path
+    for path in sorted(CONSOLE_DIR.rglob("*"))
     if path.is_file() and path.suffix in _MEDIA_TYPES
 }
+"""Served files by their path under ``/console/`` (``"app.js"``, ``"views/register.js"``)."""
 
 # Everything comes from this origin; images are shown from blob: URLs (fetched with the API key)
 # and the camera preview is a MediaStream. No inline script or style anywhere.
@@ -70,6 +72,6 @@ async def console_index() -> Response:
     return _asset("index.html")
 
 
-@router.get("/console/{name}")
+@router.get("/console/{name:path}")
 async def console_asset(name: str) -> Response:
     return _asset(name)

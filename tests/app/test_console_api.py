@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,43 @@ def test_console_stays_open_when_keys_are_required() -> None:
     assert client.get("/console/api.js").status_code == 200
     assert client.get("/").status_code == 307
     assert client.get("/v1/classes").status_code == 401
+
+
+def test_console_modules_are_served_with_their_imports() -> None:
+    """Every ES module of the console (app.js, views/, widgets/) is served as JavaScript with the
+    console's headers, and every relative import in them names a served file: a module left out
+    of the served set would stop the console with nothing but a console error in the browser."""
+    from app.routers.console import CONSOLE_DIR
+
+    client = _app_client()
+    modules = sorted(CONSOLE_DIR.rglob("*.js"))
+    names = {path.relative_to(CONSOLE_DIR).as_posix() for path in modules}
+    assert {"app.js", "router.js", "views/register.js", "widgets/ids.js"} <= names
+    imported: set[str] = set()
+    for path in modules:
+        name = path.relative_to(CONSOLE_DIR).as_posix()
+        response = client.get(f"/console/{name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"].startswith("text/javascript"), name
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.text == path.read_text(encoding="utf-8")
+        for specifier in re.findall(
+            r'^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"', response.text, re.M
+        ):
+            assert specifier.startswith("./") or specifier.startswith("../"), (name, specifier)
+            target = (path.parent / specifier).resolve()
+            assert target.is_relative_to(CONSOLE_DIR), (name, specifier)
+            imported.add(target.relative_to(CONSOLE_DIR).as_posix())
+    assert imported <= names, imported - names
+    # Every module but the entry is imported by another: no file is left behind unused.
+    assert names - imported == {"app.js"}
+    for outside in (
+        "/console/views/",
+        "/console/views",
+        "/console/views/..%2Fapp.js",
+        "/console/widgets/missing.js",
+        "/console/views/%2e%2e/%2e%2e/main.py",
+    ):
+        assert client.get(outside).status_code == 404, outside

@@ -410,3 +410,79 @@ def test_console_asks_for_the_api_key(
             expect(page.get_by_role("button", name="API key")).to_be_visible()
             assert seen.errors == []
         assert [c["id"] for c in _get(keyed, "/v1/classes", **{"X-API-Key": key})] == ["keyed"]
+
+
+def test_student_ids_are_made_by_the_server(
+    server: LiveServer, browser: Browser, people_dir: Path
+) -> None:
+    """Names beyond ASCII keep their letters in the id, as the server spells them (anyascii):
+    the console previews the id where it can tell, sends none unless the teacher typed one, and
+    the server makes it. The preview agrees with the server's ``slugify`` on every letter it
+    previews."""
+    from playwright.sync_api import expect
+
+    from app.services.ids import slugify
+
+    class_id = "names"
+    httpx.post(
+        f"{server.url}/v1/classes", json={"id": class_id, "name": "Names"}, timeout=60
+    ).raise_for_status()
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/{class_id}/register")
+        name_input = page.get_by_label("Name", exact=True)
+        id_input = page.get_by_label("Student id", exact=True)
+        save = page.get_by_role("button", name="Save student")
+        # (name, the preview, a typed id or None, the id the student gets, whose photo)
+        registrations = [
+            ("Zoë Ødegård", "zoe-odegard", None, "zoe-odegard", "penny"),
+            ("Łukasz", "lukasz", None, "lukasz", "raj"),
+            ("Дмитрий", "", None, "dmitriy", "leonard"),
+            ("Łukasz Wójcik", "lukasz-wojcik", "lw", "lw", "howard"),
+        ]
+        for name, preview, typed, expected_id, photo in registrations:
+            name_input.fill(name)
+            expect(id_input).to_have_value(preview)
+            if typed is not None:
+                id_input.fill(typed)
+            page.locator("#photo-file").set_input_files(_cast_photo(people_dir, photo))
+            expect(save).to_be_enabled()
+            save.click()
+            expect(page.get_by_role("status")).to_have_text(f"{name} registered.")
+            expect(
+                page.locator(f'.registered li[data-student-id="{expected_id}"]')
+            ).to_contain_text(name)
+            expect(id_input).to_have_value("")
+        students = _get(server, f"/v1/classes/{class_id}/students")
+        assert sorted((s["id"], s["name"]) for s in students) == sorted(
+            (expected_id, name) for name, _, _, expected_id, _ in registrations
+        )
+        # A name registered again is refused by the server (it makes the ids, and knows names).
+        name_input.fill("zoë ødegård")
+        page.locator("#photo-file").set_input_files(_cast_photo(people_dir, "penny"))
+        expect(save).to_be_enabled()
+        save.click()
+        expect(page.get_by_role("alert")).to_contain_text("already exists")
+        assert len(_get(server, f"/v1/classes/{class_id}/students")) == len(registrations)
+        page.locator('.registered a:text-is("Zoë Ødegård")').click()
+        expect(page.locator("h1")).to_have_text("Zoë Ødegård")
+
+        # The preview against the server, letter by letter: wherever the console shows an id
+        # it is the one the server makes.
+        names = [
+            f"Ab{chr(code)}cd {chr(code)}{chr(code).upper()}"
+            for code in range(0x80, 0x3000)
+            if not 0xD800 <= code < 0xE000
+        ]
+        previews = page.evaluate(
+            """async (names) => {
+                const { studentIdPreview } = await import("/console/widgets/ids.js");
+                return names.map(studentIdPreview);
+            }""",
+            names,
+        )
+        previewed = [(n, p) for n, p in zip(names, previews, strict=True) if p is not None]
+        # It previews every letter of Latin-1 and Latin Extended-A (but the rare "ŀ" and "ŉ").
+        latin = {chr(code) for code in range(0xC0, 0x180)} - set("×÷Ŀŀŉ")
+        assert latin <= {n[2] for n, _ in previewed}
+        assert [(n, p) for n, p in previewed if p != slugify(n)] == []
+        assert seen.errors == []
