@@ -1,4 +1,5 @@
-"""Draws recognition results on a photo: a green box for a known student, red for unknown."""
+"""Draws recognition results on a photo: a green box for a known student, red for unknown, grey
+for a face too small to recognise."""
 
 from __future__ import annotations
 
@@ -15,21 +16,47 @@ if TYPE_CHECKING:
 
 KNOWN_COLOUR = (40, 180, 60)
 UNKNOWN_COLOUR = (220, 40, 40)
+TOO_SMALL_COLOUR = (150, 150, 150)
 
 
-def annotate(image: RGBImage, faces: Sequence[FaceMatch], labels: Sequence[str]) -> RGBImage:
-    """A copy of ``image`` with a box and a label on every face (labels align with ``faces``)."""
+def annotate(
+    image: RGBImage,
+    faces: Sequence[FaceMatch],
+    labels: Sequence[str],
+    *,
+    max_side: int | None = None,
+) -> RGBImage:
+    """A copy of ``image`` with a box and a label on every face (labels align with ``faces``),
+    shrunk first so that its longer side is at most ``max_side`` pixels (drawing on the smaller
+    copy is cheaper than drawing on the original and shrinking it)."""
     if len(labels) != len(faces):
         raise ValueError("one label per face")
-    canvas = np.ascontiguousarray(image.copy())
+    if max_side is not None and max_side < 1:
+        raise ValueError("max_side must be positive")
+    height, width = image.shape[:2]
+    scale = 1.0
+    if max_side is not None and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        canvas = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.uint8, copy=False)
+    else:
+        canvas = np.ascontiguousarray(image.copy())
     height, width = canvas.shape[:2]
     # Scale strokes and text with the photo so labels stay legible on a 5000 px class photo.
     thickness = max(2, round(max(height, width) / 500))
     font_scale = max(0.5, max(height, width) / 1600)
     for match, label in zip(faces, labels, strict=True):
-        colour = KNOWN_COLOUR if match.student_id is not None else UNKNOWN_COLOUR
-        x1, y1, x2, y2 = (round(v) for v in match.face.box)
+        colour = (
+            KNOWN_COLOUR
+            if match.student_id is not None
+            else TOO_SMALL_COLOUR
+            if match.too_small
+            else UNKNOWN_COLOUR
+        )
+        x1, y1, x2, y2 = (round(v * scale) for v in match.face.box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
+        if not label:
+            continue
         (text_w, text_h), baseline = cv2.getTextSize(
             label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
         )

@@ -125,6 +125,13 @@ class FaceMatch:
     score: float = 0.0
     """What the unknown threshold is compared with (see ``ml.matching.MatchDecision``)."""
     model_similarities: Mapping[str, float] = field(default_factory=dict)
+    too_small: bool = False
+    """Found, but smaller than ``PipelineConfig.min_recognisable_face``: neither embedded nor
+    named (``student_id`` is ``None`` and the scores are 0)."""
+
+    @classmethod
+    def too_small_face(cls, face: DetectedFace) -> FaceMatch:
+        return cls(face, None, 0.0, None, None, too_small=True)
 
 
 @dataclass(frozen=True)
@@ -380,21 +387,27 @@ class FacePipeline:
         *,
         max_faces: int | None = None,
     ) -> Recognition:
-        """Match every face; raises :class:`TooManyFacesError` before embedding anything when
-        more than ``max_faces`` faces are found."""
+        """Match every face big enough to recognise; raises :class:`TooManyFacesError` before
+        embedding anything when more than ``max_faces`` such faces are found.
+
+        Faces under ``config.min_recognisable_face`` pixels are returned as ``too_small`` without
+        being embedded: a crowd in the background of a class photo costs a FaceNet and a dlib pass
+        per face and names nobody.
+        """
         image = check_rgb_image(image)
         faces = self.detect(image)
-        if max_faces is not None and len(faces) > max_faces:
-            raise TooManyFacesError(len(faces), max_faces)
-        embeddings = self.embed_faces_by_model(image, faces)
+        recognisable = [f for f in faces if f.size >= self.config.min_recognisable_face]
+        if max_faces is not None and len(recognisable) > max_faces:
+            raise TooManyFacesError(len(recognisable), max_faces)
+        embeddings = self.embed_faces_by_model(image, recognisable)
         decisions, threshold = match_faces(
             embeddings,
             gallery,
             threshold=self.config.unknown_threshold,
             head=head if self.config.use_head else None,
         )
-        matches = tuple(
-            FaceMatch(
+        by_face = {
+            id(face): FaceMatch(
                 face,
                 d.student_id,
                 d.similarity,
@@ -403,6 +416,7 @@ class FacePipeline:
                 d.score,
                 d.model_similarities,
             )
-            for face, d in zip(faces, decisions, strict=True)
-        )
+            for face, d in zip(recognisable, decisions, strict=True)
+        }
+        matches = tuple(by_face.get(id(face)) or FaceMatch.too_small_face(face) for face in faces)
         return Recognition(matches, threshold)

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-EVALUATIONS = ("lfw", "oneshot", "detection")
+EVALUATIONS = ("lfw", "oneshot", "detection", "face_size")
 
 
 def main(argv: list[str] | None = None) -> int:

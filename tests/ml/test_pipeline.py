@@ -138,3 +138,28 @@ def test_pose_of_a_frontal_face_is_small() -> None:
     turned = frontal.copy()
     turned[2, 0] = 66  # nose far toward the right eye: head turned
     assert abs(estimate_pose(turned)[0]) > 30
+
+
+def test_faces_too_small_to_recognise_are_reported_not_embedded(
+    face_pipeline: FacePipeline, cast_gallery: Gallery, shared_dir: Path
+) -> None:
+    """bbt3's faces measure 43-59 px: with the limit raised above two of them, those two come
+    back as too small (no name, no score, same boxes), the others are still named, and a photo
+    whose faces are all too small embeds nothing and counts none against ``max_faces``."""
+    image = _group(shared_dir, "face_api_js__bbt3.jpg")
+    sizes = sorted(f.size for f in face_pipeline.detect(image))
+    limit = (sizes[1] + sizes[2]) / 2
+    limited = face_pipeline.with_config(
+        dataclasses.replace(face_pipeline.config, min_recognisable_face=round(limit))
+    )
+    result = limited.recognize(image, cast_gallery)
+    small = [m for m in result.faces if m.too_small]
+    assert len(result.faces) == 5 and len(small) == 2
+    assert all(m.student_id is None and m.score == 0.0 and m.face.size < limit for m in small)
+    named = {m.student_id for m in result.faces if not m.too_small}
+    assert None not in named and named < BBT3
+    everything_small = face_pipeline.with_config(
+        dataclasses.replace(face_pipeline.config, min_recognisable_face=1000)
+    )
+    result = everything_small.recognize(image, cast_gallery, max_faces=0)
+    assert [m.too_small for m in result.faces] == [True] * 5
