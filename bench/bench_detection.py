@@ -1,4 +1,4 @@
-"""Face-detector speed on CPU: stock facenet-pytorch MTCNN vs ours vs the YOLOv8-face ONNX model.
+"""Face-detector speed on CPU: stock facenet-pytorch MTCNN vs ours (ONNX, and its torch reference) vs YOLOv8-face.
 
 Run: ``uv run python -m bench.bench_detection [--runs N] [--threads T]``; writes a markdown table to
 stdout. Needs ``../shared`` (or ``$ROLLCALL_SHARED_DIR``). Photos:
@@ -34,6 +34,7 @@ from ml.detection import MTCNNFaceDetector, YoloFaceOnnxDetector
 from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector
 from ml.types import DetectedFace, RGBImage
+from ml.weights.torch_models import TorchMtcnnNets
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     yolo_weights = SHARED_DIR / "models" / "yolov8-lite-t.onnx"
     detectors: dict[str, Callable[[], FaceDetector]] = {
         "MTCNN stock (facenet-pytorch)": StockMTCNN,
-        "MTCNN ours": MTCNNFaceDetector,
-        "MTCNN ours, no size-relative min face": lambda: MTCNNFaceDetector(min_face_fraction=0.0),
+        "MTCNN ours (ONNX)": lambda: MTCNNFaceDetector(intra_op_threads=arguments.threads),
+        "MTCNN ours, torch networks": lambda: MTCNNFaceDetector(nets=TorchMtcnnNets()),
+        "MTCNN ours, no size-relative min face": lambda: MTCNNFaceDetector(
+            min_face_fraction=0.0, intra_op_threads=arguments.threads
+        ),
         "YOLOv8-lite-t ONNX (tiled)": lambda: YoloFaceOnnxDetector(
             yolo_weights, num_threads=arguments.threads
         ),
