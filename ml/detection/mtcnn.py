@@ -358,40 +358,54 @@ class MTCNNFaceDetector:
         return edges.astype(np.float32), scores.astype(np.float32), landmarks.astype(np.float32)
 
 
+NMS_BLOCK = 64
+"""Boxes whose overlaps :func:`_fast_nms` computes in one vectorised step. Smaller blocks skip more
+boxes already suppressed: 64 took 21 ms, 256 27 ms, 2048 65 ms on 1,301 random boxes (loaded 2 cores)."""
+
+
 def _fast_nms(candidates: FloatArray, threshold: float) -> npt.NDArray[np.intp]:
     """IoU NMS of rows ``x1, y1, x2, y2, score, ...``: indices kept, best score first.
 
     The same decisions as torchvision's ``nms`` kernel, which this replaced: float32 arithmetic,
     areas without the +1 of MTCNN's inclusive boxes, a stable descending sort of the scores, and a
     box suppressed when its IoU with a kept box is strictly above ``threshold``. P-Net yields
-    thousands of boxes on a crowded photo, so each kept box suppresses with one vectorised pass
-    over the boxes still in play (not a Python loop over pairs).
+    thousands of boxes on a crowded photo, often most of them kept, so the overlaps of a block of
+    :data:`NMS_BLOCK` boxes with every box still in play are computed at once, and the greedy scan
+    only marks booleans (a loop over kept boxes, each with a pass over all boxes, took ~190 ms for
+    the 1,301 boxes of retinaface__img3 on loaded cores; this ~20-50 ms, torchvision's 7-16 ms).
     """
     if len(candidates) == 0:
         return np.zeros(0, dtype=np.intp)
-    boxes = np.ascontiguousarray(candidates[:, :4], dtype=np.float32)
+    order = np.argsort(-candidates[:, 4].astype(np.float32), kind="stable")
+    boxes = np.ascontiguousarray(candidates[order, :4], dtype=np.float32)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     areas = (x2 - x1) * (y2 - y1)
-    order = np.argsort(-candidates[:, 4].astype(np.float32), kind="stable")
     limit = np.float32(threshold)
     zero = np.float32(0.0)
+    count = len(boxes)
+    suppressed = np.zeros(count, dtype=bool)
     keep: list[int] = []
-    # Degenerate (zero-area) pairs give 0/0 = NaN, which suppresses nothing, as in torchvision.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        while order.size > 0:
-            best = int(order[0])
-            keep.append(best)
-            rest = order[1:]
-            inter_w = np.maximum(
-                zero, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
-            )
-            inter_h = np.maximum(
-                zero, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
-            )
-            inter = inter_w * inter_h
-            overlap = inter / (areas[best] + areas[rest] - inter)
-            order = rest[~(overlap > limit)]
-    return np.asarray(keep, dtype=np.intp)
+    for start in range(0, count, NMS_BLOCK):
+        stop = min(start + NMS_BLOCK, count)
+        rows = start + np.flatnonzero(~suppressed[start:stop])
+        if rows.size == 0:
+            continue
+        # Later boxes not yet suppressed (earlier ones are decided already).
+        columns = start + np.flatnonzero(~suppressed[start:])
+        left = np.maximum(x1[rows, None], x1[None, columns])
+        right = np.minimum(x2[rows, None], x2[None, columns])
+        top = np.maximum(y1[rows, None], y1[None, columns])
+        bottom = np.minimum(y2[rows, None], y2[None, columns])
+        inter = np.maximum(zero, right - left) * np.maximum(zero, bottom - top)
+        # Degenerate (zero-area) pairs give 0/0 = NaN, which suppresses nothing, as in torchvision.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlaps = inter / (areas[rows, None] + areas[None, columns] - inter) > limit
+        for row, index in enumerate(rows):
+            if suppressed[index]:
+                continue
+            keep.append(int(index))
+            suppressed[columns[overlaps[row]]] = True
+    return np.asarray(order[keep], dtype=np.intp)
 
 
 def _normalise(pixels: npt.NDArray[np.uint8]) -> FloatArray:
