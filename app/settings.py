@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     )
     embedder_weights: Path | None = Field(
         default=None,
-        description="facenet-pytorch VGGFace2 .pt; unset = the converted CASIA-WebFace weights.",
+        description=(
+            "FaceNet as an .onnx export, or a facenet-pytorch VGGFace2 .pt exported into the model "
+            "cache by `python -m ml.weights --embedder-weights`; unset = CASIA-WebFace."
+        ),
     )
     model_cache_dir: Path | None = Field(
         default=None,
@@ -80,9 +83,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(
             "ROLLCALL_MODEL_CACHE_DIR", "ROLLCALL_MODEL_CACHE", "model_cache_dir"
         ),
-        description="Where converted weights are cached (baked into the image).",
+        description="Where the exported ONNX models are cached (baked into the image).",
     )
     device: str = "cpu"
+    intra_op_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="onnxruntime threads per model inference; unset = one per physical core.",
+    )
     min_face_size: int = Field(default=20, ge=8, le=1000)
     n_views: int = Field(default=15, ge=1, le=64)
     alignment: Literal["margin", "similarity"] | None = Field(
@@ -242,6 +251,7 @@ class Settings(BaseSettings):
             n_views=self.n_views,
             unknown_threshold=self.unknown_threshold,
             device=self.device,
+            intra_op_threads=self.intra_op_threads,
             **overrides,
         )
 

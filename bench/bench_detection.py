@@ -1,4 +1,4 @@
-"""Face-detector speed on CPU: stock facenet-pytorch MTCNN vs ours vs the YOLOv8-face ONNX model.
+"""Face-detector speed on CPU: stock facenet-pytorch MTCNN vs ours (ONNX, and its torch reference) vs YOLOv8-face.
 
 Run: ``uv run python -m bench.bench_detection [--runs N] [--threads T]``; writes a markdown table to
 stdout. Needs ``../shared`` (or ``$ROLLCALL_SHARED_DIR``). Photos:
@@ -34,6 +34,7 @@ from ml.detection import MTCNNFaceDetector, YoloFaceOnnxDetector
 from ml.eval.photos import load_rgb
 from ml.protocols import FaceDetector
 from ml.types import DetectedFace, RGBImage
+from ml.weights.torch_models import TorchMtcnnNets
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch/onnxruntime threads (default: library's)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        help="run only the detectors and photos whose names contain this text (repeatable; "
+        "the first detector kept is the reference of the ratio columns)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (SHARED_DIR / "faces" / "groups").is_dir():
@@ -114,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     yolo_weights = SHARED_DIR / "models" / "yolov8-lite-t.onnx"
     detectors: dict[str, Callable[[], FaceDetector]] = {
         "MTCNN stock (facenet-pytorch)": StockMTCNN,
-        "MTCNN ours": MTCNNFaceDetector,
-        "MTCNN ours, no size-relative min face": lambda: MTCNNFaceDetector(min_face_fraction=0.0),
+        "MTCNN ours (ONNX)": lambda: MTCNNFaceDetector(intra_op_threads=arguments.threads),
+        "MTCNN ours, torch networks": lambda: MTCNNFaceDetector(nets=TorchMtcnnNets()),
+        "MTCNN ours, no size-relative min face": lambda: MTCNNFaceDetector(
+            min_face_fraction=0.0, intra_op_threads=arguments.threads
+        ),
         "YOLOv8-lite-t ONNX (tiled)": lambda: YoloFaceOnnxDetector(
             yolo_weights, num_threads=arguments.threads
         ),
@@ -123,9 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             yolo_weights, min_face_size=None, num_threads=arguments.threads
         ),
     }
+    chosen = photos()
+    if arguments.only:
+        detectors = {k: v for k, v in detectors.items() if any(o in k for o in arguments.only)}
+        chosen = {k: v for k, v in chosen.items() if any(o in k for o in arguments.only)}
     built = {name: factory() for name, factory in detectors.items()}
     results: dict[tuple[str, str], Timing] = {}
-    for photo_name, image in photos().items():
+    for photo_name, image in chosen.items():
         for name, detector in built.items():
             results[(photo_name, name)] = time_detector(detector, image, arguments.runs)
             logger.info("%s / %s: %s", photo_name, name, results[(photo_name, name)])
@@ -137,9 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), "
         f"median of {arguments.runs}\n\n"
     )
-    out.write("| photo | detector | faces | wall ms | CPU ms | wall vs stock | CPU vs stock |\n")
-    out.write("|---|---|---:|---:|---:|---:|---:|\n")
     stock_name = next(iter(built))
+    out.write(
+        f"| photo | detector | faces | wall ms | CPU ms | wall vs {stock_name} | CPU vs it |\n"
+    )
+    out.write("|---|---|---:|---:|---:|---:|---:|\n")
     for (photo_name, name), timing in results.items():
         stock = results[(photo_name, stock_name)]
         out.write(

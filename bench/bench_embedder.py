@@ -1,8 +1,9 @@
-"""Throughput of FaceNetEmbedder on CPU: images/s for batch sizes 1, 8 and 32, median of several runs.
+"""Throughput of FaceNet on CPU, ONNX Runtime (the service) vs PyTorch: images/s for batch sizes 1, 8 and 32.
 
 Run: ``uv run python -m bench.bench_embedder [--runs N] [--threads T]``; writes a markdown table to stdout.
-Uses the converted CASIA-WebFace weights (converted into the default cache dir on first use) and real LFW crops
+Uses the CASIA-WebFace FaceNet (exported into the default model cache on first use) and real LFW crops
 when ``../shared`` is present, random pixels otherwise (throughput does not depend on the pixel values).
+Both runtimes embed the same crops in turn (interleaved per batch size), median of ``--runs``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import numpy.typing as npt
 import torch
 
 from ml.embedder import INPUT_SIZE, FaceNetEmbedder
-from ml.weights import converted_casia_weights
+from ml.protocols import FaceEmbedder
+from ml.weights.torch_models import TorchFaceNetEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def load_crops(count: int) -> list[npt.NDArray[np.uint8]]:
 
 
 def images_per_second(
-    embedder: FaceNetEmbedder, crops: Sequence[npt.NDArray[np.uint8]], runs: int
+    embedder: FaceEmbedder | TorchFaceNetEmbedder, crops: Sequence[npt.NDArray[np.uint8]], runs: int
 ) -> float:
     embedder.embed(crops)  # warm-up: first-call allocations and kernel selection
     durations = []
@@ -71,27 +73,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--runs", type=int, default=5, help="timed runs per batch size (median reported)"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads and torch threads (default: each library's)",
     )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if arguments.threads is not None:
         torch.set_num_threads(arguments.threads)
 
-    weights = converted_casia_weights()
     crops = load_crops(max(BATCH_SIZES))
     rows = []
     for batch_size in BATCH_SIZES:
-        embedder = FaceNetEmbedder(weights, batch_size=batch_size)
+        onnx = FaceNetEmbedder(batch_size=batch_size, intra_op_threads=arguments.threads)
+        reference = TorchFaceNetEmbedder(batch_size=batch_size)
         # One call of exactly one batch, so the number measures that batch size alone.
-        rate = images_per_second(embedder, crops[:batch_size], arguments.runs)
-        rows.append(f"| {batch_size} | {rate:.1f} | {1000.0 * batch_size / rate:.1f} |")
+        onnx_rate = images_per_second(onnx, crops[:batch_size], arguments.runs)
+        torch_rate = images_per_second(reference, crops[:batch_size], arguments.runs)
+        rows.append(
+            f"| {batch_size} | {onnx_rate:.1f} | {torch_rate:.1f} | {onnx_rate / torch_rate:.2f} |"
+        )
 
     sys.stdout.write(
-        f"FaceNetEmbedder (InceptionResnetV1, 160x160) on CPU: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"median of {arguments.runs} runs\n\n"
-        "| batch size | images/s | ms per batch |\n|---:|---:|---:|\n" + "\n".join(rows) + "\n"
+        f"FaceNet (InceptionResnetV1, 160x160) on CPU: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, onnxruntime threads {arguments.threads or 'default'}, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads "
+        f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), median of {arguments.runs} runs\n\n"
+        "| batch size | ONNX images/s | torch images/s | ONNX / torch |\n|---:|---:|---:|---:|\n"
+        + "\n".join(rows)
+        + "\n"
     )
     return 0
 

@@ -284,7 +284,6 @@ def embedding_throughput(
     ctx: BenchContext, ours: RollcallSystem, peer: FaceRecognitionSystem | None
 ) -> JsonDict:
     from ml.embedder import FaceNetEmbedder
-    from ml.weights import converted_casia_weights
 
     repeats = 2 if ctx.quick else 5
     photos = sorted(ctx.lfw_dir.glob("*/*.jpg"))[: max(BATCH_SIZES)]
@@ -305,11 +304,10 @@ def embedding_throughput(
             face = central_box_face(img.shape)
             rect = peer.internal._css_to_rect(peer.css(face))
             chips.append(dlib.get_face_chip(img, peer.internal.pose_predictor_5_point(img, rect)))
-    weights = converted_casia_weights()
     rows = []
     for batch in BATCH_SIZES:
         # One call of exactly one batch, so the figure measures that batch size alone.
-        embedder = FaceNetEmbedder(weights, batch_size=batch)
+        embedder = FaceNetEmbedder(batch_size=batch)
         ms = median_ms(partial(embedder.embed, crops[:batch]), repeats)
         row: JsonDict = {"batch": batch, "rollcall_per_second": rounded(1000 * batch / ms, 2)}
         if dlib_model is not None:

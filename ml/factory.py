@@ -10,7 +10,7 @@ from ml.detection import create_detector
 from ml.embedder import FaceNetEmbedder
 from ml.pipeline import FacePipeline, SecondaryModel
 from ml.segmentation import GrabCutHeadSegmenter
-from ml.weights import converted_casia_weights, default_cache_dir
+from ml.weights.cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +19,21 @@ def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
     """Load every model once. Raises if a model cannot be loaded (the service then fails fast)."""
     cfg = config or PipelineConfig()
     started = time.perf_counter()
+    cache_dir = cfg.model_cache_dir or default_cache_dir()
     detector = create_detector(
-        cfg.detector, yolo_weights=cfg.yolo_weights, min_face_size=cfg.min_face_size
+        cfg.detector,
+        yolo_weights=cfg.yolo_weights,
+        min_face_size=cfg.min_face_size,
+        device=cfg.device,
+        model_cache_dir=cache_dir,
+        intra_op_threads=cfg.intra_op_threads,
     )
-    weights = cfg.embedder_weights
-    if weights is None:
-        weights = converted_casia_weights(cfg.model_cache_dir or default_cache_dir())
-    embedder = FaceNetEmbedder(weights, batch_size=cfg.batch_size, device=cfg.device)
+    embedder = FaceNetEmbedder(
+        cfg.embedder_weights,
+        cache_dir=cache_dir,
+        batch_size=cfg.batch_size,
+        intra_op_threads=cfg.intra_op_threads,
+    )
     segmenter = GrabCutHeadSegmenter() if cfg.segmentation else None
     secondary = [build_secondary(name) for name in cfg.embedders[1:]]
     logger.info(
@@ -33,7 +41,7 @@ def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
         time.perf_counter() - started,
         cfg.detector,
         "+".join(cfg.embedders),
-        weights.name,
+        cfg.embedder_weights.name if cfg.embedder_weights else "CASIA-WebFace",
         cfg.alignment,
         cfg.segmentation,
         cfg.use_head,

@@ -1,4 +1,4 @@
-"""Face detectors: MTCNN (default, weights from facenet-pytorch) and YOLO face models.
+"""Face detectors: MTCNN (default, facenet-pytorch's weights exported to ONNX) and YOLO face models.
 
 Use :func:`create_detector`; ``ml.factory`` calls it with the service settings.
 """
@@ -35,6 +35,8 @@ def create_detector(
     min_score: float | None = None,
     device: str = "cpu",
     yolo_tiling: bool = True,
+    model_cache_dir: Path | None = None,
+    intra_op_threads: int | None = None,
 ) -> FaceDetector:
     """The configured face detector.
 
@@ -44,9 +46,11 @@ def create_detector(
         min_face_size: smallest face (pixels of the original photo) to find; on photos larger than
             2000 px both backends raise it to 1 % of the long side (see ``min_face_fraction``).
         min_score: final score threshold; ``None`` keeps the backend's default.
-        device: torch device for MTCNN / ultralytics.
+        device: torch device for ultralytics (MTCNN and YOLO ONNX run on onnxruntime's CPU provider).
         yolo_tiling: let the YOLO ONNX backend add tiled passes on photos so big that faces of
             ``min_face_size`` would be under ~10 px in its 640 px input.
+        model_cache_dir: where MTCNN's ONNX files are (``None``: ``ml.weights.cache.default_cache_dir``).
+        intra_op_threads: onnxruntime threads per inference (``None``: onnxruntime's default).
 
     Raises:
         ValueError: unknown ``kind``, or ``"yolo"`` without weights.
@@ -54,8 +58,17 @@ def create_detector(
     """
     if kind == "mtcnn":
         if min_score is None:
-            return MTCNNFaceDetector(min_face_size=min_face_size, device=device)
-        return MTCNNFaceDetector(min_face_size=min_face_size, min_score=min_score, device=device)
+            return MTCNNFaceDetector(
+                min_face_size=min_face_size,
+                model_cache_dir=model_cache_dir,
+                intra_op_threads=intra_op_threads,
+            )
+        return MTCNNFaceDetector(
+            min_face_size=min_face_size,
+            min_score=min_score,
+            model_cache_dir=model_cache_dir,
+            intra_op_threads=intra_op_threads,
+        )
     if kind == "yolo":
         if yolo_weights is None:
             raise ValueError(
@@ -64,8 +77,17 @@ def create_detector(
             )
         tile_face = min_face_size if yolo_tiling else None
         if min_score is None:
-            return build_yolo_detector(Path(yolo_weights), min_face_size=tile_face, device=device)
+            return build_yolo_detector(
+                Path(yolo_weights),
+                min_face_size=tile_face,
+                device=device,
+                num_threads=intra_op_threads,
+            )
         return build_yolo_detector(
-            Path(yolo_weights), score_threshold=min_score, min_face_size=tile_face, device=device
+            Path(yolo_weights),
+            score_threshold=min_score,
+            min_face_size=tile_face,
+            device=device,
+            num_threads=intra_op_threads,
         )
     raise ValueError(f"unknown detector kind {kind!r}; expected 'mtcnn' or 'yolo'")

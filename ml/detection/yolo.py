@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.detection.geometry import LandmarkGeometry, nms, to_faces
+from ml.onnx_session import create_session
 from ml.types import DetectedFace, RGBImage, check_rgb_image
 
 logger = logging.getLogger(__name__)
@@ -166,13 +167,7 @@ def _is_raw_face_head_model(outputs: list[Any]) -> bool:
 
 
 def _onnx_session(weights: Path, num_threads: int | None) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if num_threads is not None:
-        options.intra_op_num_threads = num_threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+    return create_session(weights, intra_op_threads=num_threads)
 
 
 def onnx_is_raw_face_heads(weights: Path) -> bool:

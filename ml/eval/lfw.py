@@ -340,7 +340,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="+".join(PipelineConfig.embedders),
         help="face models: each one's accuracy, and the fused score's (ml.fusion)",
     )
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.set_defaults(func=run)
 
@@ -378,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     detector = create_detector("mtcnn", yolo_weights=None, min_face_size=20)
-    embedder = FaceNetEmbedder.from_default(batch_size=args.batch_size, device=args.device)
+    embedder = FaceNetEmbedder(batch_size=args.batch_size)
     segmenter = GrabCutHeadSegmenter() if args.segment else None
     cropper = FaceCropper(args.alignment, embedder.input_size, segmenter, args.mask_fill)
     secondary = [build_secondary(name) for name in args.embedders.split("+")[1:]]

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ml.weights import converted_casia_weights
+from ml.weights.facenet_casia import converted_casia_weights
 
 
 @pytest.fixture(scope="session")

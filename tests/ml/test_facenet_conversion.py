@@ -14,21 +14,19 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
-from ml import weights
-from ml.weights import (
+from ml.embedder import standardise
+from ml.weights import cli, facenet_casia, onnx_models, state_dicts
+from ml.weights.cache import WeightsChecksumError, checksum_path
+from ml.weights.facenet_casia import (
     BATCH_NORM_EPS,
-    WeightsChecksumError,
     build_inception_resnet,
     converted_casia_weights,
-    decode_tensor_proto,
     facenet_graph_path,
     identity_running_var,
-    load_checked_safetensors,
-    load_vggface2_state_dict,
-    parse_graph_def,
-    save_checked_safetensors,
-    standardise,
 )
+from ml.weights.state_dicts import load_checked_safetensors, save_checked_safetensors
+from ml.weights.tf_graph import decode_tensor_proto, parse_graph_def
+from ml.weights.torch_models import load_vggface2_state_dict
 from tests.ml.conftest import lfw_centre_crop
 
 logger = logging.getLogger(__name__)
@@ -107,15 +105,15 @@ def test_decode_tensor_proto_unpacked_negative_ints_and_raw_content() -> None:
 
 def test_graph_structure_is_what_the_mapping_assumes() -> None:
     nodes = {node.name: node for node in parse_graph_def(facenet_graph_path().read_bytes())}
-    assert nodes[weights.GRAPH_INPUT_NAME].op == "Placeholder"
+    assert nodes[facenet_casia.GRAPH_INPUT_NAME].op == "Placeholder"
     first_conv = nodes["InceptionResnetV1/Conv2d_1a_3x3/Conv2D"]
     assert first_conv.string_attr("data_format") == "NHWC"
     assert first_conv.string_attr("padding") == "VALID"
     assert nodes["InceptionResnetV1/Conv2d_1a_3x3/weights"].tensor_attr().shape == (3, 3, 3, 32)
     # The output is already L2-normalised: embeddings = x * rsqrt(max(sum(x^2), eps)).
-    assert nodes[weights.GRAPH_OUTPUT_NAME].op == "Mul"
+    assert nodes[facenet_casia.GRAPH_OUTPUT_NAME].op == "Mul"
     assert nodes["embeddings/Rsqrt"].op == "Rsqrt"
-    assert nodes[weights.GRAPH_BOTTLENECK_OUTPUT_NAME].op == "FusedBatchNorm"
+    assert nodes[facenet_casia.GRAPH_BOTTLENECK_OUTPUT_NAME].op == "FusedBatchNorm"
 
 
 # --- the converted weights ----------------------------------------------------------------------------------------
@@ -163,9 +161,9 @@ def test_parity_with_opencv_dnn_on_lfw_faces(casia_weights: Path, shared_dir: Pa
     graph_bottleneck = []
     for index in range(len(batch_nchw)):
         net.setInput(batch_nchw[index : index + 1])
-        graph_embeddings.append(net.forward(weights.GRAPH_OUTPUT_NAME).reshape(-1))
+        graph_embeddings.append(net.forward(facenet_casia.GRAPH_OUTPUT_NAME).reshape(-1))
         net.setInput(batch_nchw[index : index + 1])
-        graph_bottleneck.append(net.forward(weights.GRAPH_BOTTLENECK_OUTPUT_NAME).reshape(-1))
+        graph_bottleneck.append(net.forward(facenet_casia.GRAPH_BOTTLENECK_OUTPUT_NAME).reshape(-1))
     graph_normalised = np.stack(graph_embeddings)
     graph_raw = np.stack(graph_bottleneck)
     np.testing.assert_allclose(np.linalg.norm(graph_normalised, axis=1), 1.0, atol=1e-5)
@@ -196,7 +194,7 @@ def test_parity_with_opencv_dnn_on_lfw_faces(casia_weights: Path, shared_dir: Pa
 
 def test_corrupted_cache_is_detected_and_reconverted(casia_weights: Path, tmp_path: Path) -> None:
     """A damaged cached file raises on load; ``converted_casia_weights`` logs it and converts again."""
-    cached = tmp_path / weights.CASIA_WEIGHTS_FILENAME
+    cached = tmp_path / facenet_casia.CASIA_WEIGHTS_FILENAME
     shutil.copyfile(casia_weights, cached)
     corrupted = bytearray(cached.read_bytes())
     corrupted[len(corrupted) // 2] ^= 0x01  # one bit inside the tensor data
@@ -208,12 +206,12 @@ def test_corrupted_cache_is_detected_and_reconverted(casia_weights: Path, tmp_pa
     assert converted_casia_weights(tmp_path) == cached
     reconverted = load_checked_safetensors(cached)
     reference = load_checked_safetensors(casia_weights)
-    assert weights.tensors_sha256(reconverted) == weights.tensors_sha256(reference)
+    assert state_dicts.tensors_sha256(reconverted) == state_dicts.tensors_sha256(reference)
     assert list(tmp_path.iterdir()) == [cached]  # no temp file left behind
 
 
 def test_truncated_cache_is_detected(casia_weights: Path, tmp_path: Path) -> None:
-    truncated = tmp_path / weights.CASIA_WEIGHTS_FILENAME
+    truncated = tmp_path / facenet_casia.CASIA_WEIGHTS_FILENAME
     truncated.write_bytes(casia_weights.read_bytes()[:100_000])
     with pytest.raises(WeightsChecksumError):
         load_checked_safetensors(truncated)
@@ -248,9 +246,18 @@ def test_concurrent_writers_leave_one_complete_file(tmp_path: Path) -> None:
 def test_cli_reports_the_cached_path(
     casia_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copyfile(casia_weights, tmp_path / weights.CASIA_WEIGHTS_FILENAME)
-    assert weights.main(["--cache-dir", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / weights.CASIA_WEIGHTS_FILENAME)
+    shutil.copyfile(casia_weights, tmp_path / facenet_casia.CASIA_WEIGHTS_FILENAME)
+    # The ONNX exports too (made once in the default cache by the same command), so that it only verifies them.
+    onnx_names = [*onnx_models.MTCNN_FILENAMES, onnx_models.CASIA_ONNX_FILENAME]
+    for name in onnx_names:
+        exported = casia_weights.parent / name
+        onnx_models.load_onnx_model(casia_weights.parent, name)
+        shutil.copyfile(exported, tmp_path / name)
+        shutil.copyfile(checksum_path(exported), checksum_path(tmp_path / name))
+    assert cli.main(["--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == [
+        str(tmp_path / name) for name in [facenet_casia.CASIA_WEIGHTS_FILENAME, *onnx_names]
+    ]
 
 
 # --- facenet-pytorch's VGGFace2 state dict ------------------------------------------------------------------------

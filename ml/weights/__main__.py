@@ -1,0 +1,3 @@
+from ml.weights.cli import main
+
+raise SystemExit(main())
