@@ -134,7 +134,7 @@ class DlibResNetEmbedder:
 
 
 class DlibResNetOnnxEmbedder:
-    """dlib's ResNet exported to ONNX (:mod:`ml.dlib_onnx`), on onnxruntime (a ``FaceEmbedder``).
+    """dlib's ResNet exported to ONNX (:mod:`ml.weights.dlib_resnet`), on onnxruntime (a ``FaceEmbedder``).
 
     The same function as :class:`DlibResNetEmbedder` (unit descriptors within 1e-6 of dlib's on real
     chips, ``tests/ml/test_dlib_onnx.py``) without dlib's runtime: the graph takes the uint8 chips as
@@ -143,28 +143,23 @@ class DlibResNetOnnxEmbedder:
 
     def __init__(
         self,
-        model_path: Path,
+        model: bytes | Path,
         num_threads: int | None = None,
         max_batch: int = DLIB_ONNX_MAX_BATCH,
     ) -> None:
         """
         Args:
-            model_path: the ``.onnx`` file written by :func:`ml.dlib_onnx.export_dlib_resnet_onnx`.
+            model: the ``.onnx`` file written by :func:`ml.weights.dlib_resnet.export_dlib_resnet_onnx`
+                (``python -m ml.weights`` puts it in the model cache), or its checked bytes.
             num_threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
             max_batch: most chips per forward pass (bounds the activation memory).
         """
-        import onnxruntime as ort
+        from ml.onnx_session import create_session
 
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-        options.log_severity_level = 3
-        self.model_path = Path(model_path)
-        self._session = ort.InferenceSession(
-            str(self.model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self.model_path = None if isinstance(model, bytes) else Path(model)
+        self._session = create_session(model, intra_op_threads=num_threads)
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         expected_input = ["batch", DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3]
@@ -176,7 +171,7 @@ class DlibResNetOnnxEmbedder:
             or list(outputs[0].shape)[1:] != [DLIB_EMBEDDING_DIM]
         ):
             raise ValueError(
-                f"{self.model_path} is not the dlib ResNet export: inputs "
+                f"{self.model_path or 'the model'} is not the dlib ResNet export: inputs "
                 f"{[(i.shape, i.type) for i in inputs]}, outputs {[o.shape for o in outputs]}"
             )
         self._input_name = inputs[0].name

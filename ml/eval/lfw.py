@@ -350,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
     from ml.embedder import FaceNetEmbedder
     from ml.factory import build_secondary
     from ml.segmentation import GrabCutHeadSegmenter
+    from ml.weights.cache import default_cache_dir
 
     data_dir: Path = args.data
     if not (data_dir / "pairs.txt").is_file():
@@ -380,7 +381,9 @@ def run(args: argparse.Namespace) -> int:
     embedder = FaceNetEmbedder(batch_size=args.batch_size)
     segmenter = GrabCutHeadSegmenter() if args.segment else None
     cropper = FaceCropper(args.alignment, embedder.input_size, segmenter, args.mask_fill)
-    secondary = [build_secondary(name) for name in args.embedders.split("+")[1:]]
+    secondary = [
+        build_secondary(name, default_cache_dir()) for name in args.embedders.split("+")[1:]
+    ]
     run_result = embed_lfw_images(data_dir, images, detector, embedder, cropper, flip, secondary)
 
     same = [p.same for p in pairs]

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from ml.weights.cache import CACHE_DIR_ENV, default_cache_dir
 from ml.weights.facenet_casia import converted_casia_weights
-from ml.weights.onnx_models import MTCNN_FILENAMES, facenet_onnx_filename, load_onnx_model
+from ml.weights.onnx_models import (
+    DLIB_ONNX_FILENAME,
+    MTCNN_FILENAMES,
+    facenet_onnx_filename,
+    load_onnx_model,
+)
 
 
 def prepare_models(cache_dir: Path, embedder_weights: Path | None = None) -> list[Path]:
@@ -22,6 +27,7 @@ def prepare_models(cache_dir: Path, embedder_weights: Path | None = None) -> lis
     written = [converted_casia_weights(cache_dir)]
     sources: list[tuple[str, Path | None]] = [(name, None) for name in MTCNN_FILENAMES]
     sources.append((facenet_onnx_filename(None), None))
+    sources.append((DLIB_ONNX_FILENAME, None))
     if embedder_weights is not None:
         sources.append((facenet_onnx_filename(embedder_weights), embedder_weights))
     for filename, weights in sources:
@@ -34,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ml.weights",
         description=(
-            "Convert the CASIA-WebFace FaceNet graph to safetensors and export MTCNN and FaceNet to ONNX, "
+            "Convert the CASIA-WebFace FaceNet graph to safetensors and export MTCNN, FaceNet and dlib's ResNet to ONNX, "
             "with checksums, into the model cache. Prints the files, one per line."
         ),
     )

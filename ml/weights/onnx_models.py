@@ -23,6 +23,8 @@ RNET_FILENAME = "mtcnn-rnet.onnx"
 ONET_FILENAME = "mtcnn-onet.onnx"
 MTCNN_FILENAMES = (PNET_FILENAME, RNET_FILENAME, ONET_FILENAME)
 CASIA_ONNX_FILENAME = "facenet-casia-webface.onnx"
+DLIB_ONNX_FILENAME = "dlib-face-recognition-resnet-v1.onnx"
+"""dlib's ResNet (``ml.weights.dlib_resnet``): (N, 150, 150, 3) uint8 chips in, (N, 128) raw descriptors out."""
 
 FACENET_INPUT = "faces"
 """FaceNet input: (N, 3, 160, 160) float32 standardised RGB (``ml.embedder.standardise``)."""
@@ -52,6 +54,17 @@ def torch_available() -> bool:
         return False
 
 
+def exporter_available(filename: str) -> bool:
+    """Whether ``filename`` can be exported here: dlib's ResNet needs the ``onnx`` package only,
+    the others torch."""
+    if filename == DLIB_ONNX_FILENAME:
+        try:
+            return importlib.util.find_spec("onnx") is not None
+        except (ImportError, ValueError):
+            return False
+    return torch_available()
+
+
 def facenet_onnx_filename(weights: Path | None) -> str:
     """Cache file name of FaceNet exported from ``weights`` (``None``: the CASIA-WebFace conversion).
 
@@ -78,7 +91,7 @@ def load_onnx_model(
         return load_checked_file(path, version=EXPORT_VERSION)
     except (FileNotFoundError, WeightsChecksumError) as error:
         problem = error
-    if not torch_available():
+    if not exporter_available(filename):
         source = f" --embedder-weights {embedder_weights}" if embedder_weights is not None else ""
         raise ModelNotExportedError(
             f"ONNX model {path} is not usable ({problem}). Export the models with the full "
@@ -87,9 +100,14 @@ def load_onnx_model(
     logger.warning("exporting %s to ONNX (%s)", filename, problem)
     # Export code, imported only here and only where torch is installed; the service image has
     # the files baked in by `python -m ml.weights`.
-    from ml.weights.onnx_export import export_model
+    if filename == DLIB_ONNX_FILENAME:
+        from ml.weights.dlib_resnet import export_dlib_to_cache
 
-    export_model(filename, cache_dir, embedder_weights=embedder_weights)
+        export_dlib_to_cache(cache_dir)
+    else:
+        from ml.weights.onnx_export import export_model
+
+        export_model(filename, cache_dir, embedder_weights=embedder_weights)
     return load_checked_file(path, version=EXPORT_VERSION)
 
 

@@ -1,4 +1,4 @@
-"""dlib's face-recognition ResNet read from its .dat file and exported to ONNX (ml.dlib_onnx), against dlib itself."""
+"""dlib's face-recognition ResNet read from its .dat file and exported to ONNX (ml.weights.dlib_resnet), against dlib itself."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from ml.dlib_embedder import (
     DlibResNetOnnxEmbedder,
     dlib_models_dir,
 )
-from ml.dlib_onnx import (
+from ml.types import DetectedFace
+from ml.weights.dlib_resnet import (
     AddPrev,
     Affine,
     Conv,
@@ -34,7 +35,6 @@ from ml.dlib_onnx import (
     file_sha256,
     read_dlib_resnet,
 )
-from ml.types import DetectedFace
 
 logger = logging.getLogger(__name__)
 
@@ -291,4 +291,4 @@ def test_onnx_embedder_checks_its_input(onnx_embedder: DlibResNetOnnxEmbedder) -
     with pytest.raises(ValueError, match="crop 0"):
         onnx_embedder.embed([np.zeros((DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), np.float32)])
     with pytest.raises(ValueError, match="max_batch"):
-        DlibResNetOnnxEmbedder(onnx_embedder.model_path, max_batch=0)
+        DlibResNetOnnxEmbedder(Path("unused.onnx"), max_batch=0)

@@ -671,12 +671,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_dlib_resnet_onnx(destination: Path, source: Path | None = None) -> ExportedModel:
-    """Read dlib's ResNet (``source``, default: the ``face-recognition-models`` wheel's) and write it as ONNX.
-
-    Written atomically (temp file + rename), readable by another user (the image is built as root and served as
-    another user). The bytes are deterministic for one source file and exporter version.
-    """
+def dlib_resnet_onnx_bytes(source: Path | None = None) -> bytes:
+    """The ONNX model of dlib's ResNet (``source``, default: the ``face-recognition-models`` wheel's)."""
     source = source if source is not None else dlib_models_dir() / RESNET_FILE
     network = read_dlib_resnet(source.read_bytes())
     if network.input.size != DLIB_CHIP_SIZE:
@@ -687,6 +683,36 @@ def export_dlib_resnet_onnx(destination: Path, source: Path | None = None) -> Ex
     helper.set_model_props(
         model, {"source_sha256": file_sha256(source), "exporter_version": EXPORTER_VERSION}
     )
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def export_dlib_to_cache(cache_dir: Path) -> Path:
+    """Write the ONNX model into the model cache with its checksum record, as
+    :func:`ml.weights.onnx_models.load_onnx_model` reads it."""
+    from ml.weights.cache import save_checked_file
+    from ml.weights.onnx_models import DLIB_ONNX_FILENAME, EXPORT_VERSION
+
+    source = dlib_models_dir() / RESNET_FILE
+    path = cache_dir / DLIB_ONNX_FILENAME
+    save_checked_file(
+        dlib_resnet_onnx_bytes(source),
+        path,
+        version=EXPORT_VERSION,
+        source=f"face-recognition-models:{RESNET_FILE} (sha256 {file_sha256(source)})",
+    )
+    logger.info("exported %s", path)
+    return path
+
+
+def export_dlib_resnet_onnx(destination: Path, source: Path | None = None) -> ExportedModel:
+    """Read dlib's ResNet (``source``, default: the ``face-recognition-models`` wheel's) and write it as ONNX.
+
+    Written atomically (temp file + rename), readable by another user (the image is built as root and served as
+    another user). The bytes are deterministic for one source file and exporter version.
+    """
+    source = source if source is not None else dlib_models_dir() / RESNET_FILE
+    data = dlib_resnet_onnx_bytes(source)
     destination.parent.mkdir(parents=True, exist_ok=True)
     file_descriptor, temp_name = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
@@ -694,7 +720,7 @@ def export_dlib_resnet_onnx(destination: Path, source: Path | None = None) -> Ex
     os.close(file_descriptor)
     temp_path = Path(temp_name)
     try:
-        temp_path.write_bytes(model.SerializeToString())
+        temp_path.write_bytes(data)
         with temp_path.open("rb") as written:
             os.fsync(written.fileno())
         temp_path.chmod(0o644)
