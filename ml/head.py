@@ -24,8 +24,8 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 from torch import nn
 
-from ml.matching import l2_normalize
 from ml.types import Embeddings
+from ml.vectors import l2_normalize
 
 logger = logging.getLogger(__name__)
 
