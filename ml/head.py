@@ -254,7 +254,7 @@ def batch_loss_and_gradients(
 
 
 class _Adam:
-    """Plain Adam (Kingma & Ba), updating float32 arrays in place."""
+    """Plain Adam (Kingma & Ba), the torch head's update rule; updates the arrays in place."""
 
     def __init__(self, params: _Arrays, lr: float, betas: tuple[float, float] = (0.9, 0.999)):
         self.params = params
