@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from ml.fusion import FACENET, default_unknown_threshold, fuse
+from ml.head import ProjectionHead
 from ml.types import Embeddings
-
-if TYPE_CHECKING:
-    from ml.head import ProjectionHead
+from ml.vectors import (
+    l2_normalize as l2_normalize,
+)  # re-exported: tests and bench import it from here
 
 # Open-set calibration, measured with `python -m ml.eval oneshot` (README, "Telling strangers apart").
 # A stranger's best raw cosine against N students is the maximum of N impostor scores, so with raw
@@ -63,13 +63,6 @@ def cohort_scores(
     others[rows, best_index] = second
     result: npt.NDArray[np.float32] = (raw - weight * others).astype(np.float32)
     return result
-
-
-def l2_normalize(vectors: npt.ArrayLike) -> Embeddings:
-    array = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(array, axis=-1, keepdims=True)
-    normalized: Embeddings = (array / np.maximum(norms, 1e-12)).astype(np.float32)
-    return normalized
 
 
 ProbeEmbeddings = Embeddings | Mapping[str, Embeddings]
