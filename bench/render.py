@@ -671,7 +671,10 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
         "",
         f"Match = against a class of {stages['class_size']} students. Segment (GrabCut) is off by "
         "default and not in the total (not timed on photos of more than ten faces). face_recognition's align = its 5-point landmarks; its embed "
-        "includes cutting the face chip.",
+        "includes cutting the face chip. Draw = what the service adds for the phone after "
+        "recognition (the annotated copy, capped by `ROLLCALL_ANNOTATED_MAX_SIDE`, as JPEG and "
+        "base64), not in the sum nor in end to end; face_recognition draws nothing. Rollcall's "
+        "faces under `min_recognisable_face` (28 px) are reported as too small and not embedded.",
         "",
     ]
     rows = []
@@ -685,7 +688,7 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
         for key, name in systems:
             entry = photo[key]
             st = entry["stages_ms"]
-            total = sum(v for k, v in st.items() if k != "segment" and v is not None)
+            total = sum(v for k, v in st.items() if k not in ("segment", "draw") and v is not None)
             rows.append(
                 [
                     f"{label}: `{photo['file'].rsplit('/', 1)[-1]}` {photo['size']}",
@@ -726,11 +729,11 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
                     )
                 )
         for what, ratio in ratios:
-            rows.append(["", what, "", *[""] * 6, "", fmt_ratio(ratio)])
+            rows.append(["", what, "", *[""] * len(_STAGES), "", fmt_ratio(ratio)])
     lines += table(
         ["photo", "system", "faces", *_STAGES, "sum", "end to end"],
         rows,
-        "llrrrrrrrrr",
+        "llr" + "r" * len(_STAGES) + "rr",
     )
     if per_face:
         lines += [
@@ -830,7 +833,7 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
     return lines
 
 
-_STAGES = ("decode", "detect", "align", "segment", "embed", "match")
+_STAGES = ("decode", "detect", "align", "segment", "embed", "match", "draw")
 
 
 def render_scale(res: JsonDict) -> list[str]:

@@ -26,6 +26,7 @@ recorded before and after (the section's header), since other processes share th
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import logging
@@ -49,6 +50,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.images import ANNOTATED_MAX_SIDE
+from bench.class_photo import tiled_class_photo_file
 from bench.common import REPO_DIR, BenchContext, JsonDict, load_average, rounded, unit_rows
 from bench.groups import class_identities, read_group_photos
 from bench.systems import (
@@ -59,10 +62,11 @@ from bench.systems import (
     central_box_face,
     face_recognition_available,
 )
+from ml.annotate import annotate
 from ml.eval.oneshot import collect_identities
 from ml.eval.photos import load_rgb
 from ml.matching import Gallery, match_faces
-from ml.pipeline import FacePipeline
+from ml.pipeline import FacePipeline, Recognition
 from ml.protocols import FaceCropper
 from ml.types import DetectedFace, RGBImage
 
@@ -93,6 +97,10 @@ def median_ms(action: Callable[[], object], repeats: int) -> float:
 # -- stages ---------------------------------------------------------------------------------------
 
 
+CLASS_PHOTO_LABEL = "5334 px class photo (tiled, 73 faces)"
+"""The big photo of :mod:`bench.class_photo` (built from the shared group photos, not in ``../shared``)."""
+
+
 def stage_photos(ctx: BenchContext) -> dict[str, Path]:
     groups = read_group_photos(ctx.groups_dir)
     six = next(p for p in groups if p.faces == 6 and p.count_exact)
@@ -102,7 +110,18 @@ def stage_photos(ctx: BenchContext) -> dict[str, Path]:
         "6 faces": ctx.groups_dir / six.name,
         "HTTP photo (5 faces)": ctx.groups_dir / HTTP_PHOTO,
         f"most faces (~{largest.faces} + crowd)": ctx.groups_dir / largest.name,
+        CLASS_PHOTO_LABEL: tiled_class_photo_file(ctx.groups_dir, ctx.cache_dir),
     }
+
+
+def draw_and_encode(image: RGBImage, recognition: Recognition, max_side: int | None) -> int:
+    """What the service adds after recognition for the phone: the annotated copy (``max_side``:
+    ``ROLLCALL_ANNOTATED_MAX_SIDE``), JPEG-encoded, base64'd; returns the base64 length."""
+    from app.images import encode_jpeg
+
+    labels = ["" if m.too_small else (m.student_id or "unknown") for m in recognition.faces]
+    annotated = annotate(image, recognition.faces, labels, max_side=max_side)
+    return len(base64.b64encode(encode_jpeg(annotated)))
 
 
 def synthetic_gallery(students: int, models: Sequence[str], seed: int) -> Gallery:
@@ -173,6 +192,16 @@ def rollcall_stages(
         else None,
         "embed": median_ms(lambda: pipeline.embed_crops(crops), repeats),
     }
+    recognition = pipeline.recognize(image, galleries[ours.name])
+    shared["draw"] = median_ms(
+        partial(draw_and_encode, image, recognition, ANNOTATED_MAX_SIDE), repeats
+    )
+    image_sizes = {
+        "annotated_base64_bytes": draw_and_encode(image, recognition, ANNOTATED_MAX_SIDE),
+        "annotated_base64_bytes_uncapped": draw_and_encode(image, recognition, None),
+        "annotated_max_side": ANNOTATED_MAX_SIDE,
+        "too_small_faces": sum(m.too_small for m in recognition.faces),
+    }
     secondary: dict[str, JsonDict] = {}
     for model in pipeline.secondary:
         chips = [model.cropper.crop(image, f) for f in faces]
@@ -203,6 +232,7 @@ def rollcall_stages(
             "stages_ms": stages,
             "secondary_ms": {m: secondary[m] for m in system.models[1:]},
             "end_to_end_ms": end_to_end,
+            "image": image_sizes,
         }
     return result
 
@@ -261,7 +291,11 @@ def stages(ctx: BenchContext, ours: RollcallSystem, peer: FaceRecognitionSystem 
         data = path.read_bytes()
         height, width = load_rgb(path).shape[:2]
         # The crowd photo takes seconds per run: fewer repeats keep the section within minutes.
-        runs = crowd_repeats if label.startswith("most faces") else repeats
+        runs = (
+            crowd_repeats
+            if label.startswith("most faces") or label == CLASS_PHOTO_LABEL
+            else repeats
+        )
         entry: JsonDict = {
             "file": str(path.relative_to(ctx.shared_dir)),
             "size": f"{width}x{height}",
