@@ -103,8 +103,12 @@ class TemplateCombination(StrEnum):
 
 
 DEFAULT_TEMPLATE_COMBINATION = TemplateCombination.MEAN
-"""Chosen by the simulated term (``python -m bench --sections term``, docs/benchmarks.md, "Learning
-from confirmed faces"): see ``ml.samples`` for the figures."""
+"""Chosen by the simulated term (LFW, 153 students each registered from one photo, weekly sessions
+with a teacher's corrections; ``python -m bench --sections term``, docs/benchmarks.md, "Learning
+from confirmed faces", 2026-11-29): the mean named more faces right than the best photo (max) in
+weeks 2-4 (classes of 30: 97.8 % vs 96.5 %; one class of 153: 93.3 % vs 91.9 %) and as many or
+more in weeks 5-13 (97.8 % vs 97.4 %; 96.4 % both), with no wrong name either way, and it costs
+one template per student however many samples it keeps."""
 
 
 @dataclass(frozen=True)
