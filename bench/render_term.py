@@ -36,6 +36,7 @@ def week_cell(week: JsonDict) -> str:
 SCENARIO_TITLES = {
     "classes": "Classes of {size}",
     "one_class": "Every student in one class ({size})",
+    "people": "faces/people: one class of {size} (other sources, LFW strangers)",
 }
 
 

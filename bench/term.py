@@ -38,11 +38,13 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import BenchContext, JsonDict, rounded
+from bench.groups import rollcall_register
 from bench.oneshot import MIN_PHOTOS as ONESHOT_MIN_PHOTOS
 from bench.oneshot import (
     QUICK_STRANGERS_PER_HALF,
     QUICK_STUDENTS_PER_HALF,
     ClassSplit,
+    RegistrationViews,
     rollcall_views,
     split_lfw,
 )
@@ -63,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 MIN_PHOTOS = 6
 """Registration photo + at least five weeks."""
+PEOPLE_MIN_PHOTOS = 4
+"""``faces/people`` has fewer photos per identity (1-13): registration photo + three weeks."""
 CLASS_SIZE = 30
 STRANGERS_PER_SESSION = 5
 QUICK_CLASSES = 1
@@ -487,6 +491,53 @@ def run_policies(
     return result
 
 
+def people_class(
+    ctx: BenchContext,
+    system: RollcallSystem,
+    stranger_photos: Sequence[str],
+) -> tuple[TermClass, list[str], RegistrationViews]:
+    """``faces/people`` identities with at least :data:`PEOPLE_MIN_PHOTOS` photos as one class,
+    each registered from the first photo the real registration accepts (the group section's
+    cache); the photos after it are the weeks. Strangers are LFW photos (``stranger_photos``, in
+    order). Returns the class, the people photos to embed, and the registration views."""
+    identities = collect_identities(ctx.people_dir)
+    cache = ctx.cache("people-enrol", system.name, system.registration_config())
+    students: dict[str, list[str]] = {}
+    registration: RegistrationViews = {model: {} for model in system.models}
+    for name, paths in sorted(identities.items()):
+        if len(paths) < PEOPLE_MIN_PHOTOS:
+            continue
+        views, tried = rollcall_register(system, ctx.people_dir, paths, cache)
+        relative = [str(p.relative_to(ctx.people_dir)) for p in paths]
+        if views is None or tried == len(relative):
+            continue
+        students[name] = relative[tried - 1 :]
+        for model in system.models:
+            registration[model][relative[tried - 1]] = views[model]
+    cache.save()
+    weeks = max(len(p) for p in students.values()) - 1
+    strangers = [
+        list(stranger_photos[w * STRANGERS_PER_SESSION : (w + 1) * STRANGERS_PER_SESSION])
+        for w in range(weeks)
+    ]
+    probes = sorted({p for photos in students.values() for p in photos[1:]})
+    return TermClass(students, strangers), probes, registration
+
+
+def merged_images(first: ImageEmbeddings, second: ImageEmbeddings) -> ImageEmbeddings:
+    """The photos of both (their paths must not collide), the same models."""
+    if set(first.paths) & set(second.paths) or first.models != second.models:
+        raise ValueError("cannot merge these embeddings")
+    return ImageEmbeddings(
+        first.paths + second.paths,
+        np.concatenate([first.embeddings, second.embeddings]),
+        np.concatenate([first.faces_found, second.faces_found]),
+        first.computed + second.computed,
+        first.seconds + second.seconds,
+        first.models,
+    )
+
+
 def run(ctx: BenchContext) -> JsonDict:
     identities = {
         name: [str(p.relative_to(ctx.lfw_dir)) for p in photos]
@@ -528,7 +579,37 @@ def run(ctx: BenchContext) -> JsonDict:
     registration, computed = rollcall_views(
         ours, ctx.lfw_dir, enrol, ctx.cache("enrol", ours.name, ours.registration_config())
     )
-    data = TermData(images.select(models), registration)
+    images = images.select(models)
+    if not ctx.quick and ctx.people_dir.is_dir():
+        # faces/people: other sources (phone-like, grayscale crops), one class; its strangers are
+        # LFW identities with 1-2 photos that no LFW class showed and nobody in faces/people is.
+        people_names = set(collect_identities(ctx.people_dir))
+        shown = {p for c in classes for week in c.strangers for p in week}
+        spare = [
+            photos[0]
+            for name, photos in sorted(identities.items())
+            if 0 < len(photos) < ONESHOT_MIN_PHOTOS
+            and name not in people_names
+            and photos[0] not in shown
+        ]
+        order = np.random.default_rng(ctx.seed + 1).permutation(len(spare))
+        people, people_photos, people_views = people_class(ctx, ours, [spare[i] for i in order])
+        people_images = embed_images(
+            ours, ctx.people_dir, people_photos, ctx.cache("people", ours.name, ours.config())
+        ).select(models)
+        extra = sorted({p for week in people.strangers for p in week} - set(images.paths))
+        if extra:  # normally none: the one-shot section's strangers are all LFW's 1-2 photo ones
+            images = merged_images(
+                images,
+                embed_images(
+                    ours, ctx.lfw_dir, extra, ctx.cache("lfw", ours.name, ours.config())
+                ).select(models),
+            )
+        images = merged_images(images, people_images)
+        for model, views in people_views.items():
+            registration[model].update(views)
+        scenarios["people"] = [people]
+    data = TermData(images, registration)
     result: JsonDict = {
         "protocol": {
             "dataset": "LFW (the photos present under faces/lfw)",

@@ -115,10 +115,10 @@ class AutoConfirmRule:
     The defaults add no wrong face on the benchmarks. Of the faces named at the default threshold
     in the one-shot section's two LFW classes (373-374 students, each probe alone, registration
     photo only: 2,305 named, 47 wrongly, strangers included) the wrong ones reached at most 0.081
-    over the threshold, and in the simulated term (5,698 named, 5 wrongly) at most 0.027. A margin
+    over the threshold, and in the simulated term (5,957 named, 5 wrongly) at most 0.027. A margin
     of 0.1 takes none of them; the runner-up gap of 0.2 is a second guard for faces near that
     bound (at a margin of 0.05 it cuts the wrong faces taken from 10 to 2) and costs few right
-    ones: the pair takes 65 % of the right faces in the one-shot classes and 82 % in the term
+    ones: the pair takes 65 % of the right faces in the one-shot classes and 83 % in the term
     (a margin of 0.1 alone: 67 % and 84 %). Measured 2026-11-29 with
     ``python -m bench --sections term`` (docs/benchmarks.md, "Choosing the auto-confirm rule").
     """

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.render import render_markdown
 from bench.systems import ImageEmbeddings
@@ -17,6 +18,7 @@ from bench.term import (
     TermClass,
     TermData,
     auto_confirm_grid,
+    merged_images,
     policies,
     simulate,
     term_classes,
@@ -144,3 +146,26 @@ def test_the_section_renders_every_week_and_the_head_verdict() -> None:
             )
     assert "**The head:**" in section
     assert "Choosing the auto-confirm rule" in section
+
+
+def test_merged_images_keep_every_row_and_refuse_collisions() -> None:
+    _, data = synthetic_term(n_students=2, weeks=1)
+    images = data.images
+    half = len(images.paths) // 2
+    first = dataclasses.replace(
+        images,
+        paths=images.paths[:half],
+        embeddings=images.embeddings[:half],
+        faces_found=images.faces_found[:half],
+    )
+    second = dataclasses.replace(
+        images,
+        paths=images.paths[half:],
+        embeddings=images.embeddings[half:],
+        faces_found=images.faces_found[half:],
+    )
+    merged = merged_images(first, second)
+    assert merged.paths == images.paths
+    np.testing.assert_array_equal(merged.embeddings, images.embeddings)
+    with pytest.raises(ValueError, match="cannot merge"):
+        merged_images(first, first)
