@@ -1,4 +1,8 @@
-"""A simulated term on LFW: one registration photo, then weekly sessions that teach the class.
+"""A simulated term: one registration photo, then weekly sessions that teach the class.
+
+Three scenarios: LFW students in classes of 30, the same students in one class, and the people of
+``faces/people`` with at least :data:`PEOPLE_MIN_PHOTOS` photos in one class (registered from the
+first photo the real registration accepts; LFW strangers). The LFW protocol:
 
 Students are LFW identities with at least :data:`MIN_PHOTOS` photos (among those present), shuffled
 (seeded) into classes of :data:`CLASS_SIZE`; each is registered from its first photo (sorted),
