@@ -6,7 +6,8 @@ some sections and merges them into the existing JSON, so e.g. the speed section 
 on a quiet machine without redoing LFW: ``uv run --group bench python -m bench --sections speed``.
 ``--quick`` is a CI-sized check (a few minutes) that writes to ``bench/results/`` instead.
 
-Sections: verification (LFW View-2), oneshot (one photo per identity, open set), groups (detection
+Sections: verification (LFW View-2), oneshot (one photo per identity, open set), term (a simulated
+term that learns from confirmed faces), groups (detection
 and attendance on the group photos), speed (per-stage latency, throughput, HTTP service), scale
 (matching cost up to 100k stored embeddings). Per-image embeddings of every system are cached in
 ``.bench-cache/`` (``--fresh`` ignores it).
@@ -38,7 +39,7 @@ from bench.render import render_markdown
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("verification", "oneshot", "groups", "scale", "speed")
+SECTIONS = ("verification", "oneshot", "term", "groups", "scale", "speed")
 """Run order: speed last, after the heavy accuracy work, so it disturbs nothing else."""
 DEFAULT_OUT = REPO_DIR / "docs"
 QUICK_OUT = REPO_DIR / "bench" / "results"

@@ -24,6 +24,7 @@ SECTION_TITLES = {
     "groups": "3. Group photos",
     "speed": "4. Speed on this machine",
     "scale": "5. Cost as the gallery grows",
+    "term": "6. Learning from confirmed faces: a simulated term",
 }
 
 
@@ -879,12 +880,20 @@ def render_scale(res: JsonDict) -> list[str]:
     ]
 
 
+def render_term(res: JsonDict) -> list[str]:
+    # Imported here: bench.render_term builds on this module's helpers.
+    from bench.render_term import render_term as render
+
+    return render(res)
+
+
 RENDERERS = {
     "verification": render_verification,
     "oneshot": render_oneshot,
     "groups": render_groups,
     "speed": render_speed,
     "scale": render_scale,
+    "term": render_term,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -85,9 +86,46 @@ class ModelTemplates:
     available: npt.NDArray[np.bool_]
 
 
+class TemplateCombination(StrEnum):
+    """How a student's photos (registration photos and confirmed samples) make one score."""
+
+    MEAN = "mean"
+    """Cosine with the re-normalised mean of the per-photo templates (one template per student)."""
+    MAX = "max"
+    """Best cosine over the per-photo templates (nearest photo of the student)."""
+
+
+DEFAULT_TEMPLATE_COMBINATION = TemplateCombination.MEAN
+"""Chosen by the simulated term (LFW, 153 students each registered from one photo, weekly sessions
+with a teacher's corrections; ``python -m bench --sections term``, docs/benchmarks.md, "Learning
+from confirmed faces", 2026-11-29): the mean named more faces right than the best photo (max) in
+weeks 2-4 (classes of 30: 97.8 % vs 96.5 %; one class of 153: 93.3 % vs 91.9 %) and as many or
+more in weeks 5-13 (97.8 % vs 97.4 %; 96.4 % both), with no wrong name either way, and it costs
+one template per student however many samples it keeps."""
+
+
+@dataclass(frozen=True)
+class PhotoTemplates:
+    """One model's per-photo templates: a unit row per photo and the student row it belongs to."""
+
+    templates: Embeddings
+    owners: npt.NDArray[np.intp]
+
+    def best_per_student(self, probes: Embeddings, n_students: int) -> npt.NDArray[np.float32]:
+        """``(F, S)`` best cosine of each probe over each student's photos (0 where none)."""
+        photo_scores = probes @ self.templates.T
+        best = np.full((n_students, probes.shape[0]), -np.inf, dtype=np.float32)
+        np.maximum.at(best, self.owners, photo_scores.T.astype(np.float32))
+        best[~np.isfinite(best)] = 0.0
+        result: npt.NDArray[np.float32] = best.T.copy()
+        return result
+
+
 class Gallery:
     """The enrolled students of one class: one unit-norm template per student and model, plus the
-    FaceNet views (for the projection head).
+    FaceNet views (for the projection head). Built by :meth:`from_photos` it also keeps one template
+    per photo (registration photos and confirmed samples, ``ml.samples``), which the ``MAX``
+    combination scores against.
 
     ``templates`` and ``views`` are FaceNet's (the primary model, every student has them);
     ``secondary`` holds the other models' templates, with which students have them.
@@ -99,6 +137,9 @@ class Gallery:
         templates: Embeddings,
         views: Sequence[Embeddings],
         secondary: Mapping[str, ModelTemplates] | None = None,
+        *,
+        photos: Mapping[str, PhotoTemplates] | None = None,
+        combination: TemplateCombination = TemplateCombination.MEAN,
     ):
         if len(student_ids) != len(set(student_ids)):
             raise ValueError("duplicate student id in gallery")
@@ -117,7 +158,58 @@ class Gallery:
         self.secondary: dict[str, ModelTemplates] = {
             model: extra for model, extra in (secondary or {}).items() if extra.available.any()
         }
+        self.photos: dict[str, PhotoTemplates] = dict(photos or {})
+        if combination is TemplateCombination.MAX and FACENET not in self.photos:
+            raise ValueError("combining by max needs FaceNet's per-photo templates")
+        self.combination = combination
         self._index = {sid: i for i, sid in enumerate(self.student_ids)}
+
+    @classmethod
+    def from_photos(
+        cls,
+        photos: Mapping[str, Sequence[Embeddings]],
+        secondary_photos: Mapping[str, Mapping[str, Sequence[Embeddings]]] | None = None,
+        *,
+        combination: TemplateCombination = DEFAULT_TEMPLATE_COMBINATION,
+    ) -> Gallery:
+        """``student_id -> [(n, D) per photo]``: FaceNet's embeddings of each of a student's photos
+        (a registration photo's augmented views, or a confirmed sample's single row), and per
+        secondary model the same for the photos it has embedded.
+
+        Each photo gets its own template (the re-normalised mean of its views), so a registration
+        photo's 15 augmented views weigh as much as one confirmed face. ``combination`` says how
+        those per-photo templates make a student's score. ``views`` (what the projection head
+        trains on) are all the rows of all the student's photos.
+        """
+        ids = sorted(photos)
+        per_photo = {sid: _photo_templates(sid, photos[sid]) for sid in ids}
+        stacked = [
+            np.concatenate([_unit_views(sid, np.atleast_2d(m)) for m in photos[sid]]) for sid in ids
+        ]
+        dim = stacked[0].shape[1] if stacked else 512
+        templates = (
+            l2_normalize(np.stack([per_photo[sid].mean(axis=0) for sid in ids]))
+            if ids
+            else np.zeros((0, dim), np.float32)
+        )
+        photo_templates = {FACENET: _stack_photos(ids, per_photo, dim)}
+        secondary: dict[str, ModelTemplates] = {}
+        for model, per_student in (secondary_photos or {}).items():
+            present = [sid for sid in ids if per_student.get(sid)]
+            if not present:
+                continue
+            model_photos = {sid: _photo_templates(sid, per_student[sid]) for sid in present}
+            model_dim = next(iter(model_photos.values())).shape[1]
+            matrix = np.zeros((len(ids), model_dim), np.float32)
+            for i, sid in enumerate(ids):
+                if sid in model_photos:
+                    matrix[i] = l2_normalize(model_photos[sid].mean(axis=0))
+            available = np.array([sid in model_photos for sid in ids], dtype=bool)
+            secondary[model] = ModelTemplates(matrix, available)
+            photo_templates[model] = _stack_photos(ids, model_photos, model_dim)
+        return cls(
+            ids, templates, stacked, secondary, photos=photo_templates, combination=combination
+        )
 
     @classmethod
     def from_views(
@@ -177,6 +269,12 @@ class Gallery:
     def model_similarities(self, probes: ProbeEmbeddings) -> dict[str, npt.NDArray[np.float32]]:
         """Raw cosine ``(F, S)`` per model used (zero where a student lacks that model)."""
         by_model = probes_by_model(probes)
+        if self.combination is TemplateCombination.MAX:
+            return {
+                model: self.photos[model].best_per_student(by_model[model], len(self))
+                for model in (FACENET, *self.secondary)
+                if model in by_model and model in self.photos
+            }
         result = {FACENET: (by_model[FACENET] @ self.templates.T).astype(np.float32)}
         for model, extra in self.secondary.items():
             if model in by_model:
@@ -209,6 +307,28 @@ def _unit_views(student_id: str, views: Embeddings) -> Embeddings:
     return l2_normalize(matrix)
 
 
+def _photo_templates(student_id: str, photos: Sequence[Embeddings]) -> Embeddings:
+    """One unit template per photo: the re-normalised mean of that photo's unit views."""
+    if not photos:
+        raise ValueError(f"student {student_id!r} has no embeddings")
+    return l2_normalize(
+        np.stack([_unit_views(student_id, np.atleast_2d(m)).mean(axis=0) for m in photos])
+    )
+
+
+def _stack_photos(
+    ids: Sequence[str], per_photo: Mapping[str, Embeddings], dim: int
+) -> PhotoTemplates:
+    rows = [per_photo[sid] for sid in ids if sid in per_photo]
+    owners = [
+        i for i, sid in enumerate(ids) if sid in per_photo for _ in range(len(per_photo[sid]))
+    ]
+    return PhotoTemplates(
+        np.concatenate(rows) if rows else np.zeros((0, dim), np.float32),
+        np.asarray(owners, dtype=np.intp),
+    )
+
+
 @dataclass(frozen=True)
 class MatchDecision:
     """The outcome for one probe face."""
@@ -225,6 +345,9 @@ class MatchDecision:
     the face is named only if it reaches the threshold."""
     model_similarities: Mapping[str, float] = field(default_factory=dict)
     """Each model's raw cosine with that student (details)."""
+    runner_up_similarity: float | None = None
+    """Best fused similarity of the face with any *other* student (``None`` in a class of one):
+    how far ahead the chosen student is, which ``ml.samples`` uses to auto-confirm a face."""
 
 
 def stage2_scores(
@@ -333,6 +456,7 @@ def match_faces(
             and head_known[col]
             else None
         )
+        others = np.delete(raw[f], chosen)
         decisions.append(
             MatchDecision(
                 None if col is None else gallery.student_ids[col],
@@ -341,6 +465,7 @@ def match_faces(
                 candidate,
                 float(cohort[f, chosen]),
                 details,
+                float(others.max()) if others.size else None,
             )
         )
     return decisions, applied
