@@ -79,7 +79,9 @@ class MemoryStore:
     def list_children(self, prefix: str) -> builtins.list[str]:
         folder = normalize_prefix(prefix)
         children = {k[len(folder) :].split("/", 1)[0] for k in self.list(folder)}
-        return sorted(c for c in children if any(k.startswith(f"{folder}{c}/") for k in self._objects))
+        return sorted(
+            c for c in children if any(k.startswith(f"{folder}{c}/") for k in self._objects)
+        )
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -129,7 +131,9 @@ class FailingStore(MemoryStore):
 
     def delete(self, key: str) -> None:
         if self.fail_delete(key):
-            raise StorageUnavailableError(f"cannot delete {key}", reason="storage server unreachable")
+            raise StorageUnavailableError(
+                f"cannot delete {key}", reason="storage server unreachable"
+            )
         super().delete(key)
 
     def heal(self) -> None:
@@ -219,7 +223,7 @@ def service_context(store: ObjectStore | None = None) -> Iterator[Context]:
     """A :class:`Context` on ``store`` (a new :class:`MemoryStore` by default) with the class
     :data:`CLASS_ID`; background workers are closed at exit."""
     pipeline = FacePipeline(PipelineConfig(), _UnusedModel(), _UnusedModel())
-    ctx = Context.build(Settings(_env_file=None), store or MemoryStore(), pipeline)  # type: ignore[call-arg]
+    ctx = Context.build(Settings(_env_file=None), store or MemoryStore(), pipeline)
     ctx.inference = ScriptedInference(pipeline)
     doc = layout.ClassDoc(id=CLASS_ID, name="Physics", created_at=utc_now())
     assert ctx.records.classes.create(doc)
