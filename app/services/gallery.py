@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.services import layout
-from app.services.records import StudentEmbeddings, StudentKeys, parse_listing
+from app.services.records import StudentEmbeddings
 from app.storage import ObjectNotFoundError, ObjectStore
 from ml.fusion import FACENET
 from ml.matching import Gallery
@@ -71,13 +71,6 @@ class ClassGallery:
         refs = (layout.parse_embedding_key(self.class_id, key) for key in self.secondary_keys)
         done = sum(1 for ref in refs if ref is not None and ref.model == model)
         return done, len(self.embedding_keys)
-
-
-def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
-    """From a listing of a class's students: ids that have ``student.json``, and their FaceNet
-    embedding keys."""
-    parsed = parse_listing(class_id, keys)
-    return parsed.documented, parsed.embeddings
 
 
 class GalleryCache:
@@ -156,6 +149,3 @@ class GalleryCache:
             self._snapshots.pop(class_id, None)
             for key in [k for k in self._arrays if k.startswith(class_prefix)]:
                 del self._arrays[key]
-
-
-__all__ = ["ClassGallery", "GalleryCache", "StudentKeys", "parse_listing", "parse_student_keys"]

@@ -135,6 +135,13 @@ def parse_listing(class_id: str, keys: Iterable[str]) -> StudentKeys:
     return StudentKeys(documented, embeddings, secondary)
 
 
+def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
+    """From a listing of a class's students: ids that have ``student.json``, and their FaceNet
+    embedding keys."""
+    parsed = parse_listing(class_id, keys)
+    return parsed.documented, parsed.embeddings
+
+
 def _removal_rank(class_id: str, key: str) -> int:
     """FaceNet's embeddings first (they make a photo count), then the other models', then the
     rest: a photo never counts without its other objects."""
