@@ -37,8 +37,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api_keys import ApiKey, key_digest, parse_api_keys
 from app.settings import Settings
 
-__all__ = ["ApiKey", "parse_api_keys"]
-
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
