@@ -1,4 +1,5 @@
-"""What every domain service shares: the store, the pipeline (behind a concurrency limit), caches."""
+"""What every domain service shares: the repositories over the store, the pipeline (behind a
+concurrency limit), the caches and the background workers."""
 
 from __future__ import annotations
 
