@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
 from app.routers import classes, console, health, legacy, sessions, students
+from app.routers.errors import detail, status_code
 from app.security import (
     API_KEY_HEADER,
     UNAUTHORISED_RESPONSES,
@@ -61,7 +62,7 @@ def _queue_backfills(context: Context) -> None:
     if not context.backfill.models:
         return
     try:
-        class_ids = context.store.list_children("classes/")
+        class_ids = context.records.classes.ids()
     except StorageUnavailableError as error:
         logger.warning("back-fill not queued, storage unavailable: %s", error)
         return  # queued again by the first request that reads each class
@@ -178,7 +179,7 @@ def _add_access_middleware(
 def _add_error_handlers(app: FastAPI, legacy_paths: list[str]) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+        return JSONResponse({"detail": detail(error)}, status_code=status_code(error))
 
     @app.exception_handler(ImageError)
     async def image_error(_: Request, error: ImageError) -> JSONResponse:

@@ -23,31 +23,23 @@ optionally followed by ``:`` and comma-separated class ids it is limited to::
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.services.ids import is_slug
-
-if TYPE_CHECKING:
-    from app.settings import Settings
+from app.api_keys import ApiKey, key_digest, parse_api_keys
+from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
-MIN_KEY_LENGTH = 16
-MAX_KEY_LENGTH = 256
-KEY_ALPHABET = "A-Z a-z 0-9 . _ ~ + / = -"
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
 LegacyAuth = Literal["open", "api-key"]
 
 WWW_AUTHENTICATE = f'ApiKey realm="rollcall", header="{API_KEY_HEADER}"'
@@ -58,60 +50,6 @@ CLASS_INDEPENDENT_ROUTES = frozenset({("GET", "/v1/classes"), ("POST", "/v1/clas
 """``/v1`` routes without ``{class_id}`` that a scoped key may call: the endpoint itself applies
 the scope (the list is filtered, a class outside the scope cannot be created). Any other route
 that spans every class is refused to a scoped key (403) until it is added here."""
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """One configured key: its digest (never the key itself) and the classes it may touch."""
-
-    label: str
-    """How logs name the key: ``key 1``, ``key 2``... (its position in ``ROLLCALL_API_KEYS``)."""
-    digest: bytes = field(repr=False)
-    classes: frozenset[str] | None
-    """``None``: every class."""
-
-    def allows(self, class_id: str) -> bool:
-        return self.classes is None or class_id in self.classes
-
-
-def _digest(key: str) -> bytes:
-    # Header values arrive as latin-1 text (ASGI); any string encodes back without error.
-    return hashlib.sha256(key.encode("latin-1", errors="replace")).digest()
-
-
-def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """Parse ``ROLLCALL_API_KEYS``. Errors name the entry by position, never quote the key."""
-    keys: list[ApiKey] = []
-    digests: set[bytes] = set()
-    entries = [e.strip() for e in re.split(r"[;\n]", raw)]
-    for position, entry in enumerate((e for e in entries if e), start=1):
-        secret, _, scope = entry.partition(":")
-        secret = secret.strip()
-        where = f"ROLLCALL_API_KEYS entry {position}"
-        if len(secret) < MIN_KEY_LENGTH:
-            raise ValueError(
-                f"{where}: the key has {len(secret)} characters; at least {MIN_KEY_LENGTH} are "
-                "required (e.g. `openssl rand -hex 24`)"
-            )
-        if len(secret) > MAX_KEY_LENGTH:
-            raise ValueError(f"{where}: the key is longer than {MAX_KEY_LENGTH} characters")
-        if _KEY_PATTERN.fullmatch(secret) is None:
-            raise ValueError(f"{where}: a key may only contain {KEY_ALPHABET}")
-        classes: frozenset[str] | None = None
-        if scope.strip():
-            class_ids = [c.strip() for c in scope.split(",") if c.strip()]
-            bad = [c for c in class_ids if not is_slug(c)]
-            if bad:
-                raise ValueError(f"{where}: invalid class id(s) {bad} after ':'")
-            classes = frozenset(class_ids)
-        digest = _digest(secret)
-        if digest in digests:
-            raise ValueError(f"{where}: the same key is configured twice")
-        digests.add(digest)
-        keys.append(ApiKey(label=f"key {position}", digest=digest, classes=classes))
-    if not keys:
-        raise ValueError("ROLLCALL_API_KEYS is set but holds no key")
-    return tuple(keys)
 
 
 @dataclass(frozen=True)
@@ -139,7 +77,7 @@ class AccessPolicy:
         """The configured key equal to ``presented``, compared in constant time against all."""
         if presented is None:
             return None
-        candidate = _digest(presented)
+        candidate = key_digest(presented)
         found: ApiKey | None = None
         for key in self.keys:
             # No early exit: every key is compared, whatever matched before.

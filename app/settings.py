@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.api_keys import parse_api_keys
 from app.services.ids import SLUG_PATTERN
 
 if TYPE_CHECKING:
@@ -170,8 +171,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from app.security import parse_api_keys
-
             # Refuses short, malformed or duplicate keys at start-up; the message never quotes one.
             parse_api_keys(value.get_secret_value())
         return value

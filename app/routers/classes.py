@@ -10,8 +10,13 @@ from app.deps import ClassId, ContextDep
 from app.routers.errors import errors
 from app.security import ClassScopeDep
 from app.services import classes
+from app.services.results import ClassInfo
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"])
+
+
+def _class_out(info: ClassInfo) -> schemas.ClassOut:
+    return schemas.ClassOut.model_validate(info, from_attributes=True)
 
 
 @router.post(
@@ -26,14 +31,15 @@ async def create_class(
 ) -> schemas.ClassOut:
     # A key limited to some classes may create only those (an operator lists the ids ahead).
     scope.require(body.id)
-    return await run_in_threadpool(classes.create_class, ctx, body.id, body.name)
+    created = await run_in_threadpool(classes.create_class, ctx, body.id, body.name)
+    return _class_out(created)
 
 
 @router.get("", response_model=list[schemas.ClassOut], summary="List classes")
 async def list_classes(ctx: ContextDep, scope: ClassScopeDep) -> list[schemas.ClassOut]:
     listed = await run_in_threadpool(classes.list_classes, ctx)
     # A key limited to some classes sees only those.
-    return [c for c in listed if scope.allows(c.id)]
+    return [_class_out(c) for c in listed if scope.allows(c.id)]
 
 
 @router.get(
@@ -43,7 +49,7 @@ async def list_classes(ctx: ContextDep, scope: ClassScopeDep) -> list[schemas.Cl
     responses=errors(404, 422),
 )
 async def get_class(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
-    return await run_in_threadpool(classes.get_class, ctx, class_id)
+    return _class_out(await run_in_threadpool(classes.get_class, ctx, class_id))
 
 
 @router.delete(
@@ -65,4 +71,4 @@ async def delete_class(ctx: ContextDep, class_id: ClassId) -> Response:
     responses=errors(404, 422),
 )
 async def train_head(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
-    return await run_in_threadpool(classes.train_head, ctx, class_id)
+    return _class_out(await run_in_threadpool(classes.train_head, ctx, class_id))

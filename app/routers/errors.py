@@ -1,11 +1,63 @@
-"""OpenAPI descriptions of the error responses: every 4xx body has a human-readable ``detail``
-string; request-validation errors add the field-by-field list under ``errors``."""
+"""Domain errors as HTTP: the one place that gives each :mod:`app.services.errors` type its status
+code and its ``detail``, and the OpenAPI descriptions of the error responses (every 4xx body has a
+human-readable ``detail`` string; request-validation errors add the field-by-field list under
+``errors``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from app.services.errors import (
+    ConflictError,
+    InvalidInputError,
+    NameAmbiguousError,
+    NameTakenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceError,
+    StudentWithoutPhotosError,
+)
+
+STATUS_CODES: dict[type[ServiceError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+    InvalidInputError: 422,
+}
+"""The status of each domain error type (a subclass gets its nearest base's); others are 400."""
+
+
+def status_code(error: ServiceError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_CODES:
+            return STATUS_CODES[kind]
+    return 400
+
+
+def add_photos_path(class_id: str, student_id: str) -> str:
+    return f"/v1/classes/{class_id}/students/{student_id}/photos"
+
+
+def detail(error: ServiceError) -> str:
+    """The ``detail`` of the error's response: its message, plus the request that resolves it."""
+    if isinstance(error, NameAmbiguousError):
+        return (
+            f"{error.message}; add photos to one of them by id with POST "
+            f"{add_photos_path(error.class_id, 'ID')}"
+        )
+    if isinstance(error, NameTakenError):
+        return (
+            f"{error.message}; add photos with POST "
+            f"{add_photos_path(error.class_id, error.student_id)}, or give another name"
+        )
+    if isinstance(error, StudentWithoutPhotosError):
+        return (
+            f"{error.message}: add photos to it with POST "
+            f"{add_photos_path(error.class_id, error.student_id)}, or delete it"
+        )
+    return error.message
 
 
 class ErrorOut(BaseModel):

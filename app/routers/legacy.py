@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app import schemas
 from app.deps import ContextDep, read_upload, read_uploads
 from app.routers.errors import errors
+from app.routers.sessions import base64_jpeg
 from app.services import legacy
 
 router = APIRouter(tags=["mobile client"])
@@ -32,7 +33,18 @@ async def register_student(
     student_name: Annotated[str, Form(description="The student's name")],
 ) -> schemas.LegacyRegisterOut:
     uploads = await read_uploads(files, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(legacy.register_student, ctx, student_name, uploads)
+    result = await run_in_threadpool(legacy.register_student, ctx, student_name, uploads)
+    return schemas.LegacyRegisterOut.model_validate(
+        {
+            "message": "Student registered",
+            "student_id": result.student.id,
+            "name": result.student.name,
+            "photos_added": len(result.photos),
+            "quality": result.photos,
+            "warnings": result.warnings,
+        },
+        from_attributes=True,
+    )
 
 
 @router.post(
@@ -50,4 +62,13 @@ async def detect(
     file: Annotated[UploadFile, File(description="A photo of the class")],
 ) -> schemas.LegacyDetectOut:
     upload = await read_upload(file, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(legacy.detect, ctx, upload)
+    result = await run_in_threadpool(legacy.detect, ctx, upload)
+    return schemas.LegacyDetectOut.model_validate(
+        {
+            "names": result.names,
+            "image": base64_jpeg(result.annotated_jpeg or b""),
+            "message": result.message,
+            "faces": result.faces,
+        },
+        from_attributes=True,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
@@ -11,10 +13,36 @@ from app import schemas
 from app.deps import ClassId, ContextDep, PhotoId, SessionId, read_upload
 from app.routers.errors import errors
 from app.services import attendance
+from app.services.results import SessionPhotoAdded, SessionPhotoDetail
 
 router = APIRouter(prefix="/v1/classes/{class_id}", tags=["attendance"])
 
 _PHOTO_HELP = "A photo of the class (any number of faces)"
+
+
+def base64_jpeg(jpeg: bytes) -> str:
+    return base64.b64encode(jpeg).decode("ascii")
+
+
+def photo_url(class_id: str, session_id: str, photo_id: str, name: str) -> str:
+    return f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}/{name}"
+
+
+def _links(class_id: str, photo: SessionPhotoAdded | SessionPhotoDetail) -> dict[str, object]:
+    """Where a session photo's annotated copy and face crops are served."""
+    return {
+        "annotated_url": photo_url(class_id, photo.session_id, photo.photo_id, "annotated.jpg"),
+        "face_urls": [
+            photo_url(class_id, photo.session_id, photo.photo_id, f"faces/{i}.jpg")
+            for i in range(len(photo.faces))
+        ],
+    }
+
+
+def _photo_out(class_id: str, photo: SessionPhotoAdded | SessionPhotoDetail) -> dict[str, object]:
+    """A session photo's fields plus its links (validated into the wire model by the caller)."""
+    fields = {field.name: getattr(photo, field.name) for field in dataclasses.fields(photo)}
+    return {**fields, **_links(class_id, photo)}
 
 
 @router.post(
@@ -32,8 +60,18 @@ async def recognize(
     ] = False,
 ) -> schemas.RecognitionOut:
     upload = await read_upload(photo, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(
+    result = await run_in_threadpool(
         lambda: attendance.recognize(ctx, class_id, upload, with_image=annotate)
+    )
+    return schemas.RecognitionOut.model_validate(
+        {
+            "faces": result.faces,
+            "names": result.names,
+            "unknown_threshold": result.unknown_threshold,
+            "message": result.message,
+            "image": base64_jpeg(result.annotated_jpeg) if result.annotated_jpeg else None,
+        },
+        from_attributes=True,
     )
 
 
@@ -47,9 +85,10 @@ async def recognize(
 async def create_session(
     ctx: ContextDep, class_id: ClassId, body: schemas.SessionCreate
 ) -> schemas.SessionOut:
-    return await run_in_threadpool(
+    created = await run_in_threadpool(
         attendance.create_session, ctx, class_id, body.id, body.label, body.date
     )
+    return schemas.SessionOut.model_validate(created, from_attributes=True)
 
 
 @router.get(
@@ -59,7 +98,8 @@ async def create_session(
     responses=errors(404, 422),
 )
 async def list_sessions(ctx: ContextDep, class_id: ClassId) -> list[schemas.SessionSummary]:
-    return await run_in_threadpool(attendance.list_sessions, ctx, class_id)
+    listed = await run_in_threadpool(attendance.list_sessions, ctx, class_id)
+    return [schemas.SessionSummary.model_validate(s, from_attributes=True) for s in listed]
 
 
 @router.get(
@@ -71,7 +111,8 @@ async def list_sessions(ctx: ContextDep, class_id: ClassId) -> list[schemas.Sess
 async def get_session(
     ctx: ContextDep, class_id: ClassId, session_id: SessionId
 ) -> schemas.SessionDetail:
-    return await run_in_threadpool(attendance.get_session, ctx, class_id, session_id)
+    detail = await run_in_threadpool(attendance.get_session, ctx, class_id, session_id)
+    return schemas.SessionDetail.model_validate(detail, from_attributes=True)
 
 
 @router.delete(
@@ -103,7 +144,8 @@ async def add_session_photo(
     photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
 ) -> schemas.SessionPhotoOut:
     upload = await read_upload(photo, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(attendance.add_session_photo, ctx, class_id, session_id, upload)
+    added = await run_in_threadpool(attendance.add_session_photo, ctx, class_id, session_id, upload)
+    return schemas.SessionPhotoOut.model_validate(_photo_out(class_id, added), from_attributes=True)
 
 
 @router.get(
@@ -144,7 +186,10 @@ async def annotated_photo(
 async def session_photo(
     ctx: ContextDep, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
 ) -> schemas.SessionPhotoDetail:
-    return await run_in_threadpool(attendance.session_photo, ctx, class_id, session_id, photo_id)
+    photo = await run_in_threadpool(attendance.session_photo, ctx, class_id, session_id, photo_id)
+    return schemas.SessionPhotoDetail.model_validate(
+        _photo_out(class_id, photo), from_attributes=True
+    )
 
 
 @router.get(

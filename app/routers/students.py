@@ -49,10 +49,12 @@ async def create_student(
 ) -> schemas.EnrollmentOut:
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
     if student_id is None:
-        return await run_in_threadpool(students.enroll_named, ctx, class_id, name, uploads)
-    return await run_in_threadpool(
-        students.enroll, ctx, class_id, student_id, name, uploads, Existing.REFUSE
-    )
+        enrolled = await run_in_threadpool(students.enroll_named, ctx, class_id, name, uploads)
+    else:
+        enrolled = await run_in_threadpool(
+            students.enroll, ctx, class_id, student_id, name, uploads, Existing.REFUSE
+        )
+    return schemas.EnrollmentOut.model_validate(enrolled, from_attributes=True)
 
 
 @router.post(
@@ -74,14 +76,16 @@ async def check_photo(
     student_id: Annotated[str | None, Form(pattern=SLUG_PATTERN)] = None,
 ) -> schemas.PhotoCheckOut:
     upload = await read_upload(photo, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(students.check_photo, ctx, class_id, upload, student_id)
+    checked = await run_in_threadpool(students.check_photo, ctx, class_id, upload, student_id)
+    return schemas.PhotoCheckOut.model_validate(checked, from_attributes=True)
 
 
 @router.get(
     "", response_model=list[schemas.StudentOut], summary="List students", responses=errors(404, 422)
 )
 async def list_students(ctx: ContextDep, class_id: ClassId) -> list[schemas.StudentOut]:
-    return await run_in_threadpool(students.list_students, ctx, class_id)
+    listed = await run_in_threadpool(students.list_students, ctx, class_id)
+    return [schemas.StudentOut.model_validate(s, from_attributes=True) for s in listed]
 
 
 @router.get(
@@ -93,7 +97,8 @@ async def list_students(ctx: ContextDep, class_id: ClassId) -> list[schemas.Stud
 async def get_student(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
 ) -> schemas.StudentDetail:
-    return await run_in_threadpool(students.get_student, ctx, class_id, student_id)
+    detail = await run_in_threadpool(students.get_student, ctx, class_id, student_id)
+    return schemas.StudentDetail.model_validate(detail, from_attributes=True)
 
 
 _JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
@@ -136,7 +141,8 @@ async def photo_thumbnail(
 async def student_attendance(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
 ) -> schemas.StudentAttendance:
-    return await run_in_threadpool(attendance.student_attendance, ctx, class_id, student_id)
+    found = await run_in_threadpool(attendance.student_attendance, ctx, class_id, student_id)
+    return schemas.StudentAttendance.model_validate(found, from_attributes=True)
 
 
 @router.patch(
@@ -148,7 +154,8 @@ async def student_attendance(
 async def rename_student(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId, body: schemas.StudentRename
 ) -> schemas.StudentOut:
-    return await run_in_threadpool(students.rename_student, ctx, class_id, student_id, body.name)
+    renamed = await run_in_threadpool(students.rename_student, ctx, class_id, student_id, body.name)
+    return schemas.StudentOut.model_validate(renamed, from_attributes=True)
 
 
 @router.post(
@@ -165,9 +172,10 @@ async def add_photos(
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
 ) -> schemas.EnrollmentOut:
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
-    return await run_in_threadpool(
+    enrolled = await run_in_threadpool(
         students.enroll, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
     )
+    return schemas.EnrollmentOut.model_validate(enrolled, from_attributes=True)
 
 
 @router.delete(

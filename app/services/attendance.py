@@ -7,26 +7,34 @@ first seen, needs no read-modify-write, and so concurrent uploads to one session
 
 from __future__ import annotations
 
-import base64
 import csv
-import functools
 import io
 import logging
 from dataclasses import dataclass
 from datetime import date
 
-from app import schemas
 from app.images import encode_jpeg
 from app.services import layout, thumbnails
-from app.services.cleanup import delete_in_order
 from app.services.context import Context
-from app.services.erasure import complete_photo_ids
 from app.services.errors import ConflictError, NotFoundError
 from app.services.gallery import ClassGallery
 from app.services.heads import usable_head
 from app.services.ids import new_id, utc_now
+from app.services.results import (
+    AttendanceEntry,
+    Face,
+    Recognised,
+    RosterEntry,
+    Session,
+    SessionDetail,
+    SessionPhotoAdded,
+    SessionPhotoDetail,
+    SessionSummary,
+    StudentAttendance,
+    rounded_box,
+)
 from app.services.students import Upload, decode_upload, list_students, require_student
-from app.storage import ObjectExistsError, ObjectNotFoundError, StorageUnavailableError
+from app.storage import ObjectNotFoundError
 from ml.annotate import annotate
 from ml.pipeline import Recognition
 from ml.types import RGBImage
@@ -43,10 +51,10 @@ class RecognitionResult:
     names: dict[str, str]
     """Display names of the recognised students."""
 
-    def faces(self) -> list[schemas.FaceOut]:
+    def faces(self) -> list[Face]:
         return [
-            schemas.FaceOut(
-                box=_box(match.face.box),
+            Face(
+                box=rounded_box(match.face.box),
                 detection_score=round(float(match.face.score), 4),
                 known=match.student_id is not None,
                 student_id=match.student_id,
@@ -80,13 +88,8 @@ class RecognitionResult:
         ]
         return annotate(self.image, self.recognition.faces, labels)
 
-    def annotated_base64(self) -> str:
-        return base64.b64encode(encode_jpeg(self.annotated())).decode("ascii")
-
-
-def _box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = box
-    return (round(float(x1), 1), round(float(y1), 1), round(float(x2), 1), round(float(y2), 1))
+    def annotated_jpeg(self) -> bytes:
+        return encode_jpeg(self.annotated())
 
 
 def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> RecognitionResult:
@@ -121,46 +124,42 @@ def _retrain_if_stale(
     ctx.trainer.request(class_id)
 
 
-def recognize(
-    ctx: Context, class_id: str, upload: Upload, *, with_image: bool
-) -> schemas.RecognitionOut:
+def recognize(ctx: Context, class_id: str, upload: Upload, *, with_image: bool) -> Recognised:
     ctx.require_class(class_id)
     image = decode_upload(ctx, upload, upload.filename or "photo")
     result = recognize_image(ctx, class_id, image)
-    return schemas.RecognitionOut(
+    return Recognised(
         faces=result.faces(),
         names=result.recognised_names(),
         unknown_threshold=round(result.recognition.unknown_threshold, 4),
         message=result.message(),
-        image=result.annotated_base64() if with_image else None,
+        annotated_jpeg=result.annotated_jpeg() if with_image else None,
     )
 
 
 # --- sessions ---------------------------------------------------------------------------------
 
 
-def _session_out(doc: layout.SessionDoc) -> schemas.SessionOut:
-    return schemas.SessionOut(id=doc.id, label=doc.label, date=doc.date, created_at=doc.created_at)
+def _session(doc: layout.SessionDoc) -> Session:
+    return Session(id=doc.id, label=doc.label, date=doc.date, created_at=doc.created_at)
 
 
 def create_session(
     ctx: Context, class_id: str, session_id: str | None, label: str, day: date | None
-) -> schemas.SessionOut:
+) -> Session:
     ctx.require_class(class_id)
     now = utc_now()
     doc = layout.SessionDoc(
         id=session_id or new_id(), label=label, date=day or now.date(), created_at=now
     )
-    try:
-        ctx.write(layout.session_key(class_id, doc.id), doc, if_absent=True)
-    except ObjectExistsError:
-        raise ConflictError(f"session {doc.id!r} already exists in class {class_id!r}") from None
-    return _session_out(doc)
+    if not ctx.records.sessions.create(class_id, doc):
+        raise ConflictError(f"session {doc.id!r} already exists in class {class_id!r}")
+    return _session(doc)
 
 
 def require_session(ctx: Context, class_id: str, session_id: str) -> layout.SessionDoc:
     ctx.require_class(class_id)
-    doc = ctx.read(layout.session_key(class_id, session_id), layout.SessionDoc)
+    doc = ctx.records.sessions.get(class_id, session_id)
     if doc is None:
         raise NotFoundError(f"session {session_id!r} not found in class {class_id!r}")
     return doc
@@ -170,31 +169,28 @@ def _session_docs(ctx: Context, class_id: str) -> list[layout.SessionDoc]:
     """Every session of the class, by date."""
     ctx.require_class(class_id)
     docs = []
-    for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
-        doc = ctx.read(layout.session_key(class_id, session_id), layout.SessionDoc)
+    for session_id in ctx.records.sessions.ids(class_id):
+        doc = ctx.records.sessions.get(class_id, session_id)
         if doc is not None:
             docs.append(doc)
     docs.sort(key=lambda d: (d.date, d.created_at, d.id))
     return docs
 
 
-def list_sessions(ctx: Context, class_id: str) -> list[schemas.SessionSummary]:
+def list_sessions(ctx: Context, class_id: str) -> list[SessionSummary]:
     """Sessions by date, with how many students are present and how many photos were taken
     (one listing per session)."""
     summaries = []
     for doc in _session_docs(ctx, class_id):
-        keys = ctx.store.list(layout.session_prefix(class_id, doc.id))
-        records_prefix = layout.records_prefix(class_id, doc.id)
-        photos_prefix = layout.session_photos_prefix(class_id, doc.id)
+        counts = ctx.records.sessions.counts(class_id, doc.id)
         summaries.append(
-            schemas.SessionSummary(
-                **_session_out(doc).model_dump(),
-                present_count=sum(
-                    1 for k in keys if k.startswith(records_prefix) and k.endswith(".json")
-                ),
-                photo_count=sum(
-                    1 for k in keys if k.startswith(photos_prefix) and k.endswith("/result.json")
-                ),
+            SessionSummary(
+                id=doc.id,
+                label=doc.label,
+                date=doc.date,
+                created_at=doc.created_at,
+                present_count=counts.present,
+                photo_count=counts.photos,
             )
         )
     return summaries
@@ -202,13 +198,12 @@ def list_sessions(ctx: Context, class_id: str) -> list[schemas.SessionSummary]:
 
 def delete_session(ctx: Context, class_id: str, session_id: str) -> None:
     require_session(ctx, class_id, session_id)
-    ctx.store.delete(layout.session_key(class_id, session_id))
-    ctx.store.delete_prefix(layout.session_prefix(class_id, session_id))
+    ctx.records.sessions.delete(class_id, session_id)
 
 
 def add_session_photo(
     ctx: Context, class_id: str, session_id: str, upload: Upload
-) -> schemas.SessionPhotoOut:
+) -> SessionPhotoAdded:
     """Recognise a photo and record every recognised student as present (first photo wins)."""
     require_session(ctx, class_id, session_id)
     image = decode_upload(ctx, upload, upload.filename or "photo")
@@ -239,18 +234,17 @@ def add_session_photo(
     )
     # Photo objects before records: a record always points at a stored photo. If any write
     # fails, what this request wrote is removed again (the client can simply retry).
-    written: list[str] = []
     recorded: list[str] = []
     already: list[str] = []
-    try:
-        for name, data, content_type in (
-            ("original.jpg", encode_jpeg(image), "image/jpeg"),
-            ("annotated.jpg", encode_jpeg(result.annotated()), "image/jpeg"),
-            ("result.json", photo_doc.to_json_bytes(), "application/json"),
-        ):
-            key = layout.session_photo_key(class_id, session_id, photo_id, name)
-            ctx.store.put(key, data, content_type=content_type)
-            written.append(key)
+    with ctx.records.staged("a failed photo upload") as staged:
+        ctx.records.session_photos.stage(
+            staged,
+            class_id,
+            session_id,
+            photo_doc,
+            encode_jpeg(image),
+            encode_jpeg(result.annotated()),
+        )
         for face in faces:
             if face.student_id is None or face.student_id in recorded + already:
                 continue
@@ -260,18 +254,11 @@ def add_session_photo(
                 recorded_at=now,
                 similarity=face.similarity,
             )
-            key = layout.record_key(class_id, session_id, face.student_id)
-            try:
-                ctx.write(key, record, if_absent=True)
-            except ObjectExistsError:
+            if ctx.records.attendance.stage(staged, class_id, session_id, record):
+                recorded.append(face.student_id)
+            else:
                 already.append(face.student_id)  # an earlier photo recorded them: keep that
-                continue
-            written.append(key)
-            recorded.append(face.student_id)
-    except BaseException:
-        _roll_back_photo(ctx, written)
-        raise
-    return schemas.SessionPhotoOut(
+    return SessionPhotoAdded(
         session_id=session_id,
         photo_id=photo_id,
         faces=faces,
@@ -280,62 +267,18 @@ def add_session_photo(
         already_present=already,
         unknown_threshold=round(result.recognition.unknown_threshold, 4),
         message=result.message(),
-        annotated_url=_photo_url(class_id, session_id, photo_id, "annotated.jpg"),
-        face_urls=_face_urls(class_id, session_id, photo_id, len(faces)),
     )
 
 
-def _photo_url(class_id: str, session_id: str, photo_id: str, name: str) -> str:
-    return f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}/{name}"
-
-
-def _face_urls(class_id: str, session_id: str, photo_id: str, count: int) -> list[str]:
-    return [_photo_url(class_id, session_id, photo_id, f"faces/{i}.jpg") for i in range(count)]
-
-
-def _roll_back_photo(ctx: Context, written: list[str]) -> None:
-    """Remove what a failed photo upload wrote: its records first, then the photo they point at.
-
-    When the store is down, the records that could not be removed stay, and so does their photo
-    (it is complete: records are written only after all its objects). A concurrent upload may
-    already have answered "already present" on the strength of such a record, so it must not be
-    removed later, when nobody can tell any more. Photo objects that no record points at are
-    removed once the store is back.
-    """
-    for index, key in enumerate(reversed(written)):
-        try:
-            ctx.store.delete(key)
-        except StorageUnavailableError:
-            left = written[: len(written) - index]
-            if any("/records/" in k for k in left):
-                logger.warning("storage down: keeping %d records and their photo", len(left))
-            else:
-                ctx.cleanup.defer(
-                    f"remove the objects of a failed photo upload, e.g. {left[0]}",
-                    functools.partial(delete_in_order, ctx.store, left[::-1]),
-                )
-            return
-        except Exception:
-            logger.exception("could not remove %s while rolling back", key)
-
-
-def _stored_photo_ids(ctx: Context, class_id: str, session_id: str) -> list[str]:
-    return complete_photo_ids(ctx, class_id, session_id)
-
-
-def get_session(ctx: Context, class_id: str, session_id: str) -> schemas.SessionDetail:
+def get_session(ctx: Context, class_id: str, session_id: str) -> SessionDetail:
     """The roster: every enrolled student, present (when, how sure, which photo) or absent."""
     doc = require_session(ctx, class_id, session_id)
-    records: dict[str, layout.RecordDoc] = {}
-    for key in ctx.store.list(layout.records_prefix(class_id, session_id)):
-        record = ctx.read(key, layout.RecordDoc)
-        if record is not None:
-            records[record.student_id] = record
+    records = ctx.records.attendance.of_session(class_id, session_id)
     roster = []
     for student in list_students(ctx, class_id):
         record = records.get(student.id)
         roster.append(
-            schemas.RosterEntry(
+            RosterEntry(
                 student_id=student.id,
                 name=student.name,
                 present=record is not None,
@@ -344,9 +287,9 @@ def get_session(ctx: Context, class_id: str, session_id: str) -> schemas.Session
                 photo_id=record.photo_id if record else None,
             )
         )
-    photo_ids = _stored_photo_ids(ctx, class_id, session_id)
+    photo_ids = ctx.records.session_photos.complete_ids(class_id, session_id)
     present = sum(1 for entry in roster if entry.present)
-    return schemas.SessionDetail(
+    return SessionDetail(
         id=doc.id,
         label=doc.label,
         date=doc.date,
@@ -388,9 +331,7 @@ def attendance_csv(ctx: Context, class_id: str, session_id: str) -> str:
 def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str) -> bytes:
     require_session(ctx, class_id, session_id)
     try:
-        return ctx.store.get(
-            layout.session_photo_key(class_id, session_id, photo_id, "annotated.jpg")
-        )
+        return ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ANNOTATED)
     except ObjectNotFoundError:
         raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
 
@@ -399,10 +340,7 @@ def _photo_doc(
     ctx: Context, class_id: str, session_id: str, photo_id: str
 ) -> layout.SessionPhotoDoc:
     require_session(ctx, class_id, session_id)
-    doc = ctx.read(
-        layout.session_photo_key(class_id, session_id, photo_id, "result.json"),
-        layout.SessionPhotoDoc,
-    )
+    doc = ctx.records.session_photos.result(class_id, session_id, photo_id)
     if doc is None:
         raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}")
     return doc
@@ -410,16 +348,16 @@ def _photo_doc(
 
 def session_photo(
     ctx: Context, class_id: str, session_id: str, photo_id: str
-) -> schemas.SessionPhotoDetail:
+) -> SessionPhotoDetail:
     """A stored session photo's faces, named as the students are called now."""
     doc = _photo_doc(ctx, class_id, session_id, photo_id)
     names: dict[str, str] = {}
     for student_id in sorted({f.student_id for f in doc.faces if f.student_id}):
-        student = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+        student = ctx.records.students.get(class_id, student_id)
         if student is not None:  # a student deleted since is unknown now
             names[student_id] = student.name
     faces = [
-        schemas.FaceOut(
+        Face(
             box=face.box,
             detection_score=face.detection_score,
             known=face.student_id in names,
@@ -433,7 +371,7 @@ def session_photo(
         )
         for face in doc.faces
     ]
-    return schemas.SessionPhotoDetail(
+    return SessionPhotoDetail(
         session_id=session_id,
         photo_id=photo_id,
         created_at=doc.created_at,
@@ -442,8 +380,6 @@ def session_photo(
         height=doc.height,
         faces=faces,
         unknown_threshold=round(doc.unknown_threshold, 4),
-        annotated_url=_photo_url(class_id, session_id, photo_id, "annotated.jpg"),
-        face_urls=_face_urls(class_id, session_id, photo_id, len(faces)),
     )
 
 
@@ -457,9 +393,7 @@ def face_crop(
             f"photo {photo_id!r} has {len(doc.faces)} faces; no face number {face_index}"
         )
     try:
-        data = ctx.store.get(
-            layout.session_photo_key(class_id, session_id, photo_id, "original.jpg")
-        )
+        data = ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ORIGINAL)
     except ObjectNotFoundError:
         raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
     return thumbnails.face_crop_jpeg(
@@ -470,14 +404,14 @@ def face_crop(
     )
 
 
-def student_attendance(ctx: Context, class_id: str, student_id: str) -> schemas.StudentAttendance:
+def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentAttendance:
     """The student's attendance in every session of the class (one read per session)."""
     student = require_student(ctx, class_id, student_id)
     entries = []
     for doc in _session_docs(ctx, class_id):
-        record = ctx.read(layout.record_key(class_id, doc.id, student_id), layout.RecordDoc)
+        record = ctx.records.attendance.get(class_id, doc.id, student_id)
         entries.append(
-            schemas.AttendanceEntry(
+            AttendanceEntry(
                 session_id=doc.id,
                 label=doc.label,
                 date=doc.date,
@@ -487,7 +421,7 @@ def student_attendance(ctx: Context, class_id: str, student_id: str) -> schemas.
                 photo_id=record.photo_id if record else None,
             )
         )
-    return schemas.StudentAttendance(
+    return StudentAttendance(
         student_id=student.id,
         name=student.name,
         present_count=sum(1 for e in entries if e.present),

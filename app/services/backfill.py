@@ -18,8 +18,8 @@ import numpy as np
 from app.images import ImageError, decode_image
 from app.services import layout
 from app.services.background import ClassJobQueue
-from app.services.gallery import parse_listing
-from app.storage import ObjectExistsError, ObjectNotFoundError, ObjectStore, StorageUnavailableError
+from app.services.records import StudentEmbeddings, StudentPhotos
+from app.storage import ObjectNotFoundError, ObjectStore, StorageUnavailableError
 from ml.fusion import FACENET
 from ml.pipeline import FacePipeline
 from ml.types import DetectedFace
@@ -41,7 +41,8 @@ class EmbeddingBackfill(ClassJobQueue):
     def __init__(self, pipeline: FacePipeline, store: ObjectStore, max_pixels: int):
         super().__init__("embedding-backfill")
         self._pipeline = pipeline
-        self._store = store
+        self._photos = StudentPhotos(store)
+        self._embeddings = StudentEmbeddings(store)
         self._max_pixels = max_pixels
 
     @property
@@ -70,8 +71,7 @@ class EmbeddingBackfill(ClassJobQueue):
 
     def fill_class(self, class_id: str) -> BackfillReport:
         """Compute every missing secondary embedding of the class, synchronously."""
-        listing = self._store.list(layout.students_prefix(class_id))
-        parsed = parse_listing(class_id, listing)
+        parsed = self._embeddings.listing(class_id)
         have = set(parsed.secondary)
         written = failed = 0
         for key in parsed.embeddings:
@@ -104,9 +104,8 @@ class EmbeddingBackfill(ClassJobQueue):
         return BackfillReport(written, failed)
 
     def _fill_photo(self, class_id: str, student_id: str, photo_id: str, models: list[str]) -> int:
-        info_key = layout.student_photo_info_key(class_id, student_id, photo_id)
-        info = layout.StudentPhotoDoc.model_validate_json(self._store.get(info_key))
-        data = self._store.get(layout.student_photo_key(class_id, student_id, photo_id))
+        info = self._photos.info(class_id, student_id, photo_id)
+        data = self._photos.jpeg(class_id, student_id, photo_id)
         image = decode_image(data, max_pixels=self._max_pixels, name=f"photo {photo_id}")
         # The stored photo is the oriented, re-encoded registration photo and the box was found
         # on it: the secondary models need only that box (dlib places its own landmarks).
@@ -116,21 +115,9 @@ class EmbeddingBackfill(ClassJobQueue):
             landmarks=np.zeros((5, 2), np.float32),
         )
         views = self._pipeline.secondary_views(image, face)
-        written = 0
-        for model in models:
-            key = layout.embedding_key(class_id, student_id, photo_id, model)
-            try:
-                self._store.put(
-                    key,
-                    layout.embeddings_to_bytes(views[model]),
-                    content_type="application/octet-stream",
-                    if_absent=True,
-                )
-            except ObjectExistsError:
-                continue  # another process filled it meanwhile
-            written += 1
-            # Erased while we computed: do not leave an orphan behind the erasure.
-            if not self._store.exists(layout.embedding_key(class_id, student_id, photo_id)):
-                self._store.delete(key)
-                written -= 1
-        return written
+        # Create-if-absent (another process may fill it meanwhile), and removed again when the
+        # photo was erased while we computed: no orphan behind the erasure.
+        return sum(
+            self._embeddings.create(class_id, student_id, photo_id, model, views[model])
+            for model in models
+        )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.storage import ObjectStore, StorageUnavailableError
+from app.storage import StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +113,3 @@ class PendingCleanup:
             before = self.pending
             left = self.run_now()
             delay = RETRY_INITIAL_S if left < before else min(delay * 2, RETRY_MAX_S)
-
-
-def delete_in_order(store: ObjectStore, keys: Sequence[str]) -> None:
-    """Delete ``keys`` one after the other, in the given order (a deferred rollback's task)."""
-    for key in keys:
-        store.delete(key)

@@ -1,4 +1,5 @@
-"""What every domain service shares: the store, the pipeline (behind a concurrency limit), caches."""
+"""What every domain service shares: the repositories over the store, the pipeline (behind a
+concurrency limit), the caches and the background workers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from pydantic import ValidationError
 
 from app.services import layout
 from app.services.backfill import EmbeddingBackfill
@@ -16,14 +14,13 @@ from app.services.cleanup import PendingCleanup
 from app.services.errors import NotFoundError
 from app.services.gallery import ClassGallery, GalleryCache
 from app.services.heads import HeadStore, HeadTrainer
+from app.services.records import Repositories
 from app.settings import Settings
-from app.storage import ObjectNotFoundError, ObjectStore
+from app.storage import ObjectStore
 from ml.head import ProjectionHead
 from ml.matching import Gallery
 from ml.pipeline import Enrollment, FacePipeline, Recognition
 from ml.types import DetectedFace, RGBImage
-
-DocT = TypeVar("DocT", bound=layout.Document)
 
 
 class Inference:
@@ -65,6 +62,11 @@ class Context:
     backfill: EmbeddingBackfill
     cleanup: PendingCleanup = field(default_factory=PendingCleanup)
     """Rollbacks that failed because the store was down, retried until it is back."""
+    records: Repositories = field(init=False)
+    """The stored things (:mod:`app.services.records`); services read and write through these."""
+
+    def __post_init__(self) -> None:
+        self.records = Repositories(self.store, self.cleanup)
 
     @classmethod
     def build(cls, settings: Settings, store: ObjectStore, pipeline: FacePipeline) -> Context:
@@ -90,22 +92,8 @@ class Context:
                 self.backfill.request(class_id)
                 return
 
-    def read(self, key: str, model: type[DocT]) -> DocT | None:
-        """The document at ``key``; ``None`` if absent or unreadable (treated as not there)."""
-        try:
-            return model.model_validate_json(self.store.get(key))
-        except ObjectNotFoundError:
-            return None
-        except ValidationError:
-            return None
-
-    def write(self, key: str, doc: layout.Document, *, if_absent: bool = False) -> None:
-        self.store.put(
-            key, doc.to_json_bytes(), content_type="application/json", if_absent=if_absent
-        )
-
     def require_class(self, class_id: str) -> layout.ClassDoc:
-        doc = self.read(layout.class_key(class_id), layout.ClassDoc)
+        doc = self.records.classes.get(class_id)
         if doc is None:
             raise NotFoundError(f"class {class_id!r} not found")
         return doc
@@ -114,6 +102,6 @@ class Context:
         """Display names of a few students (a missing ``student.json`` falls back to the id)."""
         names: dict[str, str] = {}
         for student_id in sorted(student_ids):
-            doc = self.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+            doc = self.records.students.get(class_id, student_id)
             names[student_id] = doc.name if doc else student_id
         return names

@@ -17,17 +17,6 @@ from ml.pipeline import FaceMatch
 from ml.types import DetectedFace, RGBImage
 
 
-def complete_photo_ids(ctx: Context, class_id: str, session_id: str) -> list[str]:
-    """Ids of the session's complete photos: ``result.json`` is written last, so a photo whose
-    upload was cut off (process killed, store down) is left out."""
-    prefix = layout.session_photos_prefix(class_id, session_id)
-    return sorted(
-        key[len(prefix) :].split("/", 1)[0]
-        for key in ctx.store.list(prefix)
-        if key.endswith("/result.json")
-    )
-
-
 def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> int:
     """Remove an erased student's identity from every stored session photo of the class.
 
@@ -38,10 +27,10 @@ def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> in
     next attempt (which looks for the id in ``result.json``). Returns the photos rewritten.
     """
     rewritten = 0
-    for session_id in ctx.store.list_children(layout.sessions_prefix(class_id)):
-        for photo_id in complete_photo_ids(ctx, class_id, session_id):
-            result_key = layout.session_photo_key(class_id, session_id, photo_id, "result.json")
-            doc = ctx.read(result_key, layout.SessionPhotoDoc)
+    photos = ctx.records.session_photos
+    for session_id in ctx.records.sessions.ids(class_id):
+        for photo_id in photos.complete_ids(class_id, session_id):
+            doc = photos.result(class_id, session_id, photo_id)
             if doc is None or not any(
                 student_id in (face.student_id, face.candidate_id) for face in doc.faces
             ):
@@ -57,22 +46,16 @@ def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> in
                 )
                 for face in doc.faces
             ]
-            annotated_key = layout.session_photo_key(
-                class_id, session_id, photo_id, "annotated.jpg"
-            )
-            original_key = layout.session_photo_key(class_id, session_id, photo_id, "original.jpg")
             try:
                 original = decode_image(
-                    ctx.store.get(original_key), max_pixels=ctx.settings.max_image_pixels
+                    photos.image(class_id, session_id, photo_id, layout.ORIGINAL),
+                    max_pixels=ctx.settings.max_image_pixels,
                 )
             except ObjectNotFoundError:
                 continue  # the photo is being deleted with its session
-            ctx.store.put(
-                annotated_key,
-                encode_jpeg(_annotate_stored(ctx, class_id, original, faces)),
-                content_type="image/jpeg",
-            )
-            ctx.write(result_key, doc.model_copy(update={"faces": faces}))
+            annotated = encode_jpeg(_annotate_stored(ctx, class_id, original, faces))
+            updated = doc.model_copy(update={"faces": faces})
+            photos.rewrite(class_id, session_id, photo_id, updated, annotated)
             rewritten += 1
     return rewritten
 
@@ -83,7 +66,7 @@ def _annotate_stored(
     """Draw stored faces again, labelled with the students' current names."""
     names: dict[str, str] = {}
     for student_id in {face.student_id for face in faces if face.student_id}:
-        student = ctx.read(layout.student_key(class_id, student_id), layout.StudentDoc)
+        student = ctx.records.students.get(class_id, student_id)
         names[student_id] = student.name if student is not None else student_id
     matches = [
         FaceMatch(

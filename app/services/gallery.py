@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.services import layout
+from app.services.records import StudentEmbeddings
 from app.storage import ObjectNotFoundError, ObjectStore
 from ml.fusion import FACENET
 from ml.matching import Gallery
@@ -67,68 +68,23 @@ class ClassGallery:
 
     def model_progress(self, model: str) -> tuple[int, int]:
         """``(photos embedded by model, photos)``: how far a back-fill of ``model`` has come."""
-        done = sum(1 for key in self.secondary_keys if f"/embeddings/{model}/" in key)
+        refs = (layout.parse_embedding_key(self.class_id, key) for key in self.secondary_keys)
+        done = sum(1 for ref in refs if ref is not None and ref.model == model)
         return done, len(self.embedding_keys)
-
-
-@dataclass(frozen=True)
-class StudentKeys:
-    """A class's listing, parsed: who is enrolled and which embedding objects count."""
-
-    documented: set[str]
-    """Students with ``student.json``."""
-    embeddings: list[str]
-    """FaceNet embedding keys of documented students (each one a registration photo that counts)."""
-    secondary: list[str]
-    """Secondary models' embedding keys of those same photos."""
-
-
-def parse_listing(class_id: str, keys: list[str]) -> StudentKeys:
-    """A student without ``student.json`` is being created or deleted right now: not enrolled. A
-    secondary embedding counts only beside FaceNet's embedding of the same photo (written last)."""
-    prefix = layout.students_prefix(class_id)
-    documented: set[str] = set()
-    refs: list[tuple[layout.EmbeddingRef, str]] = []
-    for key in keys:
-        parts = key[len(prefix) :].split("/")
-        if len(parts) == 2 and parts[1] == "student.json":
-            documented.add(parts[0])
-            continue
-        ref = layout.parse_embedding_key(class_id, key)
-        if ref is not None:
-            refs.append((ref, key))
-    primary = {(r.student_id, r.photo_id) for r, _ in refs if r.model == FACENET}
-    embeddings = sorted(k for r, k in refs if r.model == FACENET and r.student_id in documented)
-    secondary = sorted(
-        k
-        for r, k in refs
-        if r.model != FACENET
-        and r.student_id in documented
-        and (r.student_id, r.photo_id) in primary
-    )
-    return StudentKeys(documented, embeddings, secondary)
-
-
-def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
-    """From a listing of a class's students: ids that have ``student.json``, and their FaceNet
-    embedding keys."""
-    parsed = parse_listing(class_id, keys)
-    return parsed.documented, parsed.embeddings
 
 
 class GalleryCache:
     """Thread-safe: readers share immutable snapshots; loading happens outside the lock."""
 
     def __init__(self, store: ObjectStore):
-        self._store = store
+        self._embeddings = StudentEmbeddings(store)
         self._lock = threading.Lock()
         self._arrays: dict[str, Embeddings] = {}
         self._snapshots: dict[str, ClassGallery] = {}
 
     def get(self, class_id: str) -> ClassGallery:
         """The current gallery of ``class_id`` (empty if it has no students)."""
-        listing = self._store.list(layout.students_prefix(class_id))
-        parsed = parse_listing(class_id, listing)
+        parsed = self._embeddings.listing(class_id)
         wanted = (tuple(parsed.embeddings), tuple(parsed.secondary))
         with self._lock:
             snapshot = self._snapshots.get(class_id)
@@ -144,7 +100,7 @@ class GalleryCache:
             if key in known:
                 continue
             try:
-                loaded[key] = layout.embeddings_from_bytes(self._store.get(key))
+                loaded[key] = self._embeddings.load(key)
             except ObjectNotFoundError:
                 # Deleted between the listing and now: the next listing will not show it either.
                 continue

@@ -23,6 +23,7 @@ from app.services import layout
 from app.services.background import ClassJobQueue
 from app.services.gallery import ClassGallery, GalleryCache
 from app.services.ids import utc_now
+from app.services.records import Classes
 from app.storage import (
     ObjectExistsError,
     ObjectNotFoundError,
@@ -98,9 +99,9 @@ class HeadStore:
         """Stored head versions, ascending."""
         found = []
         for key in self._store.list(layout.head_prefix(class_id)):
-            name = layout.last_segment(key, ".safetensors")
-            if key.endswith(".safetensors") and name.isdigit():
-                found.append(int(name))
+            version = layout.parse_head_key(class_id, key)
+            if version is not None:
+                found.append(version)
         return sorted(found)
 
     def save(self, class_id: str, head: ProjectionHead, gallery_signature: str) -> int:
@@ -194,6 +195,11 @@ class HeadStore:
             layout.head_failure_key(class_id), doc.to_json_bytes(), content_type="application/json"
         )
 
+    def delete_all(self, class_id: str) -> None:
+        """Remove every object of the class's heads (the class was deleted meanwhile)."""
+        self._store.delete_prefix(layout.head_prefix(class_id))
+        self.forget(class_id)
+
     def forget(self, class_id: str) -> None:
         with self._lock:
             self._loaded.pop(class_id, None)
@@ -237,7 +243,7 @@ class HeadTrainer(ClassJobQueue):
         self._pipeline = pipeline
         self._galleries = galleries
         self._heads = heads
-        self._store = store
+        self._classes = Classes(store)
         self._dirty: set[str] = set()
 
     def _should_queue(self, class_id: str) -> bool:
@@ -275,7 +281,7 @@ class HeadTrainer(ClassJobQueue):
         Returns True when the students changed while it trained (another training is due: the
         change may have come from another worker, which this process was not told about).
         """
-        if not self._store.exists(layout.class_key(class_id)):
+        if not self._classes.exists(class_id):
             return False
         snapshot = self._galleries.get(class_id)
         # Erasure first, whatever happens next: no stored head may know a deleted student.
@@ -299,9 +305,9 @@ class HeadTrainer(ClassJobQueue):
             self._heads.clear(class_id)
             return False
         version = self._heads.save(class_id, head, snapshot.signature)
-        if not self._store.exists(layout.class_key(class_id)):
+        if not self._classes.exists(class_id):
             # The class was deleted while we trained: do not leave a head behind.
-            self._store.delete_prefix(layout.head_prefix(class_id))
+            self._heads.delete_all(class_id)
             return False
         latest = self._galleries.get(class_id)
         self._heads.prune(class_id, set(latest.student_ids), keep=version)

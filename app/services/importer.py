@@ -163,8 +163,7 @@ def import_student(
 
 
 def _has_photos(ctx: Context, class_id: str, student_id: str) -> bool:
-    prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
-    return any(key.endswith(".npy") for key in ctx.store.list(prefix))
+    return ctx.records.students.has_embeddings(class_id, student_id)
 
 
 def _prepare(ctx: Context, source: OriginalSource, key: str) -> tuple[PreparedPhoto | None, str]:

@@ -97,6 +97,32 @@ def parse_embedding_key(class_id: str, key: str) -> EmbeddingRef | None:
     return None
 
 
+def parse_student_key(class_id: str, key: str) -> str | None:
+    """The student id of a ``student.json`` key (the inverse of :func:`student_key`)."""
+    parts = _relative_parts(students_prefix(class_id), key)
+    return (
+        parts[0] if parts is not None and len(parts) == 2 and parts[1] == "student.json" else None
+    )
+
+
+def parse_student_of(class_id: str, key: str) -> str | None:
+    """The student id of any key under a student's folder."""
+    parts = _relative_parts(students_prefix(class_id), key)
+    return parts[0] if parts is not None and len(parts) >= 2 else None
+
+
+def parse_student_photo_info_key(class_id: str, student_id: str, key: str) -> str | None:
+    """The photo id of a registration photo's quality report (:func:`student_photo_info_key`)."""
+    parts = _relative_parts(student_prefix(class_id, student_id) + "photos/", key)
+    if parts is None or len(parts) != 1 or not parts[0].endswith(".json"):
+        return None
+    return parts[0][: -len(".json")]
+
+
+def _relative_parts(prefix: str, key: str) -> list[str] | None:
+    return key[len(prefix) :].split("/") if key.startswith(prefix) else None
+
+
 def head_prefix(class_id: str) -> str:
     return f"classes/{class_id}/head/"
 
@@ -111,6 +137,15 @@ def head_pointer_key(class_id: str) -> str:
 
 def head_failure_key(class_id: str) -> str:
     return f"{head_prefix(class_id)}failure.json"
+
+
+def parse_head_key(class_id: str, key: str) -> int | None:
+    """The version of a stored head (the inverse of :func:`head_key`)."""
+    parts = _relative_parts(head_prefix(class_id), key)
+    if parts is None or len(parts) != 1 or not parts[0].endswith(".safetensors"):
+        return None
+    name = parts[0][: -len(".safetensors")]
+    return int(name) if name.isdigit() else None
 
 
 def sessions_prefix(class_id: str) -> str:
@@ -133,9 +168,21 @@ def session_photo_prefix(class_id: str, session_id: str, photo_id: str) -> str:
     return f"{session_photos_prefix(class_id, session_id)}{photo_id}/"
 
 
+ORIGINAL = "original.jpg"
+ANNOTATED = "annotated.jpg"
+RESULT = "result.json"
+"""The objects of a session photo; ``result.json`` is written last and makes the photo complete."""
+
+
 def session_photo_key(class_id: str, session_id: str, photo_id: str, name: str) -> str:
-    """``name`` is ``original.jpg``, ``annotated.jpg`` or ``result.json``."""
+    """``name`` is :data:`ORIGINAL`, :data:`ANNOTATED` or :data:`RESULT`."""
     return f"{session_photo_prefix(class_id, session_id, photo_id)}{name}"
+
+
+def parse_session_photo_key(class_id: str, session_id: str, key: str) -> tuple[str, str] | None:
+    """``(photo id, object name)`` of a key under a session's ``photos/``."""
+    parts = _relative_parts(session_photos_prefix(class_id, session_id), key)
+    return (parts[0], parts[1]) if parts is not None and len(parts) == 2 else None
 
 
 def records_prefix(class_id: str, session_id: str) -> str:
@@ -144,6 +191,14 @@ def records_prefix(class_id: str, session_id: str) -> str:
 
 def record_key(class_id: str, session_id: str, student_id: str) -> str:
     return f"{records_prefix(class_id, session_id)}{student_id}.json"
+
+
+def parse_record_key(class_id: str, session_id: str, key: str) -> str | None:
+    """The student id of an attendance record (the inverse of :func:`record_key`)."""
+    parts = _relative_parts(records_prefix(class_id, session_id), key)
+    if parts is None or len(parts) != 1 or not parts[0].endswith(".json"):
+        return None
+    return parts[0][: -len(".json")]
 
 
 def last_segment(key: str, suffix: str) -> str:

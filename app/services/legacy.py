@@ -13,18 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app import schemas
 from app.services.attendance import recognize_image
 from app.services.classes import ensure_default_class
 from app.services.context import Context
 from app.services.errors import InvalidInputError
 from app.services.ids import clean_name
+from app.services.results import Enrolment, Recognised
 from app.services.students import Upload, decode_upload, enroll_by_name, prepare_photos
 
 
-def register_student(
-    ctx: Context, student_name: str, uploads: Sequence[Upload]
-) -> schemas.LegacyRegisterOut:
+def register_student(ctx: Context, student_name: str, uploads: Sequence[Upload]) -> Enrolment:
     try:
         name = clean_name(student_name, what="student_name")
     except ValueError as error:
@@ -33,24 +31,17 @@ def register_student(
     photos = prepare_photos(ctx, uploads)
     class_id = ctx.settings.legacy_class
     ensure_default_class(ctx, class_id)
-    result = enroll_by_name(ctx, class_id, name, photos, add=True)
-    return schemas.LegacyRegisterOut(
-        message="Student registered",
-        student_id=result.student.id,
-        name=result.student.name,
-        photos_added=len(result.photos),
-        quality=result.photos,
-        warnings=result.warnings,
-    )
+    return enroll_by_name(ctx, class_id, name, photos, add=True)
 
 
-def detect(ctx: Context, upload: Upload) -> schemas.LegacyDetectOut:
+def detect(ctx: Context, upload: Upload) -> Recognised:
     image = decode_upload(ctx, upload, upload.filename or "file")
     # No class yet means nobody is enrolled: every face is unknown (and nothing is written).
     result = recognize_image(ctx, ctx.settings.legacy_class, image)
-    return schemas.LegacyDetectOut(
-        names=result.recognised_names(),
-        image=result.annotated_base64(),
-        message=result.message(),
+    return Recognised(
         faces=result.faces(),
+        names=result.recognised_names(),
+        unknown_threshold=round(result.recognition.unknown_threshold, 4),
+        message=result.message(),
+        annotated_jpeg=result.annotated_jpeg(),
     )

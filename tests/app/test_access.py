@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from app.api_keys import parse_api_keys
 from app.main import create_app
-from app.security import CLASS_INDEPENDENT_ROUTES, AccessPolicy, parse_api_keys
+from app.security import CLASS_INDEPENDENT_ROUTES, AccessPolicy
 from app.storage import DiskObjectStore, ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import api_settings, running_app

@@ -7,7 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from app.services import layout
-from app.services.gallery import GalleryCache, parse_listing
+from app.services.gallery import GalleryCache
+from app.services.records import parse_listing
 from app.storage import ObjectStore
 from ml.fusion import DLIB, FACENET
 from ml.pipeline import FacePipeline

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.services import layout
-from app.services.gallery import parse_listing, parse_student_keys
+from app.services.records import parse_listing, parse_student_keys
 
 
 def test_embedding_keys_round_trip() -> None:

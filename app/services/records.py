@@ -1,0 +1,480 @@
+"""One repository per stored thing: the only code that reads, writes and deletes objects by key.
+
+Keys are built and parsed in :mod:`app.services.layout`; the documents are defined there too. Each
+repository here knows its thing's rules: what is created only if absent, what is written last
+(and so makes a set of objects count), in which order its objects are deleted. Services call these
+and never ``ctx.store`` with a key. Writes that must land together go through
+:class:`app.services.staged.StagedWrites`.
+
+To add a stored record: its key functions (and their parse) and its document in ``layout``, a
+repository class here, an attribute of :class:`Repositories`; see ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from app.services import layout
+from app.services.cleanup import PendingCleanup
+from app.services.staged import StagedWrites, remove_in_order
+from app.storage import ObjectExistsError, ObjectNotFoundError, ObjectStore, StorageUnavailableError
+from ml.fusion import FACENET
+from ml.types import Embeddings
+
+logger = logging.getLogger(__name__)
+
+DocT = TypeVar("DocT", bound=layout.Document)
+
+JSON = "application/json"
+JPEG = "image/jpeg"
+NPY = "application/octet-stream"
+
+
+class _Repository:
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    def _read(self, key: str, model: type[DocT]) -> DocT | None:
+        """The document at ``key``; ``None`` if absent or unreadable (treated as not there)."""
+        try:
+            return model.model_validate_json(self._store.get(key))
+        except ObjectNotFoundError:
+            return None
+        except ValidationError:
+            return None
+
+    def _write(self, key: str, doc: layout.Document, *, if_absent: bool = False) -> None:
+        self._store.put(key, doc.to_json_bytes(), content_type=JSON, if_absent=if_absent)
+
+    def _create(self, key: str, doc: layout.Document) -> bool:
+        """Write ``doc`` only if ``key`` is free; False when it is taken."""
+        try:
+            self._write(key, doc, if_absent=True)
+        except ObjectExistsError:
+            return False
+        return True
+
+
+# --- classes ---------------------------------------------------------------------------------
+
+
+class Classes(_Repository):
+    """``class.json``: created if absent; deleted first, then everything under the class."""
+
+    def get(self, class_id: str) -> layout.ClassDoc | None:
+        return self._read(layout.class_key(class_id), layout.ClassDoc)
+
+    def exists(self, class_id: str) -> bool:
+        return self._store.exists(layout.class_key(class_id))
+
+    def create(self, doc: layout.ClassDoc) -> bool:
+        """False when the id is taken."""
+        return self._create(layout.class_key(doc.id), doc)
+
+    def ids(self) -> list[str]:
+        """Every class folder (a class being created or deleted included)."""
+        return self._store.list_children("classes/")
+
+    def delete(self, class_id: str) -> None:
+        # class.json first: from then on every request sees the class as gone.
+        self._store.delete(layout.class_key(class_id))
+        self._store.delete_prefix(layout.class_prefix(class_id))
+
+
+# --- students, their photos and embeddings ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudentKeys:
+    """A class's listing, parsed: who is enrolled and which embedding objects count."""
+
+    documented: set[str]
+    """Students with ``student.json``."""
+    embeddings: list[str]
+    """FaceNet embedding keys of documented students (each one a registration photo that counts)."""
+    secondary: list[str]
+    """Secondary models' embedding keys of those same photos."""
+
+    def photo_counts(self, class_id: str) -> dict[str, int]:
+        """Photos that count, per documented student who has any."""
+        counts: dict[str, int] = {}
+        for key in self.embeddings:
+            ref = layout.parse_embedding_key(class_id, key)
+            if ref is not None:
+                counts[ref.student_id] = counts.get(ref.student_id, 0) + 1
+        return counts
+
+
+def parse_listing(class_id: str, keys: Iterable[str]) -> StudentKeys:
+    """A student without ``student.json`` is being created or deleted right now: not enrolled. A
+    secondary embedding counts only beside FaceNet's embedding of the same photo (written last)."""
+    documented: set[str] = set()
+    refs: list[tuple[layout.EmbeddingRef, str]] = []
+    for key in keys:
+        student_id = layout.parse_student_key(class_id, key)
+        if student_id is not None:
+            documented.add(student_id)
+            continue
+        ref = layout.parse_embedding_key(class_id, key)
+        if ref is not None:
+            refs.append((ref, key))
+    primary = {(r.student_id, r.photo_id) for r, _ in refs if r.model == FACENET}
+    embeddings = sorted(k for r, k in refs if r.model == FACENET and r.student_id in documented)
+    secondary = sorted(
+        k
+        for r, k in refs
+        if r.model != FACENET
+        and r.student_id in documented
+        and (r.student_id, r.photo_id) in primary
+    )
+    return StudentKeys(documented, embeddings, secondary)
+
+
+def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
+    """From a listing of a class's students: ids that have ``student.json``, and their FaceNet
+    embedding keys."""
+    parsed = parse_listing(class_id, keys)
+    return parsed.documented, parsed.embeddings
+
+
+def _removal_rank(class_id: str, key: str) -> int:
+    """FaceNet's embeddings first (they make a photo count), then the other models', then the
+    rest: a photo never counts without its other objects."""
+    ref = layout.parse_embedding_key(class_id, key)
+    if ref is None:
+        return 2
+    return 0 if ref.model == FACENET else 1
+
+
+class Students(_Repository):
+    """``student.json``: the claim marker of a student. Created if absent (after removing the
+    leftovers of an interrupted deletion); deleted first on erasure, then the student's folder."""
+
+    def __init__(self, store: ObjectStore, cleanup: PendingCleanup) -> None:
+        super().__init__(store)
+        self._cleanup = cleanup
+
+    def get(self, class_id: str, student_id: str) -> layout.StudentDoc | None:
+        return self._read(layout.student_key(class_id, student_id), layout.StudentDoc)
+
+    def exists(self, class_id: str, student_id: str) -> bool:
+        return self._store.exists(layout.student_key(class_id, student_id))
+
+    def save(self, class_id: str, doc: layout.StudentDoc) -> None:
+        self._write(layout.student_key(class_id, doc.id), doc)
+
+    def documented(self, class_id: str) -> list[layout.StudentDoc]:
+        """Every ``student.json`` of the class (registrations in flight included), by id."""
+        listing = parse_listing(class_id, self._store.list(layout.students_prefix(class_id)))
+        docs = (self.get(class_id, sid) for sid in listing.documented)
+        return sorted((doc for doc in docs if doc is not None), key=lambda doc: doc.id)
+
+    def has_objects(self, class_id: str, student_id: str) -> bool:
+        """``student.json`` or anything under the student's folder (an erasure cut off half-way)."""
+        return self.exists(class_id, student_id) or bool(
+            self._store.list(layout.student_prefix(class_id, student_id))
+        )
+
+    def has_embeddings(self, class_id: str, student_id: str) -> bool:
+        """Any embedding object, of any model (a photo stored, or being stored)."""
+        keys = self._store.list(layout.student_prefix(class_id, student_id))
+        return any(layout.parse_embedding_key(class_id, key) is not None for key in keys)
+
+    def claim(self, class_id: str, doc: layout.StudentDoc) -> bool:
+        """Create ``student.json`` atomically; False when someone else just created it.
+
+        Objects without ``student.json`` are an interrupted deletion: they must not join the new
+        student, so they are removed first. Only the keys listed here go: a concurrent creator's
+        new objects are not in this listing, so they can never be removed by it.
+        """
+        prefix = layout.student_prefix(class_id, doc.id)
+        key = layout.student_key(class_id, doc.id)
+        leftovers = self._store.list(prefix)
+        if leftovers and key not in leftovers:
+            logger.warning("removing %d leftover objects under %s", len(leftovers), prefix)
+            ordered = sorted(leftovers, key=lambda k: _removal_rank(class_id, k))
+            remove_in_order(self._store, self._cleanup, ordered, "an aborted write")
+        return self._create(key, doc)
+
+    def abandon(self, class_id: str, student_id: str) -> None:
+        """Undo a claim whose photos could not be stored (they were already rolled back).
+
+        ``student.json`` stays if a concurrent registration of the same name has meanwhile added
+        its own photos to this student: removing it would lose them.
+        """
+        prefix = layout.student_prefix(class_id, student_id)
+
+        def undo() -> None:
+            if not self.has_embeddings(class_id, student_id):
+                self._store.delete(layout.student_key(class_id, student_id))
+
+        try:
+            undo()
+        except StorageUnavailableError:
+            self._cleanup.defer(f"undo the creation of {prefix}", undo)
+        except Exception:
+            logger.exception("could not undo the creation of %s", prefix)
+
+    def delete_doc(self, class_id: str, student_id: str) -> None:
+        """Remove ``student.json``: from then on the student is out of every gallery and listing."""
+        self._store.delete(layout.student_key(class_id, student_id))
+
+    def delete_objects(self, class_id: str, student_id: str) -> None:
+        """Remove everything under the student's folder (after :meth:`delete_doc`)."""
+        self._store.delete_prefix(layout.student_prefix(class_id, student_id))
+
+
+class StudentPhotos(_Repository):
+    """A registration photo (the oriented JPEG) and its quality report. They count only once
+    FaceNet's embedding of the photo is stored (:class:`Embeddings`)."""
+
+    def stage(
+        self,
+        staged: StagedWrites,
+        class_id: str,
+        student_id: str,
+        info: layout.StudentPhotoDoc,
+        jpeg: bytes,
+    ) -> None:
+        staged.put(layout.student_photo_key(class_id, student_id, info.id), jpeg, content_type=JPEG)
+        staged.put(
+            layout.student_photo_info_key(class_id, student_id, info.id),
+            info.to_json_bytes(),
+            content_type=JSON,
+        )
+
+    def info(self, class_id: str, student_id: str, photo_id: str) -> layout.StudentPhotoDoc:
+        """The quality report; :class:`ObjectNotFoundError` or ``ValueError`` when unusable."""
+        data = self._store.get(layout.student_photo_info_key(class_id, student_id, photo_id))
+        return layout.StudentPhotoDoc.model_validate_json(data)
+
+    def jpeg(self, class_id: str, student_id: str, photo_id: str) -> bytes:
+        """The stored photo; :class:`ObjectNotFoundError` if it is gone."""
+        return self._store.get(layout.student_photo_key(class_id, student_id, photo_id))
+
+    def counted(self, class_id: str, student_id: str) -> list[layout.StudentPhotoDoc]:
+        """The student's photos that count (FaceNet's embedding is stored), oldest first."""
+        keys = self._store.list(layout.student_prefix(class_id, student_id))
+        refs = (layout.parse_embedding_key(class_id, k) for k in keys)
+        embedded = {ref.photo_id for ref in refs if ref is not None and ref.model == FACENET}
+        photos = []
+        for key in keys:
+            if layout.parse_student_photo_info_key(class_id, student_id, key) is None:
+                continue
+            info = self._read(key, layout.StudentPhotoDoc)
+            if info is not None and info.id in embedded:
+                photos.append(info)
+        photos.sort(key=lambda info: (info.created_at, info.id))
+        return photos
+
+
+class StudentEmbeddings(_Repository):
+    """One embedding object per registration photo and face model. The secondary models' are
+    written first; FaceNet's, written last, makes the photo count. Stored arrays never change (a
+    new photo gets a new id), so they are cached by key (:mod:`app.services.gallery`)."""
+
+    def stage(
+        self,
+        staged: StagedWrites,
+        class_id: str,
+        student_id: str,
+        photo_id: str,
+        facenet: Embeddings,
+        secondary: dict[str, Embeddings],
+    ) -> None:
+        for model, views in secondary.items():
+            staged.put(
+                layout.embedding_key(class_id, student_id, photo_id, model),
+                layout.embeddings_to_bytes(views),
+                content_type=NPY,
+            )
+        staged.put(
+            layout.embedding_key(class_id, student_id, photo_id),
+            layout.embeddings_to_bytes(facenet),
+            content_type=NPY,
+        )
+
+    def listing(self, class_id: str) -> StudentKeys:
+        """One listing of the class's students, parsed."""
+        return parse_listing(class_id, self._store.list(layout.students_prefix(class_id)))
+
+    def load(self, key: str) -> Embeddings:
+        """The array of a listed embedding key (:class:`StudentKeys`); :class:`ObjectNotFoundError`
+        if deleted since, ``ValueError`` if unreadable."""
+        return layout.embeddings_from_bytes(self._store.get(key))
+
+    def count(self, class_id: str, student_id: str) -> int:
+        """The student's photos that count (FaceNet's embeddings)."""
+        prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
+        refs = (layout.parse_embedding_key(class_id, key) for key in self._store.list(prefix))
+        return sum(1 for ref in refs if ref is not None and ref.model == FACENET)
+
+    def create(
+        self, class_id: str, student_id: str, photo_id: str, model: str, views: Embeddings
+    ) -> bool:
+        """Store a secondary model's embedding only if absent (a back-fill); False if taken.
+        Removed again when the photo's FaceNet embedding is gone meanwhile (erased): no orphan."""
+        key = layout.embedding_key(class_id, student_id, photo_id, model)
+        try:
+            self._store.put(
+                key, layout.embeddings_to_bytes(views), content_type=NPY, if_absent=True
+            )
+        except ObjectExistsError:
+            return False
+        if not self._store.exists(layout.embedding_key(class_id, student_id, photo_id)):
+            self._store.delete(key)
+            return False
+        return True
+
+
+# --- sessions, their photos and attendance records --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    present: int
+    photos: int
+
+
+class Sessions(_Repository):
+    """``session.json``: created if absent; deleted first, then the session's folder."""
+
+    def get(self, class_id: str, session_id: str) -> layout.SessionDoc | None:
+        return self._read(layout.session_key(class_id, session_id), layout.SessionDoc)
+
+    def create(self, class_id: str, doc: layout.SessionDoc) -> bool:
+        """False when the id is taken."""
+        return self._create(layout.session_key(class_id, doc.id), doc)
+
+    def ids(self, class_id: str) -> list[str]:
+        """Every session folder of the class."""
+        return self._store.list_children(layout.sessions_prefix(class_id))
+
+    def counts(self, class_id: str, session_id: str) -> SessionCounts:
+        """Students recorded present and complete photos, from one listing."""
+        present = photos = 0
+        for key in self._store.list(layout.session_prefix(class_id, session_id)):
+            if layout.parse_record_key(class_id, session_id, key) is not None:
+                present += 1
+            parsed = layout.parse_session_photo_key(class_id, session_id, key)
+            if parsed is not None and parsed[1] == layout.RESULT:
+                photos += 1
+        return SessionCounts(present, photos)
+
+    def delete(self, class_id: str, session_id: str) -> None:
+        self._store.delete(layout.session_key(class_id, session_id))
+        self._store.delete_prefix(layout.session_prefix(class_id, session_id))
+
+
+class SessionPhotos(_Repository):
+    """A session photo: the original, the annotated copy, and ``result.json`` (its faces), written
+    in that order; ``result.json`` makes it complete. Erasure rewrites the annotated copy first,
+    then ``result.json``."""
+
+    def stage(
+        self,
+        staged: StagedWrites,
+        class_id: str,
+        session_id: str,
+        doc: layout.SessionPhotoDoc,
+        original: bytes,
+        annotated: bytes,
+    ) -> None:
+        for name, data, content_type in (
+            (layout.ORIGINAL, original, JPEG),
+            (layout.ANNOTATED, annotated, JPEG),
+            (layout.RESULT, doc.to_json_bytes(), JSON),
+        ):
+            key = layout.session_photo_key(class_id, session_id, doc.id, name)
+            staged.put(key, data, content_type=content_type)
+
+    def complete_ids(self, class_id: str, session_id: str) -> list[str]:
+        """Ids of the session's complete photos: an upload cut off before ``result.json`` (process
+        killed, store down) is left out."""
+        found = []
+        for key in self._store.list(layout.session_photos_prefix(class_id, session_id)):
+            parsed = layout.parse_session_photo_key(class_id, session_id, key)
+            if parsed is not None and parsed[1] == layout.RESULT:
+                found.append(parsed[0])
+        return sorted(found)
+
+    def result(
+        self, class_id: str, session_id: str, photo_id: str
+    ) -> layout.SessionPhotoDoc | None:
+        key = layout.session_photo_key(class_id, session_id, photo_id, layout.RESULT)
+        return self._read(key, layout.SessionPhotoDoc)
+
+    def image(self, class_id: str, session_id: str, photo_id: str, name: str) -> bytes:
+        """:data:`layout.ORIGINAL` or :data:`layout.ANNOTATED`; :class:`ObjectNotFoundError` if
+        gone."""
+        return self._store.get(layout.session_photo_key(class_id, session_id, photo_id, name))
+
+    def rewrite(
+        self,
+        class_id: str,
+        session_id: str,
+        photo_id: str,
+        doc: layout.SessionPhotoDoc,
+        annotated: bytes,
+    ) -> None:
+        """Replace the faces and the annotated copy; the annotated copy first, so that an
+        interrupted rewrite is found again from ``result.json``."""
+        key = layout.session_photo_key(class_id, session_id, photo_id, layout.ANNOTATED)
+        self._store.put(key, annotated, content_type=JPEG)
+        self._write(layout.session_photo_key(class_id, session_id, photo_id, layout.RESULT), doc)
+
+
+class AttendanceRecords(_Repository):
+    """One record per present student and session, created if absent: the first photo that
+    recognises a student records them, and concurrent uploads never lose a record."""
+
+    def stage(
+        self, staged: StagedWrites, class_id: str, session_id: str, record: layout.RecordDoc
+    ) -> bool:
+        """Record ``record`` unless the student is recorded already (False). Others act on a
+        record as soon as it exists ("already present"), so it is written ``shared``."""
+        key = layout.record_key(class_id, session_id, record.student_id)
+        try:
+            staged.put(key, record.to_json_bytes(), content_type=JSON, if_absent=True, shared=True)
+        except ObjectExistsError:
+            return False
+        return True
+
+    def get(self, class_id: str, session_id: str, student_id: str) -> layout.RecordDoc | None:
+        return self._read(layout.record_key(class_id, session_id, student_id), layout.RecordDoc)
+
+    def of_session(self, class_id: str, session_id: str) -> dict[str, layout.RecordDoc]:
+        """``student_id -> record`` for every readable record of the session."""
+        records: dict[str, layout.RecordDoc] = {}
+        for key in self._store.list(layout.records_prefix(class_id, session_id)):
+            record = self._read(key, layout.RecordDoc)
+            if record is not None:
+                records[record.student_id] = record
+        return records
+
+    def delete(self, class_id: str, session_id: str, student_id: str) -> None:
+        self._store.delete(layout.record_key(class_id, session_id, student_id))
+
+
+class Repositories:
+    """Every repository over one store (``ctx.records``)."""
+
+    def __init__(self, store: ObjectStore, cleanup: PendingCleanup) -> None:
+        self._store = store
+        self._cleanup = cleanup
+        self.classes = Classes(store)
+        self.students = Students(store, cleanup)
+        self.student_photos = StudentPhotos(store)
+        self.embeddings = StudentEmbeddings(store)
+        self.sessions = Sessions(store)
+        self.session_photos = SessionPhotos(store)
+        self.attendance = AttendanceRecords(store)
+
+    def staged(self, what: str) -> StagedWrites:
+        """A new set of writes that land together or not at all (:mod:`app.services.staged`)."""
+        return StagedWrites(self._store, self._cleanup, what)

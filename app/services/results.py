@@ -1,0 +1,233 @@
+"""What the services return: frozen dataclasses, free of HTTP.
+
+The routers turn them into the wire models of :mod:`app.schemas` (whose fields have the same names,
+so most are mapped with ``model_validate(result, from_attributes=True)``) and add what only HTTP
+knows (links to other resources, base64 of images).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.services.heads import HeadStatus
+
+Box = tuple[float, float, float, float]
+
+
+def rounded_box(box: Box) -> Box:
+    """A face box as reported and stored: tenths of a pixel."""
+    x1, y1, x2, y2 = box
+    return (round(float(x1), 1), round(float(y1), 1), round(float(x2), 1), round(float(y2), 1))
+
+
+# --- classes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelProgress:
+    """A secondary face model's back-fill over the class's registration photos."""
+
+    model: str
+    photos_done: int
+    photos_total: int
+    state: str
+    """``ready`` or ``filling``."""
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: str
+    name: str
+    created_at: dt.datetime
+    student_count: int
+    head: HeadStatus | None = None
+    """Only when one class is shown."""
+    models: list[ModelProgress] | None = None
+    """Only when one class is shown."""
+
+
+# --- students ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Student:
+    id: str
+    name: str
+    created_at: dt.datetime
+    photo_count: int
+
+
+@dataclass(frozen=True)
+class PhotoReport:
+    """A registration photo just checked or stored: where the face is and how good it is."""
+
+    photo_id: str
+    filename: str | None
+    box: Box
+    quality: Mapping[str, object]
+    """``ml.pipeline.FaceQuality.to_dict()``."""
+
+    @property
+    def warnings(self) -> list[str]:
+        warnings = self.quality.get("warnings", [])
+        return [str(w) for w in warnings] if isinstance(warnings, list) else []
+
+
+@dataclass(frozen=True)
+class SimilarStudent:
+    """Another student a new photo looks very much like (a likely duplicate enrolment)."""
+
+    student_id: str
+    name: str
+    similarity: float
+    filename: str | None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    student: Student
+    photos: list[PhotoReport]
+    warnings: list[str]
+    similar_students: list[SimilarStudent]
+
+
+@dataclass(frozen=True)
+class StudentPhoto:
+    photo_id: str
+    created_at: dt.datetime
+    filename: str | None
+    box: Box
+    quality: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class StudentDetail:
+    id: str
+    name: str
+    created_at: dt.datetime
+    photo_count: int
+    photos: list[StudentPhoto]
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    filename: str | None
+    width: int
+    height: int
+    box: Box
+    quality: Mapping[str, object]
+    warnings: list[str]
+    similar_students: list[SimilarStudent]
+
+
+# --- recognition and attendance --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of a photo, with the student it was matched to (if any)."""
+
+    box: Box
+    detection_score: float
+    known: bool
+    student_id: str | None
+    name: str | None
+    score: float | None
+    similarity: float
+    similarities: Mapping[str, float]
+    head_similarity: float | None
+    candidate_id: str | None
+
+
+@dataclass(frozen=True)
+class Recognised:
+    """A photo recognised without recording anything."""
+
+    faces: list[Face]
+    names: list[str]
+    """Names of the recognised students, in face order."""
+    unknown_threshold: float
+    message: str | None
+    annotated_jpeg: bytes | None
+    """The photo with a box and label on every face, when asked for."""
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    label: str
+    date: dt.date
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SessionSummary(Session):
+    present_count: int
+    photo_count: int
+
+
+@dataclass(frozen=True)
+class SessionPhotoAdded:
+    """A session photo stored, and who it recorded present."""
+
+    session_id: str
+    photo_id: str
+    faces: list[Face]
+    names: list[str]
+    recorded: list[str]
+    already_present: list[str]
+    """Recognised students an earlier photo had already recorded (kept as they were)."""
+    unknown_threshold: float
+    message: str | None
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    student_id: str
+    name: str
+    present: bool
+    recorded_at: dt.datetime | None
+    similarity: float | None
+    photo_id: str | None
+
+
+@dataclass(frozen=True)
+class SessionDetail(Session):
+    photo_ids: list[str]
+    present_count: int
+    absent_count: int
+    roster: list[RosterEntry]
+
+
+@dataclass(frozen=True)
+class SessionPhotoDetail:
+    session_id: str
+    photo_id: str
+    created_at: dt.datetime
+    filename: str | None
+    width: int
+    height: int
+    faces: list[Face]
+    unknown_threshold: float
+
+
+@dataclass(frozen=True)
+class AttendanceEntry:
+    session_id: str
+    label: str
+    date: dt.date
+    present: bool
+    recorded_at: dt.datetime | None
+    similarity: float | None
+    photo_id: str | None
+
+
+@dataclass(frozen=True)
+class StudentAttendance:
+    student_id: str
+    name: str
+    present_count: int
+    session_count: int
+    sessions: list[AttendanceEntry]
