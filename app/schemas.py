@@ -179,6 +179,11 @@ class FaceOut(Model):
     candidate_id: str | None = Field(
         default=None, description="Most similar student even when the face was rejected."
     )
+    too_small: bool = Field(
+        default=False,
+        description="The face is smaller than `ROLLCALL_MIN_RECOGNISABLE_FACE` pixels: it is "
+        "shown (grey box) but not compared with anyone, so `score` is null.",
+    )
 
 
 class RecognitionOut(Model):

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.api_keys import parse_api_keys
+from app.images import ANNOTATED_MAX_SIDE
 from app.services.ids import SLUG_PATTERN
-
-if TYPE_CHECKING:
-    from ml.config import PipelineConfig
+from ml.config import PipelineConfig
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -94,6 +93,12 @@ class Settings(BaseSettings):
         description="onnxruntime threads per model inference; unset = one per physical core.",
     )
     min_face_size: int = Field(default=20, ge=8, le=1000)
+    min_recognisable_face: int = Field(
+        default=PipelineConfig.min_recognisable_face,
+        ge=8,
+        le=1000,
+        description="Faces smaller than this (pixels) are reported as too small, not recognised.",
+    )
     n_views: int = Field(default=15, ge=1, le=64)
     alignment: Literal["margin", "similarity"] | None = Field(
         default=None,
@@ -142,6 +147,13 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="Recognition refuses (422) a photo with more faces than this.",
+    )
+    annotated_max_side: int = Field(
+        default=ANNOTATED_MAX_SIDE,
+        ge=100,
+        le=100_000,
+        description="Longer side (pixels) of the annotated photo returned and stored; larger "
+        "photos are shrunk (the original is stored as uploaded).",
     )
     log_level: LogLevel = "INFO"
 
@@ -230,7 +242,6 @@ class Settings(BaseSettings):
 
     def pipeline_config(self) -> PipelineConfig:
         """The :class:`ml.config.PipelineConfig` these settings describe."""
-        from ml.config import PipelineConfig
 
         overrides: dict[str, Any] = {}
         if self.use_head is not None:
@@ -246,6 +257,7 @@ class Settings(BaseSettings):
             embedder_weights=self.embedder_weights,
             model_cache_dir=self.model_cache_dir,
             min_face_size=self.min_face_size,
+            min_recognisable_face=self.min_recognisable_face,
             segmentation=self.segmentation,
             n_views=self.n_views,
             unknown_threshold=self.unknown_threshold,

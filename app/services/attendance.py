@@ -31,6 +31,7 @@ from app.services.results import (
     SessionPhotoDetail,
     SessionSummary,
     StudentAttendance,
+    face_label,
     rounded_box,
 )
 from app.services.students import Upload, decode_upload, list_students, require_student
@@ -59,7 +60,7 @@ class RecognitionResult:
                 known=match.student_id is not None,
                 student_id=match.student_id,
                 name=self.names.get(match.student_id) if match.student_id else None,
-                score=round(float(match.score), 4),
+                score=None if match.too_small else round(float(match.score), 4),
                 similarity=round(float(match.similarity), 4),
                 similarities=dict(match.model_similarities),
                 head_similarity=(
@@ -68,6 +69,7 @@ class RecognitionResult:
                     else None
                 ),
                 candidate_id=match.candidate_id,
+                too_small=match.too_small,
             )
             for match in self.recognition.faces
         ]
@@ -82,14 +84,14 @@ class RecognitionResult:
             return "no enrolled student recognised"
         return None
 
-    def annotated(self) -> RGBImage:
-        labels = [
-            self.names[m.student_id] if m.student_id else "unknown" for m in self.recognition.faces
-        ]
-        return annotate(self.image, self.recognition.faces, labels)
+    def annotated(self, max_side: int | None = None) -> RGBImage:
+        """The photo with every face boxed and labelled (too small ones: a grey box, no label),
+        shrunk to ``max_side`` pixels at most."""
+        labels = [face_label(m.student_id, self.names, m.too_small) for m in self.recognition.faces]
+        return annotate(self.image, self.recognition.faces, labels, max_side=max_side)
 
-    def annotated_jpeg(self) -> bytes:
-        return encode_jpeg(self.annotated())
+    def annotated_jpeg(self, max_side: int | None = None) -> bytes:
+        return encode_jpeg(self.annotated(max_side))
 
 
 def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> RecognitionResult:
@@ -133,7 +135,9 @@ def recognize(ctx: Context, class_id: str, upload: Upload, *, with_image: bool) 
         names=result.recognised_names(),
         unknown_threshold=round(result.recognition.unknown_threshold, 4),
         message=result.message(),
-        annotated_jpeg=result.annotated_jpeg() if with_image else None,
+        annotated_jpeg=(
+            result.annotated_jpeg(ctx.settings.annotated_max_side) if with_image else None
+        ),
     )
 
 
@@ -228,6 +232,7 @@ def add_session_photo(
                 similarities=f.similarities,
                 head_similarity=f.head_similarity,
                 candidate_id=f.candidate_id,
+                too_small=f.too_small,
             )
             for f in faces
         ],
@@ -243,7 +248,7 @@ def add_session_photo(
             session_id,
             photo_doc,
             encode_jpeg(image),
-            encode_jpeg(result.annotated()),
+            encode_jpeg(result.annotated(ctx.settings.annotated_max_side)),
         )
         for face in faces:
             if face.student_id is None or face.student_id in recorded + already:
@@ -368,6 +373,7 @@ def session_photo(
             similarities=face.similarities,
             head_similarity=face.head_similarity,
             candidate_id=face.candidate_id if face.candidate_id in names else None,
+            too_small=face.too_small,
         )
         for face in doc.faces
     ]

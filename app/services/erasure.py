@@ -11,6 +11,7 @@ import numpy as np
 from app.images import decode_image, encode_jpeg
 from app.services import layout
 from app.services.context import Context
+from app.services.results import face_label
 from app.storage import ObjectNotFoundError
 from ml.annotate import annotate
 from ml.pipeline import FaceMatch
@@ -79,8 +80,9 @@ def _annotate_stored(
             similarity=face.similarity,
             head_similarity=face.head_similarity,
             candidate_id=face.candidate_id,
+            too_small=face.too_small,
         )
         for face in faces
     ]
-    labels = [names[m.student_id] if m.student_id else "unknown" for m in matches]
-    return annotate(image, matches, labels)
+    labels = [face_label(m.student_id, names, m.too_small) for m in matches]
+    return annotate(image, matches, labels, max_side=ctx.settings.annotated_max_side)

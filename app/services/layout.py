@@ -305,6 +305,8 @@ class FaceDoc(Document):
     similarities: dict[str, float] = {}
     head_similarity: float | None = None
     candidate_id: str | None = None
+    too_small: bool = False
+    """Too small to recognise (absent, i.e. false, in photos stored before it existed)."""
 
 
 class SessionPhotoDoc(Document):

@@ -43,5 +43,5 @@ def detect(ctx: Context, upload: Upload) -> Recognised:
         names=result.recognised_names(),
         unknown_threshold=round(result.recognition.unknown_threshold, 4),
         message=result.message(),
-        annotated_jpeg=result.annotated_jpeg(),
+        annotated_jpeg=result.annotated_jpeg(ctx.settings.annotated_max_side),
     )

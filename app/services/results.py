@@ -125,6 +125,19 @@ class PhotoCheck:
 # --- recognition and attendance --------------------------------------------------------------
 
 
+UNKNOWN_LABEL = "unknown"
+
+
+def face_label(student_id: str | None, names: Mapping[str, str], too_small: bool = False) -> str:
+    """The label drawn on a face in an annotated photo: the student's name, ``unknown``, or none
+    for a face too small to recognise (its grey box says enough)."""
+    if too_small:
+        return ""
+    if student_id is None:
+        return UNKNOWN_LABEL
+    return names.get(student_id, student_id)
+
+
 @dataclass(frozen=True)
 class Face:
     """One face of a photo, with the student it was matched to (if any)."""
@@ -139,6 +152,8 @@ class Face:
     similarities: Mapping[str, float]
     head_similarity: float | None
     candidate_id: str | None
+    too_small: bool = False
+    """Smaller than ``min_recognisable_face``: not compared with anyone (``score`` is ``None``)."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,14 @@ import { classPath, enc, sessionPath } from "../widgets/paths.js";
 
 function photoResult(detail) {
   const named = detail.faces.filter((f) => f.known).map((f) => f.name);
-  const unknown = detail.faces.map((f, i) => [f, i]).filter(([f]) => !f.known);
+  const unknown = detail.faces.map((f, i) => [f, i]).filter(([f]) => !f.known && !f.too_small);
+  // Faces too small to recognise (grey boxes): counted, not listed as unknown people.
+  const tooSmall = detail.faces.filter((f) => f.too_small).length;
   const caption = detail.faces.length
     ? `${plural(detail.faces.length, "face")}: ` +
       (named.length ? named.join(", ") : "nobody recognised") +
-      (unknown.length ? `; ${unknown.length} unknown` : "")
+      (unknown.length ? `; ${unknown.length} unknown` : "") +
+      (tooSmall ? `; ${tooSmall} too small to recognise (take the photo closer)` : "")
     : "No face found in this photo.";
   return h(
     "article",
