@@ -297,7 +297,11 @@ def stages(ctx: BenchContext, ours: RollcallSystem, peer: FaceRecognitionSystem 
             else repeats
         )
         entry: JsonDict = {
-            "file": str(path.relative_to(ctx.shared_dir)),
+            "file": (
+                str(path.relative_to(ctx.shared_dir))
+                if path.is_relative_to(ctx.shared_dir)
+                else f"bench.class_photo: {path.name}"
+            ),
             "size": f"{width}x{height}",
             **rollcall_stages(ours, data, runs, galleries),
             "repeats": runs,

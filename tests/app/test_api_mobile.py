@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.storage import DiskObjectStore, ObjectStore
-from ml.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR
+from ml.annotate import KNOWN_COLOUR, TOO_SMALL_COLOUR, UNKNOWN_COLOUR
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, is_photo_embedding, running_app
 
@@ -150,3 +151,34 @@ def test_detect_before_any_registration_stores_nothing(
     assert body["names"] == [] and len(body["faces"]) == 5
     assert all(face["known"] is False for face in body["faces"])
     assert store.list("") == []
+
+
+def test_big_photos_come_back_capped_and_small_faces_grey(
+    mobile_client: TestClient,
+    mobile_store: ObjectStore,
+    cast_pipeline: FacePipeline,
+    groups_dir: Path,
+) -> None:
+    """The annotated photo is shrunk to ``ROLLCALL_ANNOTATED_MAX_SIDE``; faces under the
+    recognisable size come back as too small (not named, no score) in a grey box."""
+    photo = (groups_dir / "face_api_js__bbt3.jpg").read_bytes()
+    original = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    sizes = sorted(f.size for f in cast_pipeline.detect(original))
+    limited = cast_pipeline.with_config(
+        dataclasses.replace(cast_pipeline.config, min_recognisable_face=round(sum(sizes[1:3]) / 2))
+    )
+    with running_app(limited, mobile_store, annotated_max_side=300) as client:
+        response = client.post("/mark/detect", files={"file": ("bbt3.jpg", photo, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    small = [f for f in body["faces"] if f["too_small"]]
+    assert len(body["faces"]) == 5 and len(small) == 2
+    assert all(not f["known"] and f["score"] is None and f["student_id"] is None for f in small)
+    assert len(body["names"]) == 3
+    annotated = _decode_jpeg(body["image"])
+    scale = 300 / max(original.shape[:2])
+    assert max(annotated.shape[:2]) == 300
+    for face in body["faces"]:
+        x1, y1, _, y2 = (round(v * scale) for v in face["box"])
+        colour = TOO_SMALL_COLOUR if face["too_small"] else KNOWN_COLOUR
+        assert _near(annotated[(y1 + y2) // 2, max(x1, 0)], colour), face
