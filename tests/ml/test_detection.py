@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from PIL import Image
 
 from ml.detection import (
     MTCNNFaceDetector,
+    UltralyticsMissingError,
     YoloFaceOnnxDetector,
     YoloUltralyticsDetector,
     build_yolo_detector,
@@ -399,6 +402,28 @@ def _tiny_ultralytics_checkpoint(tmp_path: Path, *, five_keypoints: bool) -> Pat
     return weights
 
 
+ULTRALYTICS_INSTALLED = importlib.util.find_spec("ultralytics") is not None
+needs_ultralytics = pytest.mark.skipif(
+    not ULTRALYTICS_INSTALLED,
+    reason="ultralytics is the optional yolo-pt group (uv sync --group yolo-pt; CI installs it)",
+)
+
+
+def test_ultralytics_checkpoint_without_ultralytics_names_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's runtime has no ultralytics: a ``.pt`` checkpoint says how to get it."""
+    weights = tmp_path / "face.pt"
+    weights.write_bytes(b"PK\x03\x04 not an ONNX graph")
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # import ultralytics now fails
+    with pytest.raises(UltralyticsMissingError) as raised:
+        create_detector("yolo", yolo_weights=weights)
+    message = str(raised.value)
+    assert str(weights) in message
+    assert "uv sync --group yolo-pt" in message and "raw-head ONNX" in message
+
+
+@needs_ultralytics
 @pytest.mark.parametrize("five_keypoints", [False, True], ids=["detect", "pose5"])
 def test_ultralytics_checkpoint_loads_and_converts_offline(
     tmp_path: Path, no_network: list[object], groups_dir: Path, five_keypoints: bool
