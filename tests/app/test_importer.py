@@ -24,10 +24,10 @@ from PIL import Image
 
 from app import importer
 from app.storage import S3ObjectStore
+from harness.s3server import S3ServerInfo
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app
 from tests.app.dart_http import DartFile, json_body, multipart_request
-from tests.s3server import S3ServerInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.load_test import LoadConfig, run_load
-from tests.reliability import record_figures
-from tests.s3server import S3ServerInfo
+from harness.reliability import record_figures
+from harness.s3server import S3ServerInfo
 
 
 def test_mixed_load_from_concurrent_clients_loses_nothing(

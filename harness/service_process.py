@@ -28,7 +28,7 @@ from types import TracebackType
 
 import httpx
 
-from tests.s3server import S3ServerInfo
+from harness.s3server import S3ServerInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
