@@ -33,6 +33,10 @@ from harness.s3server import S3ServerInfo
 from harness.service_process import ServiceProcess, s3_environment_for
 from tests.app.conftest import is_photo_embedding
 
+# service processes killed and restarted on a real SeaweedFS
+pytestmark = pytest.mark.slow
+
+
 TOLERATED_AFTER_KILL = (
     "without any embedding",
     "without its embedding",

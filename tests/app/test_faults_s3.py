@@ -38,6 +38,9 @@ from ml.pipeline import FacePipeline
 from tests.app.conftest import context_of, is_photo_embedding, running_app
 from tests.app.delegating_store import DelegatingStore
 
+pytestmark = pytest.mark.slow  # a real SeaweedFS halted and resumed under a service process
+
+
 BUCKET = "school"
 CLEANUP_TIMEOUT_S = 60.0
 """The service retries rollbacks every 0.5-5 s once S3 is back; this is a generous upper bound."""

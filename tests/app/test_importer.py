@@ -32,6 +32,9 @@ from tests.app.dart_http import DartFile, json_body, multipart_request
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+pytestmark = pytest.mark.slow  # the importer run three times as a process on a seeded bucket
+
+
 logger = logging.getLogger(__name__)
 PREFIX = "old-server"
 STUDENTS = {"Sheldon Cooper": "sheldon", "Stüart Blöom": "stuart", "Raj": "raj"}

@@ -31,6 +31,10 @@ from harness.reliability import (
 from harness.s3server import S3ServerInfo
 from harness.service_process import ServiceProcess, s3_environment_for
 
+# two service processes on one real bucket
+pytestmark = pytest.mark.slow
+
+
 CLASS_ID = "shared"
 
 

@@ -31,6 +31,10 @@ from ml.weights import (
 )
 from tests.ml.conftest import lfw_centre_crop
 
+# the TF graph through cv2.dnn beside the converted model on LFW faces
+pytestmark = pytest.mark.slow
+
+
 logger = logging.getLogger(__name__)
 
 PARITY_CROP_COUNT = 20
