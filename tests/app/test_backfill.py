@@ -6,12 +6,18 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from app.services import layout
 from app.services.gallery import GalleryCache, parse_listing
 from app.storage import ObjectStore
 from ml.fusion import DLIB, FACENET
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, context_of, running_app
+
+# dlib's back-fill over real registrations
+pytestmark = pytest.mark.slow
+
 
 CLASS_ID = "physics"
 

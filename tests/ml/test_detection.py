@@ -156,6 +156,7 @@ def test_mtcnn_one_face_per_registration_photo(mtcnn: MTCNNFaceDetector, shared_
     assert checked == 5 * len(FACE_API_CAST) + len(OTHER_IDENTITIES)
 
 
+@pytest.mark.slow
 def test_mtcnn_recall_on_annotated_group_photos(mtcnn: MTCNNFaceDetector, groups_dir: Path) -> None:
     recall, precision, _ = _annotated_recall_precision(mtcnn, groups_dir)
     assert recall >= 0.95
@@ -208,6 +209,7 @@ def test_yolo_onnx_finds_the_five_faces_of_bbt3(
     _check_landmarks_on_faces(faces)
 
 
+@pytest.mark.slow
 def test_yolo_onnx_recall_on_annotated_group_photos(
     yolo: YoloFaceOnnxDetector, groups_dir: Path
 ) -> None:
@@ -232,6 +234,7 @@ def test_backend_is_chosen_from_content_not_file_name(yolo_weights: Path, tmp_pa
     assert isinstance(build_yolo_detector(disguised), YoloFaceOnnxDetector)
 
 
+@pytest.mark.slow
 def test_large_class_photo_mtcnn_finds_as_many_faces_as_yolo(
     mtcnn: MTCNNFaceDetector, yolo: YoloFaceOnnxDetector, groups_dir: Path
 ) -> None:
@@ -423,6 +426,7 @@ def test_ultralytics_checkpoint_without_ultralytics_names_the_group(
     assert "uv sync --group yolo-pt" in message and "raw-head ONNX" in message
 
 
+@pytest.mark.slow  # builds and saves two YOLOv8n models
 @needs_ultralytics
 @pytest.mark.parametrize("five_keypoints", [False, True], ids=["detect", "pose5"])
 def test_ultralytics_checkpoint_loads_and_converts_offline(
