@@ -46,8 +46,8 @@ def is_strong_copyleft(declared: str) -> bool:
 
 def _declared(dist: metadata.Distribution) -> str:
     fields = dist.metadata
-    expression = fields.get("License-Expression") or ""
-    text = (fields.get("License") or "").strip().splitlines()
+    expression = next(iter(fields.get_all("License-Expression") or []), "")
+    text = str(next(iter(fields.get_all("License") or []), "")).strip().splitlines()
     classifiers = [
         c.removeprefix("License :: ").removeprefix("OSI Approved :: ")
         for c in fields.get_all("Classifier") or []
