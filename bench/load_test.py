@@ -39,7 +39,7 @@ import httpx
 import numpy as np
 
 from app.storage import S3ObjectStore
-from tests.reliability import (
+from harness.reliability import (
     Acknowledged,
     Person,
     Photo,
@@ -49,13 +49,13 @@ from tests.reliability import (
     group_photos,
     other_people,
 )
-from tests.s3server import S3ServerInfo, SeaweedS3Server
-from tests.service_process import ServiceProcess, s3_environment_for
+from harness.s3server import S3ServerInfo, SeaweedS3Server
+from harness.service_process import ServiceProcess, s3_environment_for
+from ml.eval.shared_data import shared_dir
 
 logger = logging.getLogger("bench.load_test")
 
 REPO_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED_DIR = REPO_DIR.parent / "shared"
 CLASS_ID = "load"
 SESSIONS = 10
 
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-views", type=int, default=None, help="default: the service's (15)")
     parser.add_argument("--enrolled", type=int, default=20, help="students enrolled before")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED_DIR)
+    parser.add_argument("--shared", type=Path, default=shared_dir())
     parser.add_argument(
         "--out", type=Path, default=REPO_DIR / "bench" / "results" / "load_test.json"
     )

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import statistics
-import time
 import tracemalloc
 from collections.abc import Callable
 from functools import partial
@@ -22,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import BenchContext, JsonDict, rounded, unit_rows
+from ml.eval.timing import median_seconds
 from ml.matching import Gallery, match_faces
 
 logger = logging.getLogger(__name__)
@@ -35,17 +34,12 @@ VIEWS_PER_STUDENT = 15
 
 def timed(action: Callable[[], object], repeats: int) -> tuple[float, int]:
     """(median seconds, peak bytes allocated during one call)."""
-    action()
-    durations = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        durations.append(time.perf_counter() - started)
+    seconds = median_seconds(action, repeats, warmup=1)
     tracemalloc.start()
     action()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return statistics.median(durations), peak
+    return seconds, peak
 
 
 def nearest_by_distance(

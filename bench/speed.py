@@ -65,6 +65,7 @@ from bench.systems import (
 from ml.annotate import annotate
 from ml.eval.oneshot import collect_identities
 from ml.eval.photos import load_rgb
+from ml.eval.timing import median_seconds
 from ml.matching import Gallery, match_faces
 from ml.pipeline import FacePipeline, Recognition
 from ml.protocols import FaceCropper
@@ -85,13 +86,8 @@ ONE_FACE_PHOTO = ("face_recognition__obama", "obama.jpg")
 
 
 def median_ms(action: Callable[[], object], repeats: int) -> float:
-    action()
-    durations = []
-    for _ in range(max(1, repeats)):
-        started = time.perf_counter()
-        action()
-        durations.append(time.perf_counter() - started)
-    return rounded(1000 * statistics.median(durations), 2)
+    """Median milliseconds of ``repeats`` calls after one untimed call."""
+    return rounded(1000 * median_seconds(action, repeats, warmup=1), 2)
 
 
 # -- stages ---------------------------------------------------------------------------------------

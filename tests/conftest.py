@@ -5,20 +5,40 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ml.config import PipelineConfig
-from ml.pipeline import FacePipeline
+from ml.eval.shared_data import SHARED_DIR_ENV
+from ml.eval.shared_data import shared_dir as find_shared_dir
 
-SHARED_DIR_ENV = "ROLLCALL_SHARED_DIR"
+if TYPE_CHECKING:
+    # The models are imported by the fixtures that build them, so that collecting (and running
+    # the tests that need no model) stays fast.
+    from ml.pipeline import FacePipeline
+
+
+def running_in_ci() -> bool:
+    """CI runners set ``CI=true`` (.ci/run runs there)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the real data must be there: without it every real-data test would skip and the run
+    would pass having tested nothing, so the run stops here with an error instead."""
+    path = find_shared_dir()
+    if running_in_ci() and not path.is_dir():
+        raise pytest.UsageError(
+            f"CI=true and the shared data folder is missing: {path} (the real photos the tests "
+            f"need; put them at ../shared beside the repository or set {SHARED_DIR_ENV})"
+        )
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The read-only real data folder: ``$ROLLCALL_SHARED_DIR``, else ``../shared`` beside the repository root."""
-    configured = os.environ.get(SHARED_DIR_ENV)
-    path = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared"
+    """The read-only real data folder (``ml.eval.shared_data``); outside CI a missing folder skips
+    the tests that need it, with the reason."""
+    path = find_shared_dir()
     if not path.is_dir():
         pytest.skip(f"../shared not found: {path} (set {SHARED_DIR_ENV} to the shared data folder)")
     return path
@@ -27,6 +47,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def face_pipeline() -> FacePipeline:
     """The default pipeline with real weights, built once per test session (it takes seconds)."""
+    from ml.config import PipelineConfig
     from ml.factory import build_pipeline
 
     return build_pipeline(PipelineConfig())

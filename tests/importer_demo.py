@@ -1,6 +1,6 @@
 """The importer on a seeded bucket, as shown in the README: ``python -m tests.importer_demo``.
 
-Starts a SeaweedFS server (``tests/s3server.py``), seeds the bucket ``original`` in the original
+Starts a SeaweedFS server (``harness/s3server.py``), seeds the bucket ``original`` in the original
 server's layout from ``../shared`` exactly as ``tests/app/test_importer.py`` does, then runs
 ``python -m app.importer --bucket original --prefix old-server`` three times (``--dry-run``, the
 import, again) into Rollcall's bucket ``rollcall``, and prints each command's output.
@@ -12,12 +12,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from harness.s3server import SeaweedS3Server
+from ml.eval.shared_data import shared_dir
 from tests.app.test_importer import _seed
-from tests.s3server import SeaweedS3Server
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def main() -> None:
@@ -27,7 +25,7 @@ def main() -> None:
         client = info.client()
         client.create_bucket(Bucket="original")
         client.create_bucket(Bucket="rollcall")
-        _seed(client, "original", SHARED / "faces" / "people")
+        _seed(client, "original", shared_dir() / "faces" / "people")
         env = {
             **os.environ,
             "S3_BUCKET_NAME": "rollcall",

@@ -10,7 +10,12 @@ from typing import Literal
 
 from ml.detection.geometry import LandmarkGeometry, landmarks_plausible
 from ml.detection.mtcnn import MTCNNFaceDetector
-from ml.detection.yolo import YoloFaceOnnxDetector, YoloUltralyticsDetector, build_yolo_detector
+from ml.detection.yolo import (
+    UltralyticsMissingError,
+    YoloFaceOnnxDetector,
+    YoloUltralyticsDetector,
+    build_yolo_detector,
+)
 from ml.protocols import FaceDetector
 
 DetectorKind = Literal["mtcnn", "yolo"]
@@ -19,6 +24,7 @@ __all__ = [
     "DetectorKind",
     "LandmarkGeometry",
     "MTCNNFaceDetector",
+    "UltralyticsMissingError",
     "YoloFaceOnnxDetector",
     "YoloUltralyticsDetector",
     "build_yolo_detector",
@@ -55,6 +61,8 @@ def create_detector(
     Raises:
         ValueError: unknown ``kind``, or ``"yolo"`` without weights.
         FileNotFoundError: ``yolo_weights`` does not exist.
+        UltralyticsMissingError: ``yolo_weights`` is an ultralytics model (not a YOLOv8-face
+            raw-head ONNX export) and the optional ``yolo-pt`` dependency group is not installed.
     """
     if kind == "mtcnn":
         if min_score is None:

@@ -7,11 +7,14 @@
   onnxruntime and is decoded here with numpy (:class:`YoloFaceOnnxDetector`);
 * anything else (``.pt`` checkpoints, ONNX exported by ultralytics with one ``(1, C, N)`` output)
   goes through ``ultralytics.YOLO`` (:class:`YoloUltralyticsDetector`), with ultralytics kept
-  offline (no downloads, no telemetry, no pip installs).
+  offline (no downloads, no telemetry, no pip installs). ultralytics is not part of the service's
+  runtime (AGPL-3.0): it is the optional ``yolo-pt`` dependency group, and loading such a model
+  without it raises :class:`UltralyticsMissingError` saying so.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -348,15 +351,32 @@ def _away_from_inner_edges(
 # -- ultralytics ----------------------------------------------------------------------------------
 
 
-def _ultralytics_offline() -> Any:
+ULTRALYTICS_MISSING = (
+    "{weights} is not a YOLOv8-face raw-head ONNX export, so it needs ultralytics, which is not "
+    "installed: it is an optional dependency group (AGPL-3.0) outside the service's runtime. "
+    "Install it with `uv sync --group yolo-pt`, or export the model to a YOLOv8-face raw-head "
+    "ONNX file, which runs on onnxruntime alone."
+)
+
+
+class UltralyticsMissingError(ImportError):
+    """An ultralytics checkpoint is configured but the ``yolo-pt`` dependency group is not installed."""
+
+
+def _ultralytics_offline(weights: Path | None = None) -> Any:
     """Import ultralytics with every network feature off; returns the ``YOLO`` class.
 
-    ``YOLO_OFFLINE`` makes ``is_online()`` false (no telemetry, no hub, no asset downloads),
-    ``YOLO_AUTOINSTALL=false`` stops ``check_requirements`` from pip-installing, and the
-    ``sync`` setting (anonymous usage events) is switched off in ultralytics' settings file.
-    The variables only take effect if set before ultralytics is first imported, so this is the
-    single place that imports it.
+    Called when an ultralytics model is loaded, never at import. ``YOLO_OFFLINE`` makes
+    ``is_online()`` false (no telemetry, no hub, no asset downloads), ``YOLO_AUTOINSTALL=false``
+    stops ``check_requirements`` from pip-installing, and the ``sync`` setting (anonymous usage
+    events) is switched off in ultralytics' settings file. The variables only take effect if set
+    before ultralytics is first imported, so this is the single place that imports it.
+
+    Raises:
+        UltralyticsMissingError: ultralytics is not installed (the ``yolo-pt`` group).
     """
+    if importlib.util.find_spec("ultralytics") is None:
+        raise UltralyticsMissingError(ULTRALYTICS_MISSING.format(weights=weights or "the model"))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
@@ -388,11 +408,11 @@ class YoloUltralyticsDetector:
         device: str = "cpu",
         geometry: LandmarkGeometry | None = None,
     ) -> None:
-        yolo_class = _ultralytics_offline()
         self.weights = Path(weights)
         if not self.weights.is_file():
             # ultralytics would treat an unknown name as an asset to download.
             raise FileNotFoundError(f"YOLO weights not found: {self.weights}")
+        yolo_class = _ultralytics_offline(self.weights)
         self._model = yolo_class(str(self.weights))
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)

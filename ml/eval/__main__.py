@@ -11,11 +11,14 @@ import importlib
 import logging
 import sys
 
+from ml.openmp import prefer_passive_waits
+
 EVALUATIONS = ("lfw", "oneshot", "detection", "face_size")
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    prefer_passive_waits()  # before the evaluations below import torch
     parser = argparse.ArgumentParser(prog="python -m ml.eval", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in EVALUATIONS:

@@ -21,7 +21,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from ml.eval.photos import load_rgb
+from ml.eval.timing import timed_median
 from ml.protocols import FaceDetector
 from ml.types import DetectedFace, RGBImage
 
@@ -165,12 +165,7 @@ def match_noses(faces: Sequence[DetectedFace], noses: npt.NDArray[np.float64]) -
 def evaluate_photo(
     detector: FaceDetector, truth: PhotoTruth, image: RGBImage, runs: int = 3
 ) -> PhotoResult:
-    timings = []
-    faces: list[DetectedFace] = []
-    for _ in range(max(1, runs)):
-        start = time.perf_counter()
-        faces = detector.detect(image)
-        timings.append((time.perf_counter() - start) * 1000.0)
+    faces, seconds = timed_median(lambda: detector.detect(image), runs)
     matched: int | None = None
     if truth.kind == "boxes":
         matched = match_boxes(faces, truth.boxes)
@@ -183,7 +178,7 @@ def evaluate_photo(
         count_exact=truth.count_exact,
         detected=len(faces),
         matched=matched,
-        milliseconds=statistics.median(timings),
+        milliseconds=seconds * 1000.0,
     )
 
 

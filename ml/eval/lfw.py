@@ -27,6 +27,7 @@ from ml.align import ALIGNMENTS, Alignment, centre_crop, crop_face
 from ml.config import PipelineConfig
 from ml.embedder import embed_plain_and_mirrored
 from ml.eval.photos import load_rgb
+from ml.eval.shared_data import shared_dir
 from ml.fusion import FACENET, to_facenet_scale
 from ml.pipeline import SecondaryModel
 from ml.protocols import FaceDetector, FaceEmbedder, HeadSegmenter
@@ -35,7 +36,7 @@ from ml.types import DetectedFace, Embeddings, RGBImage
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path("../shared/faces/lfw")
+DEFAULT_DATA = shared_dir() / "faces" / "lfw"
 EMBED_CHUNK = 64
 """Images per embedding call: bounds memory, keeps the progress log moving."""
 

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.storage import DiskObjectStore, ObjectStore, S3ObjectStore
-from tests.s3server import S3ServerError, S3ServerInfo, SeaweedS3Server
+from harness.s3server import S3ServerError, S3ServerInfo, SeaweedS3Server
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -17,6 +17,10 @@ from app.storage import ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import context_of, is_photo_embedding, running_app
 
+# concurrent registrations and class photos through the real models
+pytestmark = pytest.mark.slow
+
+
 FACE_API_CAST = ("amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
 
 

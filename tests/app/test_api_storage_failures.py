@@ -17,6 +17,9 @@ from ml.pipeline import FacePipeline
 from tests.app.conftest import is_photo_embedding, running_app, trainer_of
 from tests.app.delegating_store import DelegatingStore
 
+# every storage failure point of registration and attendance, real models
+pytestmark = pytest.mark.slow
+
 
 class FailingStore(DelegatingStore):
     """Delegates to ``inner``; ``put`` raises for keys ``fail_on`` selects (while it is set)."""

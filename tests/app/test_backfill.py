@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from app.services import layout
 from app.services.gallery import GalleryCache
 from app.services.records import parse_listing
@@ -13,6 +15,10 @@ from app.storage import ObjectStore
 from ml.fusion import DLIB, FACENET
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, context_of, running_app
+
+# dlib's back-fill over real registrations
+pytestmark = pytest.mark.slow
+
 
 CLASS_ID = "physics"
 

@@ -32,6 +32,9 @@ from tests.conftest import CAST_UNKNOWN_THRESHOLD
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
 
+pytestmark = pytest.mark.slow  # the console driven in Chromium against the real models
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

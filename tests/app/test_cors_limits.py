@@ -17,6 +17,10 @@ from app.storage import DiskObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import api_settings, running_app, trainer_of
 
+# CORS checked in Chromium, limits with real photos
+pytestmark = pytest.mark.slow
+
+
 CONSOLE_ORIGIN = "https://console.school.example"
 KEY = "cors-test-key-0123456789"
 

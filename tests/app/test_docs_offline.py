@@ -18,6 +18,9 @@ from tests.app.test_console_browser import DESKTOP, LiveServer, browser, live_se
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
 
+pytestmark = pytest.mark.slow  # the API docs loaded in Chromium
+
+
 __all__ = ["browser"]  # the Chromium fixture, shared with the console tests
 
 REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"

@@ -20,8 +20,7 @@ import pytest
 
 from app.services import layout
 from app.storage import S3ObjectStore
-from tests.app.conftest import is_photo_embedding
-from tests.reliability import (
+from harness.reliability import (
     Person,
     Photo,
     cast_people,
@@ -30,8 +29,13 @@ from tests.reliability import (
     other_people,
     record_figures,
 )
-from tests.s3server import S3ServerInfo
-from tests.service_process import ServiceProcess, s3_environment_for
+from harness.s3server import S3ServerInfo
+from harness.service_process import ServiceProcess, s3_environment_for
+from tests.app.conftest import is_photo_embedding
+
+# service processes killed and restarted on a real SeaweedFS
+pytestmark = pytest.mark.slow
+
 
 TOLERATED_AFTER_KILL = (
     "without any embedding",

@@ -21,10 +21,7 @@ from fastapi.testclient import TestClient
 
 from app.services import layout
 from app.storage import S3ObjectStore
-from ml.pipeline import FacePipeline
-from tests.app.conftest import context_of, is_photo_embedding, running_app
-from tests.app.delegating_store import DelegatingStore
-from tests.reliability import (
+from harness.reliability import (
     Acknowledged,
     Person,
     Photo,
@@ -35,8 +32,14 @@ from tests.reliability import (
     other_people,
     record_figures,
 )
-from tests.s3server import REGION, RestartableSeaweedS3Server, S3ServerInfo
-from tests.service_process import ServiceProcess, s3_environment
+from harness.s3server import REGION, RestartableSeaweedS3Server, S3ServerInfo
+from harness.service_process import ServiceProcess, s3_environment
+from ml.pipeline import FacePipeline
+from tests.app.conftest import context_of, is_photo_embedding, running_app
+from tests.app.delegating_store import DelegatingStore
+
+pytestmark = pytest.mark.slow  # a real SeaweedFS halted and resumed under a service process
+
 
 BUCKET = "school"
 CLEANUP_TIMEOUT_S = 60.0

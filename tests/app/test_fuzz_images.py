@@ -19,6 +19,9 @@ from PIL import Image
 
 from app.images import ImageError, ImageTooLargeError, decode_image
 
+pytestmark = pytest.mark.slow  # hundreds of generated images through the decoder and the API
+
+
 MAX_PIXELS = 2_000_000
 FUZZ = settings(
     max_examples=150,

@@ -32,6 +32,10 @@ from app.storage import DiskObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app, trainer_of
 
+# every hostile file through the decoder and the API, decompression bombs included
+pytestmark = pytest.mark.slow
+
+
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD = 6_000_000

@@ -24,13 +24,16 @@ from PIL import Image
 
 from app import importer
 from app.storage import S3ObjectStore
+from harness.s3server import S3ServerInfo
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app
 from tests.app.dart_http import DartFile, json_body, multipart_request
-from tests.s3server import S3ServerInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+pytestmark = pytest.mark.slow  # the importer run three times as a process on a seeded bucket
+
 
 logger = logging.getLogger(__name__)
 PREFIX = "old-server"

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.load_test import LoadConfig, run_load
-from tests.reliability import record_figures
-from tests.s3server import S3ServerInfo
+from harness.reliability import record_figures
+from harness.s3server import S3ServerInfo
+
+pytestmark = pytest.mark.slow  # the bounded load test: SeaweedFS and the service as processes
 
 
 def test_mixed_load_from_concurrent_clients_loses_nothing(

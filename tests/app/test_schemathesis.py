@@ -32,6 +32,10 @@ from app.storage import DiskObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app
 
+# property-based requests over the whole API
+pytestmark = pytest.mark.slow
+
+
 logger = logging.getLogger(__name__)
 
 API_KEY = "schemathesis-key-0123456789"

@@ -26,8 +26,8 @@ from app.storage import (
     validate_key,
 )
 from app.storage.disk import TEMP_PREFIX
+from harness.s3server import S3ServerError, S3ServerInfo, SeaweedS3Server
 from tests.app.conftest import MakeObjectStore
-from tests.s3server import S3ServerError, S3ServerInfo, SeaweedS3Server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.storage import S3ObjectStore
-from tests.reliability import (
+from harness.reliability import (
     Acknowledged,
     Person,
     Photo,
@@ -28,8 +28,12 @@ from tests.reliability import (
     other_people,
     record_figures,
 )
-from tests.s3server import S3ServerInfo
-from tests.service_process import ServiceProcess, s3_environment_for
+from harness.s3server import S3ServerInfo
+from harness.service_process import ServiceProcess, s3_environment_for
+
+# two service processes on one real bucket
+pytestmark = pytest.mark.slow
+
 
 CLASS_ID = "shared"
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from PIL import Image
 
 from ml.detection import (
     MTCNNFaceDetector,
+    UltralyticsMissingError,
     YoloFaceOnnxDetector,
     YoloUltralyticsDetector,
     build_yolo_detector,
@@ -153,6 +156,7 @@ def test_mtcnn_one_face_per_registration_photo(mtcnn: MTCNNFaceDetector, shared_
     assert checked == 5 * len(FACE_API_CAST) + len(OTHER_IDENTITIES)
 
 
+@pytest.mark.slow
 def test_mtcnn_recall_on_annotated_group_photos(mtcnn: MTCNNFaceDetector, groups_dir: Path) -> None:
     recall, precision, _ = _annotated_recall_precision(mtcnn, groups_dir)
     assert recall >= 0.95
@@ -205,6 +209,7 @@ def test_yolo_onnx_finds_the_five_faces_of_bbt3(
     _check_landmarks_on_faces(faces)
 
 
+@pytest.mark.slow
 def test_yolo_onnx_recall_on_annotated_group_photos(
     yolo: YoloFaceOnnxDetector, groups_dir: Path
 ) -> None:
@@ -229,6 +234,7 @@ def test_backend_is_chosen_from_content_not_file_name(yolo_weights: Path, tmp_pa
     assert isinstance(build_yolo_detector(disguised), YoloFaceOnnxDetector)
 
 
+@pytest.mark.slow
 def test_large_class_photo_mtcnn_finds_as_many_faces_as_yolo(
     mtcnn: MTCNNFaceDetector, yolo: YoloFaceOnnxDetector, groups_dir: Path
 ) -> None:
@@ -399,6 +405,29 @@ def _tiny_ultralytics_checkpoint(tmp_path: Path, *, five_keypoints: bool) -> Pat
     return weights
 
 
+ULTRALYTICS_INSTALLED = importlib.util.find_spec("ultralytics") is not None
+needs_ultralytics = pytest.mark.skipif(
+    not ULTRALYTICS_INSTALLED,
+    reason="ultralytics is the optional yolo-pt group (uv sync --group yolo-pt; CI installs it)",
+)
+
+
+def test_ultralytics_checkpoint_without_ultralytics_names_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's runtime has no ultralytics: a ``.pt`` checkpoint says how to get it."""
+    weights = tmp_path / "face.pt"
+    weights.write_bytes(b"PK\x03\x04 not an ONNX graph")
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # import ultralytics now fails
+    with pytest.raises(UltralyticsMissingError) as raised:
+        create_detector("yolo", yolo_weights=weights)
+    message = str(raised.value)
+    assert str(weights) in message
+    assert "uv sync --group yolo-pt" in message and "raw-head ONNX" in message
+
+
+@pytest.mark.slow  # builds and saves two YOLOv8n models
+@needs_ultralytics
 @pytest.mark.parametrize("five_keypoints", [False, True], ids=["detect", "pose5"])
 def test_ultralytics_checkpoint_loads_and_converts_offline(
     tmp_path: Path, no_network: list[object], groups_dir: Path, five_keypoints: bool

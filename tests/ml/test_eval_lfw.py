@@ -20,6 +20,9 @@ from ml.eval.lfw import (
 )
 from ml.types import DetectedFace, Embeddings, RGBImage
 
+# the LFW evaluation on real pairs
+pytestmark = pytest.mark.slow
+
 
 def test_best_threshold_separates_and_sits_in_the_gap() -> None:
     sims = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])

@@ -29,6 +29,10 @@ from ml.weights.tf_graph import decode_tensor_proto, parse_graph_def
 from ml.weights.torch_models import load_vggface2_state_dict
 from tests.ml.conftest import lfw_centre_crop
 
+# the TF graph through cv2.dnn beside the converted model on LFW faces
+pytestmark = pytest.mark.slow
+
+
 logger = logging.getLogger(__name__)
 
 PARITY_CROP_COUNT = 20

@@ -19,6 +19,10 @@ from ml.pipeline import (
 )
 from ml.types import DetectedFace
 
+# registration reports measured on real photos, 15 views each
+pytestmark = pytest.mark.slow
+
+
 CAST = ("amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
 
 

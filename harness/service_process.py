@@ -28,7 +28,7 @@ from types import TracebackType
 
 import httpx
 
-from tests.s3server import S3ServerInfo
+from harness.s3server import S3ServerInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,8 +79,11 @@ class ServiceProcess:
         port: int | None = None,
         startup_timeout_s: float = 120.0,
         log_path: Path | None = None,
+        python: Path | None = None,
     ) -> None:
+        """``python``: the interpreter of the environment to serve from (default: this one's)."""
         self._environment = dict(environment)
+        self._python = str(python) if python is not None else sys.executable
         self.port = port or free_port()
         self._startup_timeout_s = startup_timeout_s
         self._work_dir = Path(tempfile.mkdtemp(prefix="rollcall-service-"))
@@ -136,7 +139,7 @@ class ServiceProcess:
         environment.update(self._environment)
         environment.setdefault("ROLLCALL_DATA_DIR", str(self._work_dir / "data"))
         command = [
-            sys.executable,
+            self._python,
             "-m",
             "uvicorn",
             "app.main:app",
