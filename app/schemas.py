@@ -127,7 +127,7 @@ class StudentDetail(StudentOut):
     photos: list[StudentPhotoOut]
 
 
-class EnrollmentOut(Model):
+class EnrolmentOut(Model):
     student: StudentOut
     photos: list[PhotoReport] = Field(description="Quality report of every photo just added.")
     warnings: list[str] = Field(description="Every quality warning, plus look-alike warnings.")

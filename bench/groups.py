@@ -9,9 +9,9 @@ Attendance: every identity of ``faces/people`` (folders merged by name) is regis
 photo, the first one the system accepts (Rollcall fused and FaceNet alone share that registration
 and each group photo's detection and embeddings, one computation) (Rollcall's registration refuses photos with no face or
 with two similar-sized faces; face_recognition takes the largest face found). Each group photo whose
-people are enrollable (``groups.tsv``) is then recognised at each system's default threshold. A name
+people are enrolable (``groups.tsv``) is then recognised at each system's default threshold. A name
 is right when that person is in the photo (each person counted once); precision = right names /
-names given, recall = right names / enrollable people in the photos.
+names given, recall = right names / enrolable people in the photos.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class GroupPhoto:
     faces: int
     count_exact: bool
     people: frozenset[str]
-    """Identity keys (``ml.eval.oneshot.identity_key``) of the enrollable people in it."""
+    """Identity keys (``ml.eval.oneshot.identity_key``) of the enrolable people in it."""
 
 
 def read_group_photos(groups_dir: Path) -> list[GroupPhoto]:
@@ -137,7 +137,7 @@ def score_names(named: Sequence[str], people: frozenset[str]) -> tuple[int, int,
 def rollcall_register(
     system: RollcallSystem, people_dir: Path, photos: Sequence[Path], cache: EmbeddingCache
 ) -> tuple[dict[str, npt.NDArray[np.float32]] | None, int]:
-    """Each model's registration embeddings (``Enrollment.views``, ``.secondary_views``) of the
+    """Each model's registration embeddings (``FaceEnrolment.views``, ``.secondary_views``) of the
     first photo the real registration accepts; (None, tried) if none does. Cache entries are
     ``<model>:<photo>`` (an empty matrix for a refused photo)."""
     for tried, path in enumerate(photos, start=1):
@@ -145,7 +145,7 @@ def rollcall_register(
         views = {model: cache.get(f"{model}:{key}") for model in system.models}
         if any(v is None for v in views.values()):
             try:
-                enrolment = system.pipeline.enroll(load_rgb(path))
+                enrolment = system.pipeline.enrol(load_rgb(path))
                 fresh = {"facenet": enrolment.views, **enrolment.secondary_views}
             except (NoFaceError, MultipleFacesError):
                 fresh = {m: np.zeros((0, MODEL_DIMS[m]), np.float32) for m in system.models}

@@ -566,7 +566,7 @@ def render_groups(res: JsonDict) -> list[str]:
         "### Attendance end to end",
         "",
         f"Class: the {att['class_size']} identities of `faces/people`; "
-        f"{att['photos']} group photos with enrollable people, default thresholds.",
+        f"{att['photos']} group photos with enrolable people, default thresholds.",
         "",
     ]
     rows = []
@@ -618,7 +618,7 @@ def render_groups(res: JsonDict) -> list[str]:
             _named(systems[name]["methods"][method]["photos"][index]) for name, method in columns
         ]
         per_photo.append(row)
-    header = ["photo", "enrollable people"] + [
+    header = ["photo", "enrolable people"] + [
         f"{system_label(name, systems[name])} named" for name, _ in columns
     ]
     lines += table(header, per_photo, "l" * len(header))

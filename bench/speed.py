@@ -10,7 +10,7 @@ recorded before and after (the section's header), since other processes share th
   mirror of every face; face_recognition: its ResNet), match (against a 50-student class). Rollcall
   in both settings: FaceNet alone, and the fused default, whose align and embed add dlib's chip and
   ResNet pass per face (timed on their own, ``secondary_ms``; the shared stages are timed once).
-  The end-to-end row times the whole photo as one call (``FacePipeline.recognize`` of each setting;
+  The end-to-end row times the whole photo as one call (``FacePipeline.recognise`` of each setting;
   face_recognition: ``face_locations`` + ``face_encodings`` + ``face_distance``).
 * **Embedding throughput**: network passes per second at batch 1, 8 and 32 (one pass per face for
   face_recognition and for Rollcall's dlib; Rollcall's FaceNet makes two per face, crop and mirror).
@@ -142,13 +142,13 @@ def crop_all(
     return [cropper.crop(image, face) for face in faces]
 
 
-def recognize_bytes(
+def recognise_bytes(
     pipeline: FacePipeline, data: bytes, max_pixels: int, gallery: Gallery
 ) -> object:
-    """What the service does with an uploaded photo: decode, then ``FacePipeline.recognize``."""
+    """What the service does with an uploaded photo: decode, then ``FacePipeline.recognise``."""
     from app.images import decode_image
 
-    return pipeline.recognize(decode_image(data, max_pixels=max_pixels), gallery)
+    return pipeline.recognise(decode_image(data, max_pixels=max_pixels), gallery)
 
 
 def rollcall_stages(
@@ -159,7 +159,7 @@ def rollcall_stages(
     ``ours`` is the fused pipeline; the stages FaceNet alone shares with it (decode, detect,
     segment, FaceNet's crop and embedding) are timed once. The fused setting adds each secondary
     model's crop (``align``) and embedding (``embed``), timed separately (``secondary_ms``), and
-    matches on the fused similarity. End to end is ``FacePipeline.recognize`` of each setting,
+    matches on the fused similarity. End to end is ``FacePipeline.recognise`` of each setting,
     timed on its own.
     """
     from app.images import decode_image
@@ -188,7 +188,7 @@ def rollcall_stages(
         else None,
         "embed": median_ms(lambda: pipeline.embed_crops(crops), repeats),
     }
-    recognition = pipeline.recognize(image, galleries[ours.name])
+    recognition = pipeline.recognise(image, galleries[ours.name])
     shared["draw"] = median_ms(
         partial(draw_and_encode, image, recognition, ANNOTATED_MAX_SIDE), repeats
     )
@@ -219,7 +219,7 @@ def rollcall_stages(
             "match": median_ms(partial(match_faces, probes, gallery), repeats),
         }
         end_to_end = median_ms(
-            partial(recognize_bytes, system.pipeline, data, max_pixels, gallery), repeats
+            partial(recognise_bytes, system.pipeline, data, max_pixels, gallery), repeats
         )
         result[system.name] = {
             "label": system.label,
@@ -401,7 +401,7 @@ def class_growth(ctx: BenchContext, ours: RollcallSystem) -> JsonDict:
             # student's embeddings, the new photo enrolled (every model), and compared with
             # everybody (duplicates).
             current = Gallery.from_views(cv, cs)
-            enrolled = pipeline.enroll(newcomer_image)
+            enrolled = pipeline.enrol(newcomer_image)
             current.similarities(
                 {
                     "facenet": enrolled.views.mean(axis=0, keepdims=True),
@@ -413,7 +413,7 @@ def class_growth(ctx: BenchContext, ours: RollcallSystem) -> JsonDict:
             )
 
         register_ms = median_ms(register, repeats)
-        enrol_ms = median_ms(lambda: pipeline.enroll(newcomer_image), repeats)
+        enrol_ms = median_ms(lambda: pipeline.enrol(newcomer_image), repeats)
         started = time.perf_counter()
         head = train_head(class_views, config=seed_config)
         cold = time.perf_counter() - started

@@ -234,7 +234,7 @@ class RollcallSystem:
     def embed_by_model(
         self, image: RGBImage, faces: Sequence[DetectedFace]
     ) -> dict[str, npt.NDArray[np.float32]]:
-        """Each model's embeddings of ``faces`` (what ``FacePipeline.recognize`` matches)."""
+        """Each model's embeddings of ``faces`` (what ``FacePipeline.recognise`` matches)."""
         return self.pipeline.embed_faces_by_model(image, faces)
 
     def embed(self, image: RGBImage, faces: Sequence[DetectedFace]) -> npt.NDArray[np.float32]:
@@ -255,7 +255,7 @@ class RollcallSystem:
     def enrol_views(
         self, image: RGBImage, face: DetectedFace
     ) -> dict[str, npt.NDArray[np.float32]]:
-        """What ``FacePipeline.enroll`` embeds, for a given face: the crop's augmented FaceNet
+        """What ``FacePipeline.enrol`` embeds, for a given face: the crop's augmented FaceNet
         views, and each secondary model's registration embeddings (``secondary_views``)."""
         from ml.augment import augment_views
 

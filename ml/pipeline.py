@@ -105,7 +105,7 @@ class FaceQuality:
 
 
 @dataclass(frozen=True)
-class Enrollment:
+class FaceEnrolment:
     face: DetectedFace
     quality: FaceQuality
     crop: RGBImage = field(repr=False)
@@ -358,7 +358,7 @@ class FacePipeline:
             raise NoFaceError("no face found in the photo")
         return dominant_face(faces, image.shape)
 
-    def enroll(self, image: RGBImage) -> Enrollment:
+    def enrol(self, image: RGBImage) -> FaceEnrolment:
         """Embed one registration photo: ``n_views`` augmented FaceNet views of its face, and each
         secondary model's embedding of it."""
         image = check_rgb_image(image)
@@ -367,7 +367,7 @@ class FacePipeline:
         views = augment_views(crop, n_views=self.config.n_views, seed=self.config.seed)
         embeddings = self.embedder.embed(views)
         quality = assess_quality(face, crop, image, ignored)
-        return Enrollment(face, quality, crop, embeddings, self.secondary_views(image, face))
+        return FaceEnrolment(face, quality, crop, embeddings, self.secondary_views(image, face))
 
     def train_head(
         self, gallery: Gallery, previous: ProjectionHead | None = None
@@ -379,7 +379,7 @@ class FacePipeline:
 
     # -- attendance ------------------------------------------------------------------------------
 
-    def recognize(
+    def recognise(
         self,
         image: RGBImage,
         gallery: Gallery,

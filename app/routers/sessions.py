@@ -46,12 +46,15 @@ def _photo_out(class_id: str, photo: SessionPhotoAdded | SessionPhotoDetail) -> 
 
 
 @router.post(
-    "/recognize",
+    "/recognise",
     response_model=schemas.RecognitionOut,
     summary="Recognise the students in a photo without recording attendance",
     responses=errors(404, 413, 422, 503),
 )
-async def recognize(
+# The path's earlier spelling, kept for clients written before the API settled on British
+# spelling (recognise, enrol); not in the documentation.
+@router.post("/recognize", response_model=schemas.RecognitionOut, include_in_schema=False)
+async def recognise(
     ctx: ContextDep,
     class_id: ClassId,
     photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
@@ -61,7 +64,7 @@ async def recognize(
 ) -> schemas.RecognitionOut:
     upload = await read_upload(photo, ctx.settings.max_upload_bytes)
     result = await run_in_threadpool(
-        lambda: attendance.recognize(ctx, class_id, upload, with_image=annotate)
+        lambda: attendance.recognise(ctx, class_id, upload, with_image=annotate)
     )
     return schemas.RecognitionOut.model_validate(
         {

@@ -22,7 +22,7 @@ _PHOTOS_HELP = "Photos of the student, each showing exactly one face"
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=schemas.EnrollmentOut,
+    response_model=schemas.EnrolmentOut,
     summary="Enrol a student from one or more photos",
     description=(
         "Every photo is checked (readable image, exactly one face) before anything is stored. "
@@ -46,15 +46,15 @@ async def create_student(
             "a name already enrolled in the class (case-insensitive) is a 409.",
         ),
     ] = None,
-) -> schemas.EnrollmentOut:
+) -> schemas.EnrolmentOut:
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
     if student_id is None:
-        enrolled = await run_in_threadpool(students.enroll_named, ctx, class_id, name, uploads)
+        enrolled = await run_in_threadpool(students.enrol_named, ctx, class_id, name, uploads)
     else:
         enrolled = await run_in_threadpool(
-            students.enroll, ctx, class_id, student_id, name, uploads, Existing.REFUSE
+            students.enrol, ctx, class_id, student_id, name, uploads, Existing.REFUSE
         )
-    return schemas.EnrollmentOut.model_validate(enrolled, from_attributes=True)
+    return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
 
 
 @router.post(
@@ -161,7 +161,7 @@ async def rename_student(
 @router.post(
     "/{student_id}/photos",
     status_code=status.HTTP_201_CREATED,
-    response_model=schemas.EnrollmentOut,
+    response_model=schemas.EnrolmentOut,
     summary="Add photos to a student",
     responses=errors(404, 413, 422, 503),
 )
@@ -170,12 +170,12 @@ async def add_photos(
     class_id: ClassId,
     student_id: StudentId,
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
-) -> schemas.EnrollmentOut:
+) -> schemas.EnrolmentOut:
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
     enrolled = await run_in_threadpool(
-        students.enroll, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
+        students.enrol, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
     )
-    return schemas.EnrollmentOut.model_validate(enrolled, from_attributes=True)
+    return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
 
 
 @router.delete(

@@ -94,7 +94,7 @@ class RecognitionResult:
         return encode_jpeg(self.annotated(max_side))
 
 
-def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> RecognitionResult:
+def recognise_image(ctx: Context, class_id: str, image: RGBImage) -> RecognitionResult:
     """Match every face of ``image`` against the class, using the head where it is valid."""
     snapshot = ctx.galleries.get(class_id)
     # The head is always trained (and shown); the pipeline uses it only when configured to.
@@ -103,7 +103,7 @@ def recognize_image(ctx: Context, class_id: str, image: RGBImage) -> Recognition
     if ctx.inference.pipeline.config.use_head:
         _retrain_if_stale(ctx, class_id, snapshot, current[0] if current else None)
     ctx.backfill_if_needed(class_id, snapshot)
-    recognition = ctx.inference.recognize(image, snapshot.gallery, head)
+    recognition = ctx.inference.recognise(image, snapshot.gallery, head)
     ids = {m.student_id for m in recognition.faces if m.student_id}
     return RecognitionResult(image, recognition, ctx.student_names(class_id, ids))
 
@@ -126,10 +126,10 @@ def _retrain_if_stale(
     ctx.trainer.request(class_id)
 
 
-def recognize(ctx: Context, class_id: str, upload: Upload, *, with_image: bool) -> Recognised:
+def recognise(ctx: Context, class_id: str, upload: Upload, *, with_image: bool) -> Recognised:
     ctx.require_class(class_id)
     image = decode_upload(ctx, upload, upload.filename or "photo")
-    result = recognize_image(ctx, class_id, image)
+    result = recognise_image(ctx, class_id, image)
     return Recognised(
         faces=result.faces(),
         names=result.recognised_names(),
@@ -211,7 +211,7 @@ def add_session_photo(
     """Recognise a photo and record every recognised student as present (first photo wins)."""
     require_session(ctx, class_id, session_id)
     image = decode_upload(ctx, upload, upload.filename or "photo")
-    result = recognize_image(ctx, class_id, image)
+    result = recognise_image(ctx, class_id, image)
     photo_id = new_id()
     now = utc_now()
     faces = result.faces()

@@ -19,7 +19,7 @@ from app.settings import Settings
 from app.storage import ObjectStore
 from ml.head import ProjectionHead
 from ml.matching import Gallery
-from ml.pipeline import Enrollment, FacePipeline, Recognition
+from ml.pipeline import FaceEnrolment, FacePipeline, Recognition
 from ml.types import DetectedFace, RGBImage
 
 
@@ -36,19 +36,19 @@ class Inference:
         with self._slots:
             yield
 
-    def enroll(self, image: RGBImage) -> Enrollment:
+    def enrol(self, image: RGBImage) -> FaceEnrolment:
         with self._slot():
-            return self.pipeline.enroll(image)
+            return self.pipeline.enrol(image)
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
         with self._slot():
             return self.pipeline.detect(image)
 
-    def recognize(
+    def recognise(
         self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
     ) -> Recognition:
         with self._slot():
-            return self.pipeline.recognize(image, gallery, head, max_faces=self.max_faces)
+            return self.pipeline.recognise(image, gallery, head, max_faces=self.max_faces)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Importing the students of the original server (its bucket layout: :mod:`app.services.layout`).
 
 Each student is re-enrolled from the photo(s) stored in their ``registration/{name}/`` folder,
-through the normal enrolment path (:func:`app.services.students.enroll_by_name`: the same name is
+through the normal enrolment path (:func:`app.services.students.enrol_by_name`: the same name is
 the same student). The original's embeddings come from other weights and cannot be reused, so they
 are never read, nor is ``model.pth`` (a pickle). The source is only listed and read: nothing of the
 original is ever deleted or changed. A student whose name is already enrolled (a second run, or the
@@ -29,7 +29,7 @@ from app.services.classes import ensure_default_class
 from app.services.context import Context
 from app.services.errors import ServiceError
 from app.services.ids import clean_name, new_id
-from app.services.students import PreparedPhoto, enroll_by_name, students_named
+from app.services.students import PreparedPhoto, enrol_by_name, students_named
 from app.storage import ObjectNotFoundError
 from ml.pipeline import MultipleFacesError, NoFaceError
 
@@ -151,7 +151,7 @@ def import_student(
         return report
     ensure_default_class(ctx, class_id)
     try:
-        result = enroll_by_name(ctx, class_id, name, prepared, add=True)
+        result = enrol_by_name(ctx, class_id, name, prepared, add=True)
     except ServiceError as error:
         report.detail = error.message
         return report
@@ -177,7 +177,7 @@ def _prepare(ctx: Context, source: OriginalSource, key: str) -> tuple[PreparedPh
     except (ImageError, ImageTooLargeError) as error:
         return None, str(error)
     try:
-        return PreparedPhoto(new_id(), filename, image, ctx.inference.enroll(image)), ""
+        return PreparedPhoto(new_id(), filename, image, ctx.inference.enrol(image)), ""
     except MultipleFacesError as error:
         return None, f"{filename}: {error}"
     except NoFaceError:

@@ -5,7 +5,7 @@ Registration keys students by their name as typed (:func:`app.services.ids.name_
 blanks trimmed and collapsed, case-insensitive): the same name adds photos to that student, whatever
 id it was stored under (ids derived by older versions included); a different name is a different
 student, with a readable id transliterated from the name and made unique
-(:func:`app.services.students.enroll_by_name`). Nothing already stored is replaced; the first name
+(:func:`app.services.students.enrol_by_name`). Nothing already stored is replaced; the first name
 is kept. ``/mark/detect`` only recognises; it records no attendance.
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.services.attendance import recognize_image
+from app.services.attendance import recognise_image
 from app.services.classes import ensure_default_class
 from app.services.context import Context
 from app.services.errors import InvalidInputError
 from app.services.ids import clean_name
 from app.services.results import Enrolment, Recognised
-from app.services.students import Upload, decode_upload, enroll_by_name, prepare_photos
+from app.services.students import Upload, decode_upload, enrol_by_name, prepare_photos
 
 
 def register_student(ctx: Context, student_name: str, uploads: Sequence[Upload]) -> Enrolment:
@@ -31,13 +31,13 @@ def register_student(ctx: Context, student_name: str, uploads: Sequence[Upload])
     photos = prepare_photos(ctx, uploads)
     class_id = ctx.settings.legacy_class
     ensure_default_class(ctx, class_id)
-    return enroll_by_name(ctx, class_id, name, photos, add=True)
+    return enrol_by_name(ctx, class_id, name, photos, add=True)
 
 
 def detect(ctx: Context, upload: Upload) -> Recognised:
     image = decode_upload(ctx, upload, upload.filename or "file")
     # No class yet means nobody is enrolled: every face is unknown (and nothing is written).
-    result = recognize_image(ctx, ctx.settings.legacy_class, image)
+    result = recognise_image(ctx, ctx.settings.legacy_class, image)
     return Recognised(
         faces=result.faces(),
         names=result.recognised_names(),

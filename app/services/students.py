@@ -36,7 +36,7 @@ from app.services.results import (
 from app.services.staged import StagedWrites
 from app.storage import ObjectNotFoundError, StorageUnavailableError
 from ml.fusion import FACENET
-from ml.pipeline import Enrollment, MultipleFacesError, NoFaceError
+from ml.pipeline import FaceEnrolment, MultipleFacesError, NoFaceError
 from ml.types import RGBImage
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class PreparedPhoto:
     photo_id: str
     filename: str | None
     image: RGBImage
-    enrollment: Enrollment
+    enrolment: FaceEnrolment
 
 
 class Existing(Enum):
@@ -99,12 +99,12 @@ def prepare_photos(ctx: Context, uploads: Sequence[Upload]) -> list[PreparedPhot
     prepared = []
     for upload, label, image in zip(uploads, labels, images, strict=True):
         try:
-            enrollment = ctx.inference.enroll(image)
+            enrolment = ctx.inference.enrol(image)
         except NoFaceError as error:
             raise InvalidInputError(f"{label}: {error}") from error
         except MultipleFacesError as error:
             raise InvalidInputError(f"{label}: {error}") from error
-        prepared.append(PreparedPhoto(new_id(), upload.filename, image, enrollment))
+        prepared.append(PreparedPhoto(new_id(), upload.filename, image, enrolment))
     return prepared
 
 
@@ -112,8 +112,8 @@ def _photo_report(photo: PreparedPhoto) -> PhotoReport:
     return PhotoReport(
         photo_id=photo.photo_id,
         filename=photo.filename,
-        box=rounded_box(photo.enrollment.face.box),
-        quality=photo.enrollment.quality.to_dict(),
+        box=rounded_box(photo.enrolment.face.box),
+        quality=photo.enrolment.quality.to_dict(),
     )
 
 
@@ -129,8 +129,8 @@ def similar_students(
     threshold = ctx.settings.duplicate_warning_similarity
     found: list[tuple[str, float, str | None]] = []
     for photo in photos:
-        probe = {FACENET: photo.enrollment.views[:1]}
-        probe.update({m: v[:1] for m, v in photo.enrollment.secondary_views.items()})
+        probe = {FACENET: photo.enrolment.views[:1]}
+        probe.update({m: v[:1] for m, v in photo.enrolment.secondary_views.items()})
         best = others.most_similar(probe)
         if best is not None and best[1] >= threshold:
             found.append((best[0], best[1], photo.filename))
@@ -155,8 +155,8 @@ def _store_photos(
             id=photo.photo_id,
             created_at=utc_now(),
             filename=photo.filename,
-            box=rounded_box(photo.enrollment.face.box),
-            quality=photo.enrollment.quality.to_dict(),
+            box=rounded_box(photo.enrolment.face.box),
+            quality=photo.enrolment.quality.to_dict(),
         )
         ctx.records.student_photos.stage(
             staged, class_id, student_id, info, encode_jpeg(photo.image)
@@ -166,8 +166,8 @@ def _store_photos(
             class_id,
             student_id,
             photo.photo_id,
-            photo.enrollment.views,
-            dict(photo.enrollment.secondary_views),
+            photo.enrolment.views,
+            dict(photo.enrolment.secondary_views),
         )
 
 
@@ -179,7 +179,7 @@ def _photo_count(ctx: Context, class_id: str, student_id: str) -> int:
     return ctx.records.embeddings.count(class_id, student_id)
 
 
-def enroll(
+def enrol(
     ctx: Context,
     class_id: str,
     student_id: str,
@@ -201,19 +201,19 @@ def enroll(
     if current is None and existing is Existing.REQUIRE:
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
     photos = prepare_photos(ctx, uploads)
-    return enroll_prepared(ctx, class_id, student_id, display_name, photos, existing)
+    return enrol_prepared(ctx, class_id, student_id, display_name, photos, existing)
 
 
-def enroll_named(ctx: Context, class_id: str, name: str, uploads: Sequence[Upload]) -> Enrolment:
-    """A new student called ``name``, with an id made from the name (:func:`enroll_by_name`);
+def enrol_named(ctx: Context, class_id: str, name: str, uploads: Sequence[Upload]) -> Enrolment:
+    """A new student called ``name``, with an id made from the name (:func:`enrol_by_name`);
     refused when a student of that name is already enrolled."""
     ctx.require_class(class_id)
     display_name = validated_name(name)
     photos = prepare_photos(ctx, uploads)
-    return enroll_by_name(ctx, class_id, display_name, photos, add=False)
+    return enrol_by_name(ctx, class_id, display_name, photos, add=False)
 
 
-def enroll_prepared(
+def enrol_prepared(
     ctx: Context,
     class_id: str,
     student_id: str,
@@ -221,7 +221,7 @@ def enroll_prepared(
     photos: Sequence[PreparedPhoto],
     existing: Existing,
 ) -> Enrolment:
-    """Store validated photos (see :func:`enroll`); the class must exist."""
+    """Store validated photos (see :func:`enrol`); the class must exist."""
     students = ctx.records.students
     current = students.get(class_id, student_id)
     if current is not None and existing is Existing.REFUSE:
@@ -291,7 +291,7 @@ def students_named(ctx: Context, class_id: str, name: str) -> list[layout.Studen
     return [doc for doc in student_docs(ctx, class_id) if name_key(doc.name) == key]
 
 
-def enroll_by_name(
+def enrol_by_name(
     ctx: Context, class_id: str, name: str, photos: Sequence[PreparedPhoto], *, add: bool
 ) -> Enrolment:
     """Enrol validated photos under the student called ``name``: students are keyed by name.
@@ -309,7 +309,7 @@ def enroll_by_name(
     mode = Existing.ADD_PHOTOS if add else Existing.REFUSE
     for student_id in [doc.id for doc in named] + list(student_id_candidates(name)):
         try:
-            return enroll_prepared(ctx, class_id, student_id, name, photos, mode)
+            return enrol_prepared(ctx, class_id, student_id, name, photos, mode)
         except StudentIdTakenError:
             continue  # another name holds this id: try the next one
         except ConflictError:

@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 
         def enrol(path: Path = photos[0]) -> npt.NDArray[np.float32]:
             try:
-                return pipeline.enroll(load_rgb(path)).views
+                return pipeline.enrol(load_rgb(path)).views
             except (NoFaceError, MultipleFacesError):
                 return np.zeros((0, 512), np.float32)
 

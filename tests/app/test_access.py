@@ -126,7 +126,7 @@ def test_a_scoped_key_works_on_its_own_class(keyed: Keyed, cast_photos: dict[str
     students = client.get("/v1/classes/class-a/students", headers=TEACHER_A).json()
     assert [s["id"] for s in students] == ["sheldon"]
     response = client.post(
-        "/v1/classes/class-a/recognize",
+        "/v1/classes/class-a/recognise",
         files={"photo": ("s.png", cast_photos["sheldon"], "image/png")},
         headers=TEACHER_A,
     )
@@ -134,7 +134,7 @@ def test_a_scoped_key_works_on_its_own_class(keyed: Keyed, cast_photos: dict[str
     assert response.json()["names"] == ["Sheldon"]
     # The same call on class B with the same key: refused, and nothing is recognised there.
     response = client.post(
-        "/v1/classes/class-b/recognize",
+        "/v1/classes/class-b/recognise",
         files={"photo": ("p.png", cast_photos["penny"], "image/png")},
         headers=TEACHER_A,
     )

@@ -172,9 +172,9 @@ CASES: dict[str, tuple[dict[str, Any], int, str]] = {
         404,
         "tuesday",
     ),
-    "recognize: 50 MP": (_one("/v1/classes/room/recognize", "photo", "bomb"), 413, "megapixels"),
-    "recognize: unknown class": (
-        _one("/v1/classes/nowhere/recognize", "photo", "other_face"),
+    "recognise: 50 MP": (_one("/v1/classes/room/recognise", "photo", "bomb"), 413, "megapixels"),
+    "recognise: unknown class": (
+        _one("/v1/classes/nowhere/recognise", "photo", "other_face"),
         404,
         "nowhere",
     ),

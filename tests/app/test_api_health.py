@@ -82,7 +82,7 @@ def test_openapi_documents_the_api(fast_face_pipeline: FacePipeline, tmp_path: P
         "/v1/classes/{class_id}/sessions/{session_id}/photos",
         "/v1/classes/{class_id}/sessions/{session_id}/attendance.csv",
         "/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}/annotated.jpg",
-        "/v1/classes/{class_id}/recognize",
+        "/v1/classes/{class_id}/recognise",
         "/healthz",
         "/readyz",
     ):
@@ -107,7 +107,7 @@ def test_inference_never_blocks_the_event_loop(
                 target=lambda: result.setdefault(
                     "status",
                     client.post(
-                        "/v1/classes/c/recognize", files={"photo": ("g.jpg", photo, "image/jpeg")}
+                        "/v1/classes/c/recognise", files={"photo": ("g.jpg", photo, "image/jpeg")}
                     ).status_code,
                 )
             )

@@ -147,8 +147,8 @@ def test_failed_session_photo_records_nobody(
         assert response.status_code == 201
     client.post("/v1/classes/c/sessions", json={"id": "s", "label": "s"})
     group = ("g.jpg", (groups_dir / "face_api_js__bbt3.jpg").read_bytes(), "image/jpeg")
-    # What the photo records when storage works (no attendance is stored by /recognize).
-    recognised = client.post("/v1/classes/c/recognize", files={"photo": group}).json()["faces"]
+    # What the photo records when storage works (no attendance is stored by /recognise).
+    recognised = client.post("/v1/classes/c/recognise", files={"photo": group}).json()["faces"]
     known = {face["student_id"] for face in recognised if face["known"]}
     assert len(known) >= 2, "need two recognised students to fail between their records"
     trainer_of(client).wait_idle(timeout=120)  # no background write during the comparison

@@ -189,11 +189,11 @@ def test_absent_students_are_on_the_roster(enrolled: Enrolled, groups_dir: Path)
     assert {row["status"] for row in rows} == {"absent"}
 
 
-def test_recognize_does_not_record(enrolled: Enrolled, bbt3: bytes) -> None:
+def test_recognise_does_not_record(enrolled: Enrolled, bbt3: bytes) -> None:
     assert trainer_of(enrolled.client).wait_idle(timeout=300)
     before = enrolled.store.list(f"classes/{CLASS_ID}/")
     response = enrolled.client.post(
-        f"/v1/classes/{CLASS_ID}/recognize", files=_photo(bbt3), params={"annotate": "true"}
+        f"/v1/classes/{CLASS_ID}/recognise", files=_photo(bbt3), params={"annotate": "true"}
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -201,6 +201,11 @@ def test_recognize_does_not_record(enrolled: Enrolled, bbt3: bytes) -> None:
     # The same photo, the same students: those the session recorded from it.
     assert sorted(body["names"]) == sorted(e["name"] for e in session["roster"] if e["present"])
     assert body["image"]
+    assert enrolled.store.list(f"classes/{CLASS_ID}/") == before
+    # The path's earlier American spelling still answers, the same way, for older clients.
+    old = enrolled.client.post(f"/v1/classes/{CLASS_ID}/recognize", files=_photo(bbt3))
+    assert old.status_code == 200, old.text
+    assert sorted(old.json()["names"]) == sorted(body["names"])
     assert enrolled.store.list(f"classes/{CLASS_ID}/") == before
 
 
@@ -239,7 +244,7 @@ def test_rename(enrolled: Enrolled, bbt3: bytes) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "Rajesh Koothrappali"
-    names = client.post(f"/v1/classes/{CLASS_ID}/recognize", files=_photo(bbt3)).json()["names"]
+    names = client.post(f"/v1/classes/{CLASS_ID}/recognise", files=_photo(bbt3)).json()["names"]
     assert "Rajesh Koothrappali" in names and "Raj" not in names
     assert (
         client.patch(f"/v1/classes/{CLASS_ID}/students/nobody", json={"name": "x"}).status_code
@@ -263,7 +268,7 @@ def test_delete_student_erases_them(enrolled: Enrolled, bbt3: bytes) -> None:
     assert not store.exists(layout.record_key(CLASS_ID, "s01e01", "howard"))
     assert client.get(f"/v1/classes/{CLASS_ID}/students/howard").status_code == 404
     # Not recognised any more, even before the head is retrained.
-    body = client.post(f"/v1/classes/{CLASS_ID}/recognize", files=_photo(bbt3)).json()
+    body = client.post(f"/v1/classes/{CLASS_ID}/recognise", files=_photo(bbt3)).json()
     assert "Howard" not in body["names"]
     assert all(face["student_id"] != "howard" for face in body["faces"])
 

@@ -66,7 +66,7 @@ def test_students_enrolled_before_dlib_are_back_filled(
         ]
         photo = (groups_dir / "face_api_js__bbt3.jpg").read_bytes()
         reply = client.post(
-            f"/v1/classes/{CLASS_ID}/recognize",
+            f"/v1/classes/{CLASS_ID}/recognise",
             files={"photo": ("bbt3.jpg", photo, "image/jpeg")},
         )
         assert reply.status_code == 200, reply.text

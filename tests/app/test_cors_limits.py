@@ -161,7 +161,7 @@ UPLOAD_ROUTES: dict[str, tuple[str, str, dict[str, str], bool]] = {
     "v1 enrol": ("/v1/classes/room/students", "photos", {"student_id": "new", "name": "N"}, True),
     "v1 add photos": ("/v1/classes/room/students/sheldon/photos", "photos", {}, True),
     "v1 session photo": ("/v1/classes/room/sessions/mon/photos", "photo", {}, False),
-    "v1 recognize": ("/v1/classes/room/recognize", "photo", {}, False),
+    "v1 recognise": ("/v1/classes/room/recognise", "photo", {}, False),
     "mobile register": ("/register/register-student", "files", {"student_name": "Raj"}, True),
     "mobile detect": ("/mark/detect", "file", {}, False),
 }
@@ -201,7 +201,7 @@ def test_upload_limits(limited: Limited, route: str, limit: str) -> None:
 def test_single_photo_routes_use_one_photo(limited: Limited) -> None:
     """Two files where one is expected: one is used, not both (and nothing fails)."""
     files = [("photo", (f"{i}.png", limited.face, "image/png")) for i in range(2)]
-    response = limited.client.post("/v1/classes/room/recognize", files=files)
+    response = limited.client.post("/v1/classes/room/recognise", files=files)
     assert response.status_code == 200, response.text
     assert len(response.json()["faces"]) == 1
 

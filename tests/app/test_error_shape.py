@@ -84,11 +84,11 @@ def test_other_4xx_are_sentences(client: TestClient) -> None:
     unauthenticated = client.get("/v1/classes", headers={"X-API-Key": "wrong-key-0123456789"})
     assert _refusal(unauthenticated, 401) == {"detail": "invalid API key"}
     too_big = client.post(
-        "/v1/classes/nope/recognize", files={"photo": ("big.jpg", b"x" * 200_000, "image/jpeg")}
+        "/v1/classes/nope/recognise", files={"photo": ("big.jpg", b"x" * 200_000, "image/jpeg")}
     )
     assert "larger than" in _refusal(too_big, 413)["detail"]
     broken = client.post(
-        "/v1/classes/nope/recognize",
+        "/v1/classes/nope/recognise",
         content=b"--x\r\nbroken",
         headers={"content-type": "multipart/form-data"},  # no boundary
     )

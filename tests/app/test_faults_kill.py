@@ -196,7 +196,7 @@ def test_sigkill_during_registrations_leaves_every_listed_student_whole(
         for person in [*cast_people(people_dir)[:3], first]:
             assert person.student_id in listed
             names = fresh.post(
-                f"/v1/classes/{class_id}/recognize", files={"photo": person.photo.file()}
+                f"/v1/classes/{class_id}/recognise", files={"photo": person.photo.file()}
             ).json()["faces"]
             assert [f["student_id"] for f in names] == [person.student_id]
         # ...and marking attendance works.

@@ -143,9 +143,9 @@ def _mobile_detect(client: TestClient, filename: str, data: bytes) -> Any:
     return client.post("/mark/detect", files={"file": (filename, data, "image/jpeg")})
 
 
-def _recognize(client: TestClient, filename: str, data: bytes) -> Any:
+def _recognise(client: TestClient, filename: str, data: bytes) -> Any:
     return client.post(
-        "/v1/classes/room/recognize", files={"photo": (filename, data, "image/jpeg")}
+        "/v1/classes/room/recognise", files={"photo": (filename, data, "image/jpeg")}
     )
 
 
@@ -224,14 +224,14 @@ def test_corrupt_bytes_mid_jpeg_give_a_4xx_or_a_correct_answer(room: Room) -> No
     scan = data.index(b"\xff\xda") + 20
     middle = scan + (len(data) - scan) // 2
     data[middle : middle + 400] = bytes(range(256)) + bytes(144)
-    for route in (_recognize, _v1_register):
+    for route in (_recognise, _v1_register):
         before = room.snapshot()
         response = route(room.client, "damaged.jpg", bytes(data))
         assert response.status_code in (200, 201, 422), response.text
         if response.status_code == 422:
             assert response.json()["detail"]
             assert room.snapshot() == before
-        elif route is _recognize:
+        elif route is _recognise:
             assert response.json()["names"] in ([], ["Matt"])
         else:
             # Enrolled completely: the student, the photo and its embedding.
@@ -355,7 +355,7 @@ def test_unusual_format_is_recognised(room: Room, case: str) -> None:
     height, width = grey.shape
     inner = (slice(height // 8, -height // 8), slice(width // 8, -width // 8))
     assert np.abs(grey[inner] - decoded_grey[inner]).mean() < 12
-    response = _recognize(room.client, filename, data)
+    response = _recognise(room.client, filename, data)
     assert response.status_code == 200, response.text
     assert response.json()["names"] == ["Matt"]
 
@@ -414,7 +414,7 @@ def test_the_eight_exif_orientations_give_the_same_answer(room: Room) -> None:
         decoded = decode_image(data, max_pixels=MAX_PIXELS).astype(float)
         assert decoded.shape == upright.shape
         assert np.abs(decoded - upright).mean() < 3, orientation
-        response = _recognize(room.client, f"o{orientation}.jpg", data)
+        response = _recognise(room.client, f"o{orientation}.jpg", data)
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["names"] == ["Matt"], orientation
@@ -722,14 +722,14 @@ def test_smaller_mosaics_on_the_other_routes(room: Room, people_dir: Path) -> No
     assert "faces" in response.json()["detail"]
     assert room.snapshot() == before
     # Under the cap, a crowd is simply recognised (nobody enrolled is in it).
-    response = _recognize(room.client, "class.jpg", _mosaic(people_dir, 600, 5))
+    response = _recognise(room.client, "class.jpg", _mosaic(people_dir, 600, 5))
     assert response.status_code == 200, response.text
     assert len(response.json()["faces"]) >= 20
     assert response.json()["names"] == []
 
 
 def test_the_service_still_works_afterwards(room: Room) -> None:
-    response = _recognize(room.client, "p.jpg", _encode(room.matt, "JPEG"))
+    response = _recognise(room.client, "p.jpg", _encode(room.matt, "JPEG"))
     assert response.status_code == 200
     assert response.json()["names"] == ["Matt"]
     room.nothing_outside()

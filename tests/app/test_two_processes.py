@@ -184,7 +184,7 @@ def test_two_processes_on_one_bucket_lose_nothing(
             # A student registered through the other process is recognised here.
             for person in (cast[0], cast[1]):
                 faces = client.post(
-                    f"/v1/classes/{CLASS_ID}/recognize", files={"photo": person.photo.file()}
+                    f"/v1/classes/{CLASS_ID}/recognise", files={"photo": person.photo.file()}
                 ).json()["faces"]
                 assert [face["student_id"] for face in faces] == [person.student_id]
     with httpx.Client(base_url=first.url, timeout=120) as client:

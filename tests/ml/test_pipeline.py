@@ -26,10 +26,10 @@ def cast_gallery(face_pipeline: FacePipeline, shared_dir: Path) -> Gallery:
     secondary: dict[str, dict[str, np.ndarray]] = {}
     for name in CAST:
         photo = sorted((shared_dir / "faces/people" / f"face_api_js__{name}").iterdir())[0]
-        enrollment = face_pipeline.enroll(load_rgb(photo))
-        assert enrollment.views.shape == (face_pipeline.config.n_views, 512)
-        views[name] = enrollment.views
-        for model, model_views in enrollment.secondary_views.items():
+        enrolment = face_pipeline.enrol(load_rgb(photo))
+        assert enrolment.views.shape == (face_pipeline.config.n_views, 512)
+        views[name] = enrolment.views
+        for model, model_views in enrolment.secondary_views.items():
             secondary.setdefault(model, {})[name] = model_views
     return Gallery.from_views(views, secondary)
 
@@ -52,9 +52,9 @@ def test_enrolment_rejects_no_face_and_two_faces(
 ) -> None:
     blank = np.full((300, 300, 3), 127, np.uint8)
     with pytest.raises(NoFaceError):
-        face_pipeline.enroll(blank)
+        face_pipeline.enrol(blank)
     with pytest.raises(MultipleFacesError) as info:
-        face_pipeline.enroll(_group(shared_dir, "face_recognition__two_people.jpg"))
+        face_pipeline.enrol(_group(shared_dir, "face_recognition__two_people.jpg"))
     assert info.value.count == 2
 
 
@@ -63,7 +63,7 @@ def test_bbt3_at_the_calibrated_threshold(
 ) -> None:
     """FaceNet fused with dlib names all five at the default threshold, from one 150 px grey crop
     each (FaceNet alone named four: Penny scored 0.36 < 0.41); never a wrong student."""
-    result = face_pipeline.recognize(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
+    result = face_pipeline.recognise(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
     assert face_pipeline.models == ("facenet", "dlib")
     assert len(result.faces) == 5
     named = sorted(m.student_id for m in result.faces if m.student_id)
@@ -80,7 +80,7 @@ def test_facenet_alone_misses_penny_in_bbt3(
     facenet_only = face_pipeline.with_config(
         dataclasses.replace(face_pipeline.config, embedders=("facenet",))
     )
-    result = facenet_only.recognize(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
+    result = facenet_only.recognise(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
     named = {m.student_id for m in result.faces if m.student_id}
     assert named <= BBT3
     assert len(named) >= 4
@@ -91,7 +91,7 @@ def test_facenet_alone_misses_penny_in_bbt3(
 def test_recognises_all_five_in_bbt3(
     cast_pipeline: FacePipeline, cast_gallery: Gallery, shared_dir: Path
 ) -> None:
-    result = cast_pipeline.recognize(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
+    result = cast_pipeline.recognise(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery)
     names = sorted(m.student_id for m in result.faces if m.student_id)
     assert len(result.faces) == 5
     assert names == sorted(BBT3)
@@ -102,7 +102,7 @@ def test_bearded_bbt1_is_reported(
 ) -> None:
     """Everyone in bbt1 wears a fake beard: report how many are named; wrong names are not allowed."""
     present = {"raj", "leonard", "howard", "sheldon"}
-    result = cast_pipeline.recognize(_group(shared_dir, "face_api_js__bbt1.jpg"), cast_gallery)
+    result = cast_pipeline.recognise(_group(shared_dir, "face_api_js__bbt1.jpg"), cast_gallery)
     named = [m.student_id for m in result.faces if m.student_id]
     logger.warning("bbt1 (fake beards): %d of 4 named: %s", len(set(named) & present), named)
     assert set(named) <= present
@@ -113,7 +113,7 @@ def test_strangers_in_bbt2_are_unknown(
     cast_pipeline: FacePipeline, cast_gallery: Gallery, shared_dir: Path
 ) -> None:
     """bbt2: Leonard and Sheldon at a table; a stranger at the left edge, the rest turned away."""
-    result = cast_pipeline.recognize(_group(shared_dir, "face_api_js__bbt2.jpg"), cast_gallery)
+    result = cast_pipeline.recognise(_group(shared_dir, "face_api_js__bbt2.jpg"), cast_gallery)
     named = [m.student_id for m in result.faces if m.student_id]
     assert sorted(named) == ["leonard", "sheldon"]
     strangers = [m for m in result.faces if m.student_id is None]
@@ -127,7 +127,7 @@ def test_recognition_with_head_names_the_same_cast(
     head = cast_pipeline.train_head(cast_gallery)
     assert head is not None and set(head.student_ids) == set(CAST)
     with_head = cast_pipeline.with_config(dataclasses.replace(cast_pipeline.config, use_head=True))
-    result = with_head.recognize(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery, head)
+    result = with_head.recognise(_group(shared_dir, "face_api_js__bbt3.jpg"), cast_gallery, head)
     assert sorted(m.student_id for m in result.faces if m.student_id) == sorted(BBT3)
 
 
@@ -152,7 +152,7 @@ def test_faces_too_small_to_recognise_are_reported_not_embedded(
     limited = face_pipeline.with_config(
         dataclasses.replace(face_pipeline.config, min_recognisable_face=round(limit))
     )
-    result = limited.recognize(image, cast_gallery)
+    result = limited.recognise(image, cast_gallery)
     small = [m for m in result.faces if m.too_small]
     assert len(result.faces) == 5 and len(small) == 2
     assert all(m.student_id is None and m.score == 0.0 and m.face.size < limit for m in small)
@@ -161,5 +161,5 @@ def test_faces_too_small_to_recognise_are_reported_not_embedded(
     everything_small = face_pipeline.with_config(
         dataclasses.replace(face_pipeline.config, min_recognisable_face=1000)
     )
-    result = everything_small.recognize(image, cast_gallery, max_faces=0)
+    result = everything_small.recognise(image, cast_gallery, max_faces=0)
     assert [m.too_small for m in result.faces] == [True] * 5

@@ -40,7 +40,7 @@ def test_the_casts_tight_grey_crops_are_flagged(
     """The face-api.js cast (150 px greyscale crops cut at the chin) used to get "Good photo";
     these registrations are the ones later missed in group photos."""
     for name in CAST:
-        quality = face_pipeline.enroll(_people_photo(shared_dir, f"face_api_js__{name}")).quality
+        quality = face_pipeline.enrol(_people_photo(shared_dir, f"face_api_js__{name}")).quality
         assert quality.grayscale, name
         assert quality.cut_by_border, name
         text = " ".join(quality.warnings)
@@ -52,7 +52,7 @@ def test_the_casts_tight_grey_crops_are_flagged(
 def test_a_good_colour_portrait_has_no_warning(
     face_pipeline: FacePipeline, shared_dir: Path
 ) -> None:
-    quality = face_pipeline.enroll(_people_photo(shared_dir, "deepface__Jack_Dorsey")).quality
+    quality = face_pipeline.enrol(_people_photo(shared_dir, "deepface__Jack_Dorsey")).quality
     assert not quality.grayscale and not quality.cut_by_border
     assert quality.warnings == ()
     assert quality.ignored_faces == 0
@@ -100,13 +100,13 @@ def test_a_child_far_behind_is_ignored_and_reported(
     canvas = np.full((560, 960, 3), 235, np.uint8)
     _paste(canvas, student, 71, 110, 740)
     _paste(canvas, other, 5, 5, 150)  # its face ~60 px, in the top-left corner
-    enrollment = face_pipeline.enroll(canvas)
-    assert enrollment.quality.ignored_faces == 1
-    assert any("ignored" in w for w in enrollment.quality.warnings)
+    enrolment = face_pipeline.enrol(canvas)
+    assert enrolment.quality.ignored_faces == 1
+    assert any("ignored" in w for w in enrolment.quality.warnings)
     # The student's face was the one registered.
-    x1, _, x2, _ = enrollment.face.box
+    x1, _, x2, _ = enrolment.face.box
     assert x1 > 200 and x2 - x1 > 150
     # The same child as large as the student makes the photo ambiguous.
     _paste(canvas, other, 5, 5, 400)
     with pytest.raises(MultipleFacesError):
-        face_pipeline.enroll(canvas)
+        face_pipeline.enrol(canvas)

@@ -33,7 +33,7 @@ from app.storage import (
 from ml.config import PipelineConfig
 from ml.head import ProjectionHead
 from ml.matching import Gallery
-from ml.pipeline import Enrollment, FaceMatch, FacePipeline, FaceQuality, Recognition
+from ml.pipeline import FaceEnrolment, FaceMatch, FacePipeline, FaceQuality, Recognition
 from ml.types import DetectedFace, Embeddings, RGBImage
 
 DIM = 512
@@ -162,7 +162,7 @@ class ScriptedInference(Inference):
         super().__init__(pipeline, concurrency=2)
         self.script: list[str | None] = []
 
-    def recognize(
+    def recognise(
         self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
     ) -> Recognition:
         faces = tuple(
@@ -214,8 +214,8 @@ def prepared(seed: int, filename: str | None = None) -> PreparedPhoto:
         detection_score=0.99,
         warnings=(),
     )
-    enrollment = Enrollment(face(), quality, image(seed)[:20, :20], views(seed))
-    return PreparedPhoto(new_id(), filename, image(seed), enrollment)
+    enrolment = FaceEnrolment(face(), quality, image(seed)[:20, :20], views(seed))
+    return PreparedPhoto(new_id(), filename, image(seed), enrolment)
 
 
 @contextmanager

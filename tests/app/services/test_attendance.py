@@ -27,7 +27,7 @@ def _photo(seed: int = 7) -> Upload:
 
 def _enrol(ctx: Context, *student_ids: str) -> None:
     for seed, student_id in enumerate(student_ids, start=1):
-        students.enroll_prepared(
+        students.enrol_prepared(
             ctx, CLASS_ID, student_id, student_id.title(), [prepared(seed)], Existing.REFUSE
         )
 
@@ -126,7 +126,7 @@ def test_recognition_without_recording_writes_nothing() -> None:
         _enrol(ctx, "ada")
         before = store.keys()
         scripted(ctx).script = ["ada", None]
-        result = attendance.recognize(ctx, CLASS_ID, _photo(), with_image=True)
+        result = attendance.recognise(ctx, CLASS_ID, _photo(), with_image=True)
         assert result.names == ["Ada"]
         assert [f.known for f in result.faces] == [True, False]
         assert result.annotated_jpeg is not None and result.annotated_jpeg[:2] == b"\xff\xd8"

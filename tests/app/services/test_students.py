@@ -26,7 +26,7 @@ from tests.app.services.fakes import (
 def test_enrolment_stores_every_photo_and_facenet_last() -> None:
     store = MemoryStore()
     with service_context(store) as ctx:
-        result = students.enroll_prepared(
+        result = students.enrol_prepared(
             ctx, CLASS_ID, "ada", "Ada", [prepared(1, "a.jpg"), prepared(2)], Existing.REFUSE
         )
         assert result.student.photo_count == 2
@@ -34,7 +34,7 @@ def test_enrolment_stores_every_photo_and_facenet_last() -> None:
         assert [s.id for s in students.list_students(ctx, CLASS_ID)] == ["ada"]
         assert len(students.get_student(ctx, CLASS_ID, "ada").photos) == 2
         with pytest.raises(ConflictError, match="already exists"):
-            students.enroll_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(3)], Existing.REFUSE)
+            students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(3)], Existing.REFUSE)
 
 
 def test_a_failing_write_leaves_nothing_of_a_new_student() -> None:
@@ -48,7 +48,7 @@ def test_a_failing_write_leaves_nothing_of_a_new_student() -> None:
             key == layout.embedding_key(CLASS_ID, "ada", second_photo.photo_id)
         )
         with pytest.raises(OSError, match="disk full"):
-            students.enroll_prepared(
+            students.enrol_prepared(
                 ctx, CLASS_ID, "ada", "Ada", [prepared(1), second_photo], Existing.REFUSE
             )
         assert store.keys() == before
@@ -57,44 +57,44 @@ def test_a_failing_write_leaves_nothing_of_a_new_student() -> None:
 def test_a_failing_write_keeps_the_photos_an_enrolled_student_already_had() -> None:
     store = FailingStore()
     with service_context(store) as ctx:
-        students.enroll_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
+        students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
         before = store.keys()
         store.fail_put = lambda key: key.endswith(".jpg")
         with pytest.raises(OSError):
-            students.enroll_prepared(ctx, CLASS_ID, "ada", None, [prepared(2)], Existing.REQUIRE)
+            students.enrol_prepared(ctx, CLASS_ID, "ada", None, [prepared(2)], Existing.REQUIRE)
         assert store.keys() == before
         assert students.get_student(ctx, CLASS_ID, "ada").photo_count == 1
 
 
 def test_the_same_name_adds_photos_and_another_name_gets_another_id() -> None:
     with service_context() as ctx:
-        first = students.enroll_by_name(ctx, CLASS_ID, "Zoë", [prepared(1)], add=True)
-        again = students.enroll_by_name(ctx, CLASS_ID, "ZOË", [prepared(2)], add=True)
-        other = students.enroll_by_name(ctx, CLASS_ID, "Zoe", [prepared(3)], add=True)
+        first = students.enrol_by_name(ctx, CLASS_ID, "Zoë", [prepared(1)], add=True)
+        again = students.enrol_by_name(ctx, CLASS_ID, "ZOË", [prepared(2)], add=True)
+        other = students.enrol_by_name(ctx, CLASS_ID, "Zoe", [prepared(3)], add=True)
         assert first.student.id == again.student.id == "zoe"
         assert again.student.photo_count == 2
         assert again.student.name == "Zoë"  # the first name is kept
         assert other.student.id.startswith("zoe-") and other.student.name == "Zoe"
         with pytest.raises(NameTakenError) as taken:
-            students.enroll_by_name(ctx, CLASS_ID, "zoë", [prepared(4)], add=False)
+            students.enrol_by_name(ctx, CLASS_ID, "zoë", [prepared(4)], add=False)
         assert taken.value.student_id == "zoe"
 
 
 def test_two_students_of_one_name_must_be_told_apart_by_id() -> None:
     with service_context() as ctx:
         for student_id in ("kim-1", "kim-2"):
-            students.enroll_prepared(
+            students.enrol_prepared(
                 ctx, CLASS_ID, student_id, "Kim", [prepared(1)], Existing.REFUSE
             )
         with pytest.raises(NameAmbiguousError) as ambiguous:
-            students.enroll_by_name(ctx, CLASS_ID, "Kim", [prepared(2)], add=True)
+            students.enrol_by_name(ctx, CLASS_ID, "Kim", [prepared(2)], add=True)
         assert ambiguous.value.student_ids == ["kim-1", "kim-2"]
 
 
 def test_deleting_a_student_erases_records_and_names_in_class_photos() -> None:
     with service_context() as ctx:
         for student_id, name, seed in (("ada", "Ada", 1), ("bob", "Bob", 2)):
-            students.enroll_prepared(
+            students.enrol_prepared(
                 ctx, CLASS_ID, student_id, name, [prepared(seed)], Existing.REFUSE
             )
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date(2026, 11, 30))
@@ -119,7 +119,7 @@ def test_deleting_a_student_erases_records_and_names_in_class_photos() -> None:
 def test_an_erasure_cut_off_by_the_store_is_finished_when_it_is_back() -> None:
     store = FailingStore()
     with service_context(store) as ctx:
-        students.enroll_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
+        students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
         store.fail_delete = lambda key: key != layout.student_key(CLASS_ID, "ada")
         with pytest.raises(StorageUnavailableError):
             students.delete_student(ctx, CLASS_ID, "ada")
@@ -134,7 +134,7 @@ def test_a_claim_without_photos_is_reported_as_a_registration_in_flight() -> Non
         doc = layout.StudentDoc(id="ada", name="Ada", created_at=utc_now())
         assert ctx.records.students.claim(CLASS_ID, doc)
         with pytest.raises(ConflictError, match="being registered by another request"):
-            students.enroll_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
+            students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
         assert students.list_students(ctx, CLASS_ID) == []
 
 
