@@ -34,6 +34,29 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+MODEL_FIXTURES = frozenset(
+    {
+        "face_pipeline",
+        "cast_pipeline",
+        "fast_face_pipeline",
+        "fast_cast_pipeline",
+        "casia_weights",
+        "exported_onnx",
+        "onnx_embedder",
+        "real_chips",
+    }
+)
+"""Fixtures that load the real face models: a test using one is marked ``models``."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that loads the real models (through a model fixture) ``models``, so that
+    ``pytest -m "not slow and not models"`` is the fast set (README, "Two commands")."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The read-only real data folder (``ml.eval.shared_data``); outside CI a missing folder skips

@@ -54,6 +54,10 @@ OTHER_IDENTITIES = (
     "dlib_misc__Tom_Cruise",
     "facenet_pytorch__kate_siegel",
 )
+
+# Loads the real face models or torch (the reference): not in the fast set (README).
+pytestmark = pytest.mark.models
+
 LARGE_PHOTO_WIDTH = 5334
 """The team's class photo is 5334 px wide; shared/ has no photo that large (the biggest group
 photo is deepface__couple.jpg, 2280 px), so the crowded retinaface__img3.jpg is upscaled to it."""

@@ -15,6 +15,9 @@ from ml.embedder import FaceNetEmbedder
 from ml.protocols import FaceEmbedder
 from tests.ml.conftest import lfw_centre_crop
 
+# Loads the real face models or torch (the reference): not in the fast set (README).
+pytestmark = pytest.mark.models
+
 # People with several LFW images; the first images of each (sorted by name) are used.
 IDENTITIES = ("Colin_Powell", "George_W_Bush", "Gerhard_Schroeder", "Serena_Williams", "Tony_Blair")
 IMAGES_PER_IDENTITY = 3

@@ -28,6 +28,9 @@ from tests.ml.test_head import _views
 torch = pytest.importorskip("torch", reason="the torch reference head needs the dev dependencies")
 from tests.ml import torch_head_reference as reference  # noqa: E402
 
+# Loads the real face models or torch (the reference): not in the fast set (README).
+pytestmark = pytest.mark.models
+
 _Weights = dict[str, npt.NDArray[np.float64]]
 
 

@@ -33,6 +33,9 @@ from ml.weights.cache import (
 from ml.weights.torch_models import TorchFaceNetEmbedder, TorchMtcnnNets
 from tests.ml.conftest import lfw_centre_crop
 
+# Loads the real face models or torch (the reference): not in the fast set (README).
+pytestmark = pytest.mark.models
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
