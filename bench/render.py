@@ -7,7 +7,7 @@ lists every comparison Rollcall loses, so a loss can never be left out of the te
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -694,7 +694,7 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
                 [
                     f"{label}: `{photo['file'].rsplit('/', 1)[-1]}` {photo['size']}",
                     name,
-                    entry["faces"],
+                    faces_cell(entry),
                     *[f"{st[k]:.1f}" if st.get(k) is not None else "-" for k in _STAGES],
                     f"{total:.1f}",
                     f"{entry['end_to_end_ms']:.1f}",
@@ -704,7 +704,7 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
                 if extra.get("embed_per_face") is not None:
                     per_face.append(
                         f"{label}: {model} {extra['embed_per_face']:.1f} ms a face "
-                        f"({extra['embed']:.1f} ms for {entry['faces']}, its chips "
+                        f"({extra['embed']:.1f} ms for {entry.get('faces_embedded', entry['faces'])}, its chips "
                         f"{extra['align']:.1f} ms)"
                     )
         ratios = []
@@ -832,6 +832,14 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
         "",
     ]
     return lines
+
+
+def faces_cell(entry: Mapping[str, Any]) -> str:
+    """Faces found, and how many were embedded when some were too small to recognise."""
+    embedded = entry.get("faces_embedded")
+    if embedded is None or embedded == entry["faces"]:
+        return str(entry["faces"])
+    return f"{entry['faces']} ({embedded} embedded)"
 
 
 _STAGES = ("decode", "detect", "align", "segment", "embed", "match", "draw")
