@@ -34,10 +34,7 @@ not the function; :mod:`tests.ml.test_dlib_onnx` holds the parity with dlib itse
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +46,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ml.dlib_embedder import DLIB_CHIP_SIZE, DLIB_EMBEDDING_DIM, RESNET_FILE, dlib_models_dir
+from ml.weights.cache import file_sha256, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -663,14 +661,6 @@ class ExportedModel:
     """Of the written file's bytes."""
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def dlib_resnet_onnx_bytes(source: Path | None = None) -> bytes:
     """The ONNX model of dlib's ResNet (``source``, default: the ``face-recognition-models`` wheel's)."""
     source = source if source is not None else dlib_models_dir() / RESNET_FILE
@@ -713,20 +703,7 @@ def export_dlib_resnet_onnx(destination: Path, source: Path | None = None) -> Ex
     """
     source = source if source is not None else dlib_models_dir() / RESNET_FILE
     data = dlib_resnet_onnx_bytes(source)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    os.close(file_descriptor)
-    temp_path = Path(temp_name)
-    try:
-        temp_path.write_bytes(data)
-        with temp_path.open("rb") as written:
-            os.fsync(written.fileno())
-        temp_path.chmod(0o644)
-        temp_path.replace(destination)
-    finally:
-        temp_path.unlink(missing_ok=True)
+    write_atomically(destination, lambda temp: temp.write_bytes(data))
     exported = ExportedModel(path=destination, sha256=file_sha256(destination))
     logger.info("exported %s to %s (sha256 %s)", source, destination, exported.sha256)
     return exported

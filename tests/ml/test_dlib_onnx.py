@@ -23,6 +23,7 @@ from ml.dlib_embedder import (
     dlib_models_dir,
 )
 from ml.types import DetectedFace
+from ml.weights.cache import file_sha256
 from ml.weights.dlib_resnet import (
     AddPrev,
     Affine,
@@ -32,7 +33,6 @@ from ml.weights.dlib_resnet import (
     FullyConnected,
     Pool,
     export_dlib_resnet_onnx,
-    file_sha256,
     read_dlib_resnet,
 )
 
