@@ -51,8 +51,10 @@ def _violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
 
 
 RULES = {
-    "ml": ("app", "bench", "tests"),
-    "app": ("bench", "tests"),
+    "ml": ("app", "bench", "harness", "tests"),
+    "app": ("bench", "harness", "tests"),
+    "harness": ("bench", "tests"),
+    "bench": ("tests",),
     "app.storage": ("app.services", "app.routers", "app.schemas", "app.main", "fastapi"),
     "app.services": (
         "fastapi",
