@@ -61,8 +61,42 @@ def merge_results(existing: JsonDict, sections: JsonDict, machine: JsonDict) -> 
         "machine": machine,
         "sections": dict(existing.get("sections", {})),
     }
+    if "speed" in sections and "speed" in merged["sections"]:
+        # The speed section keeps a summary of the run it replaces, so the document shows the
+        # new figures beside the old ones (docs/benchmarks.md, "Before and after").
+        sections["speed"] = {
+            **sections["speed"],
+            "previous": speed_summary(merged["sections"]["speed"]),
+        }
     merged["sections"].update(sections)
     return merged
+
+
+def speed_summary(section: JsonDict) -> JsonDict:
+    """The figures of a speed section that a later run is compared with: per photo the end-to-end
+    medians, the embedding passes per second, the service's memory."""
+    results = section["results"]
+    photos = {
+        label: {
+            system: {
+                "faces": entry[system]["faces"],
+                "end_to_end_ms": entry[system]["end_to_end_ms"],
+            }
+            for system in ("rollcall", "rollcall_facenet", "face_recognition")
+            if system in entry
+        }
+        for label, entry in results["stages"]["photos"].items()
+    }
+    http = results.get("http", {})
+    return {
+        "date": section.get("date"),
+        "git_commit": section.get("machine", {}).get("git_commit"),
+        "cpu_used_by_other_processes": section.get("cpu_used_by_other_processes"),
+        "photos": photos,
+        "embedding": results.get("embedding", {}).get("rows", []),
+        "rss_idle_bytes": http.get("rss_idle_bytes"),
+        "rss_peak_bytes": http.get("rss_peak_bytes"),
+    }
 
 
 def write_outputs(data: JsonDict, out_dir: Path, stem: str) -> tuple[Path, Path]:

@@ -640,6 +640,74 @@ BUSY_SHARE = 0.15
 """Share of the CPU used by other processes above which the speed figures are flagged."""
 
 
+def render_speed_before_after(res: JsonDict, previous: JsonDict) -> list[str]:
+    """This run's end-to-end times, embedding rate and memory beside the run it replaced."""
+    lines = [
+        "### Before and after",
+        "",
+        f"The previous run of this section: {previous.get('date')}, commit "
+        f"`{str(previous.get('git_commit'))[:10]}` (other processes used "
+        f"{100 * (previous.get('cpu_used_by_other_processes') or 0):.0f} % of the CPU then). "
+        "Each run's ratio to face_recognition is measured within that run.",
+        "",
+    ]
+    rows = []
+    for label, now in res["stages"]["photos"].items():
+        before = previous["photos"].get(label)
+        ours, peer = now["rollcall"]["end_to_end_ms"], now.get(PEER, {}).get("end_to_end_ms")
+        if before is None:
+            rows.append(
+                [label, "-", f"{ours:.0f} ms", "-", "-", fmt_ratio(ours / peer) if peer else "-"]
+            )
+            continue
+        was, was_peer = (
+            before["rollcall"]["end_to_end_ms"],
+            before.get(PEER, {}).get("end_to_end_ms"),
+        )
+        rows.append(
+            [
+                label,
+                f"{was:.0f} ms",
+                f"{ours:.0f} ms",
+                fmt_ratio(ours / was),
+                fmt_ratio(was / was_peer) if was_peer else "-",
+                fmt_ratio(ours / peer) if peer else "-",
+            ]
+        )
+    lines += table(
+        [
+            "photo",
+            f"{OURS} before",
+            f"{OURS} now",
+            "now ÷ before",
+            "÷ face_recognition before",
+            "÷ face_recognition now",
+        ],
+        rows,
+        "lrrrrr",
+    )
+    batch8 = [r for r in res["embedding"]["rows"] if r["batch"] == 8]
+    old8 = [r for r in previous.get("embedding", []) if r["batch"] == 8]
+    if batch8 and old8:
+        lines += [
+            f"FaceNet passes per second at batch 8: {old8[0]['rollcall_per_second']:.1f} before, "
+            f"{batch8[0]['rollcall_per_second']:.1f} now; dlib's ResNet "
+            f"{old8[0].get('rollcall_dlib_per_second', 0):.1f} before, "
+            f"{batch8[0].get('rollcall_dlib_per_second', 0):.1f} now.",
+            "",
+        ]
+    http = res.get("http", {})
+    if previous.get("rss_idle_bytes") and http.get("rss_idle_bytes"):
+        lines += [
+            f"The service's memory when ready (RSS): {previous['rss_idle_bytes'] / 2**20:.0f} MiB "
+            f"before, {http['rss_idle_bytes'] / 2**20:.0f} MiB now; peak under load "
+            f"{previous['rss_peak_bytes'] / 2**20:.0f} MiB before, "
+            f"{http['rss_peak_bytes'] / 2**20:.0f} MiB now.",
+            "",
+        ]
+    return lines
+
+
 def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
     stages = res["stages"]
     peer = res.get("peer_available", False)
@@ -667,6 +735,8 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
             "average includes the benchmark itself).",
             "",
         ]
+    if meta is not None and meta.get("previous"):
+        lines += render_speed_before_after(res, meta["previous"])
     lines += [
         "### Per-stage latency (ms)",
         "",
