@@ -61,7 +61,8 @@ def merge_results(existing: JsonDict, sections: JsonDict, machine: JsonDict) -> 
         "machine": machine,
         "sections": dict(existing.get("sections", {})),
     }
-    if "speed" in sections and "speed" in merged["sections"]:
+    replaced = merged["sections"].get("speed", {}).get("results")
+    if "speed" in sections and isinstance(replaced, dict) and "stages" in replaced:
         # The speed section keeps a summary of the run it replaces, so the document shows the
         # new figures beside the old ones (docs/benchmarks.md, "Before and after").
         sections["speed"] = {

@@ -106,6 +106,34 @@ def test_merge_replaces_only_the_sections_run() -> None:
     assert merged["machine"] == {"cpu": "x"}
 
 
+def test_a_new_speed_run_keeps_the_figures_of_the_run_it_replaces() -> None:
+    def run(ms: float, date: str) -> dict[str, Any]:
+        photo = {"rollcall": {"faces": 5, "end_to_end_ms": ms}}
+        return {
+            "date": date,
+            "results": {
+                "stages": {"photos": {"HTTP photo": photo}},
+                "embedding": {"rows": [{"batch": 8, "rollcall_per_second": 1000 / ms}]},
+                "http": {"rss_idle_bytes": 2**30, "rss_peak_bytes": 2**31},
+            },
+        }
+
+    merged = merge_results(
+        {"sections": {"speed": run(800, "then")}}, {"speed": run(400, "now")}, {}
+    )
+    speed = merged["sections"]["speed"]
+    assert speed["results"]["stages"]["photos"]["HTTP photo"]["rollcall"]["end_to_end_ms"] == 400
+    previous = speed["previous"]
+    assert previous["date"] == "then"
+    assert previous["photos"]["HTTP photo"]["rollcall"] == {"faces": 5, "end_to_end_ms": 800}
+    assert previous["embedding"] == [{"batch": 8, "rollcall_per_second": 1.25}]
+    assert previous["rss_idle_bytes"] == 2**30
+    # Only one run back: the summary of the summary is not kept.
+    again = merge_results(merged, {"speed": run(300, "later")}, {})
+    assert again["sections"]["speed"]["previous"]["date"] == "now"
+    assert "previous" not in again["sections"]["speed"]["previous"]
+
+
 def test_sections_are_validated_and_ordered() -> None:
     assert parse_sections("speed,verification") == ["verification", "speed"]
     with pytest.raises(Exception, match="unknown section"):
