@@ -252,7 +252,11 @@ def test_cli_reports_the_cached_path(
 ) -> None:
     shutil.copyfile(casia_weights, tmp_path / facenet_casia.CASIA_WEIGHTS_FILENAME)
     # The ONNX exports too (made once in the default cache by the same command), so that it only verifies them.
-    onnx_names = [*onnx_models.MTCNN_FILENAMES, onnx_models.CASIA_ONNX_FILENAME]
+    onnx_names = [
+        *onnx_models.MTCNN_FILENAMES,
+        onnx_models.CASIA_ONNX_FILENAME,
+        onnx_models.DLIB_ONNX_FILENAME,
+    ]
     for name in onnx_names:
         exported = casia_weights.parent / name
         onnx_models.load_onnx_model(casia_weights.parent, name)
