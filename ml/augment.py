@@ -6,11 +6,55 @@ stored template less sensitive to the lighting, pose jitter and blur of later gr
 
 from __future__ import annotations
 
-import albumentations
+import importlib.abc
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from ml.types import RGBImage, check_rgb_image
+
+if TYPE_CHECKING:
+    import albumentations
+
+_IMPORT_LOCK = threading.Lock()
+
+
+class _RefuseTorch(importlib.abc.MetaPathFinder):
+    """Makes ``import torch`` fail while albumentations is first imported."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not needed for albumentations' image transforms")
+        return None
+
+
+def load_albumentations() -> ModuleType:
+    """albumentations, imported when the first registration needs it, and without two things it
+    does on import: it asks pypi.org for a newer version (``NO_ALBUMENTATIONS_UPDATE``; the
+    service never calls out), and it loads its optional PyTorch helpers whenever torch is
+    installed, as in the development environment, where that pulled torch into the service
+    (RSS when ready 934 MiB instead of about 420 MiB, 2026-11-29). If torch is already loaded
+    (tests, benchmarks), nothing is refused."""
+    with _IMPORT_LOCK:
+        if "albumentations" in sys.modules:
+            return sys.modules["albumentations"]
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+        refuse = _RefuseTorch()
+        sys.meta_path.insert(0, refuse)
+        try:
+            import albumentations
+        finally:
+            sys.meta_path.remove(refuse)
+        loaded: ModuleType = albumentations
+        return loaded
 
 
 def build_view_pipeline(seed: int) -> albumentations.Compose:
@@ -19,6 +63,7 @@ def build_view_pipeline(seed: int) -> albumentations.Compose:
     The perturbations stay within what an aligned face crop of the same person can look like:
     the landmarks move by a few pixels at most, so the views remain valid embedder inputs.
     """
+    albumentations = load_albumentations()
     return albumentations.Compose(
         [
             albumentations.RandomBrightnessContrast(

@@ -1,6 +1,6 @@
 """The model cache: where prepared weights live, written atomically and verified by checksum on load.
 
-Torch-free: the service reads its ONNX files through :func:`load_checked_file`.
+Torch-free: the service checks its ONNX files with :func:`check_file` before onnxruntime reads them.
 """
 
 from __future__ import annotations
@@ -69,14 +69,27 @@ def save_checked_file(data: bytes, path: Path, *, version: str, source: str) -> 
 
 
 def load_checked_file(path: Path, *, version: str) -> bytes:
-    """The bytes of a file written by :func:`save_checked_file`.
+    """The bytes of a file written by :func:`save_checked_file` (see :func:`check_file`)."""
+    data = path.read_bytes()
+    _check_record(path, hashlib.sha256(data).hexdigest(), version)
+    return data
+
+
+def check_file(path: Path, *, version: str) -> Path:
+    """``path``, once its contents are checked against the record :func:`save_checked_file` wrote
+    (hashed as a stream: the service hands onnxruntime the path, not a copy of the bytes, which
+    kept FaceNet's session 80 MiB smaller, 2026-11-29).
 
     Raises:
         FileNotFoundError: the file or its checksum record is missing.
         WeightsChecksumError: damaged, or written by another ``version`` of the writer.
     """
+    _check_record(path, file_sha256(path), version)
+    return path
+
+
+def _check_record(path: Path, actual: str, version: str) -> None:
     record_path = checksum_path(path)
-    data = path.read_bytes()
     try:
         record = json.loads(record_path.read_text())
     except FileNotFoundError:
@@ -87,7 +100,6 @@ def load_checked_file(path: Path, *, version: str) -> bytes:
         ) from error
     if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
         raise WeightsChecksumError(f"{record_path}: no checksum recorded")
-    actual = hashlib.sha256(data).hexdigest()
     if actual != record["sha256"]:
         raise WeightsChecksumError(
             f"{path}: checksum mismatch (recorded {record['sha256'][:12]}..., got {actual[:12]}...)"
@@ -96,7 +108,6 @@ def load_checked_file(path: Path, *, version: str) -> bytes:
         raise WeightsChecksumError(
             f"{path}: written by version {record.get('version')!r} of its exporter, expected {version}"
         )
-    return data
 
 
 def file_sha256(path: Path) -> str:

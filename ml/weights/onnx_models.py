@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from ml.weights.cache import WeightsChecksumError, file_sha256, load_checked_file
+from ml.weights.cache import WeightsChecksumError, check_file, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def facenet_onnx_filename(weights: Path | None) -> str:
 
 def load_onnx_model(
     cache_dir: Path, filename: str, *, embedder_weights: Path | None = None
-) -> bytes:
-    """The checked bytes of ``cache_dir / filename``, exporting it first if needed and possible.
+) -> Path:
+    """``cache_dir / filename``, checked, exporting it first if needed and possible.
 
     ``embedder_weights`` is the source of a FaceNet model named by :func:`facenet_onnx_filename`.
 
@@ -88,7 +88,7 @@ def load_onnx_model(
     """
     path = cache_dir / filename
     try:
-        return load_checked_file(path, version=EXPORT_VERSION)
+        return check_file(path, version=EXPORT_VERSION)
     except (FileNotFoundError, WeightsChecksumError) as error:
         problem = error
     if not exporter_available(filename):
@@ -108,11 +108,11 @@ def load_onnx_model(
         from ml.weights.onnx_export import export_model
 
         export_model(filename, cache_dir, embedder_weights=embedder_weights)
-    return load_checked_file(path, version=EXPORT_VERSION)
+    return check_file(path, version=EXPORT_VERSION)
 
 
-def load_facenet_onnx(cache_dir: Path, weights: Path | None = None) -> bytes:
+def load_facenet_onnx(cache_dir: Path, weights: Path | None = None) -> Path:
     """FaceNet's ONNX model: ``weights`` itself if it is an ``.onnx`` file, else its export in ``cache_dir``."""
     if weights is not None and weights.suffix == ".onnx":
-        return weights.read_bytes()
+        return weights
     return load_onnx_model(cache_dir, facenet_onnx_filename(weights), embedder_weights=weights)
