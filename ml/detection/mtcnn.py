@@ -21,7 +21,7 @@ stage logic (thresholds, NMS, box regression) but
 
 Measured on shared/faces/groups (``python -m ml.eval detection``): precision 1.00 / recall 1.00 on
 the 80 hand-annotated faces, exact count on the 7 exactly counted photos, ~2x less CPU than stock
-facenet-pytorch on 1000 px photos and ~4x less on a 5334 px photo (``bench/bench_detection.py``).
+facenet-pytorch on 1000 px photos and ~4x less on a 5334 px photo (measured 2026-11-22 with the since-deleted ``bench/bench_detection.py``; ``python -m bench``'s detection and speed sections measure it now).
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@ Playwright; no browser is ever downloaded), against the real app with the real m
 uvicorn on a loopback port.
 
 Screenshots of the main screens go to a temporary folder, or to ``$ROLLCALL_SCREENSHOTS_DIR`` when
-set: ``ROLLCALL_SCREENSHOTS_DIR=docs/screenshots uv run pytest tests/app/test_console_browser.py``
-made the ones in the README.
+set (a folder of your own: they show ``../shared``'s photos, which the repository must not hold).
 """
 
 from __future__ import annotations
