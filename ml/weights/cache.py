@@ -68,13 +68,6 @@ def save_checked_file(data: bytes, path: Path, *, version: str, source: str) -> 
     )
 
 
-def load_checked_file(path: Path, *, version: str) -> bytes:
-    """The bytes of a file written by :func:`save_checked_file` (see :func:`check_file`)."""
-    data = path.read_bytes()
-    _check_record(path, hashlib.sha256(data).hexdigest(), version)
-    return data
-
-
 def check_file(path: Path, *, version: str) -> Path:
     """``path``, once its contents are checked against the record :func:`save_checked_file` wrote
     (hashed as a stream: the service hands onnxruntime the path, not a copy of the bytes, which

@@ -26,9 +26,9 @@ from ml.types import DetectedFace
 from ml.weights import onnx_models
 from ml.weights.cache import (
     WeightsChecksumError,
+    check_file,
     checksum_path,
     default_cache_dir,
-    load_checked_file,
 )
 from ml.weights.torch_models import TorchFaceNetEmbedder, TorchMtcnnNets
 from tests.ml.conftest import lfw_centre_crop
@@ -172,10 +172,10 @@ def test_a_damaged_onnx_file_is_detected_and_exported_again(
     data[len(data) // 2] ^= 0x01  # one bit inside the weights
     damaged.write_bytes(bytes(data))
     with pytest.raises(WeightsChecksumError, match="checksum mismatch"):
-        load_checked_file(damaged, version=onnx_models.EXPORT_VERSION)
+        check_file(damaged, version=onnx_models.EXPORT_VERSION)
 
     OnnxMtcnnNets(tmp_path, intra_op_threads=1)  # torch is installed: exported again
-    load_checked_file(damaged, version=onnx_models.EXPORT_VERSION)
+    check_file(damaged, version=onnx_models.EXPORT_VERSION)
     record = json.loads(checksum_path(damaged).read_text())
     assert record["version"] == onnx_models.EXPORT_VERSION
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
