@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -26,7 +26,7 @@ from ml.eval.lfw import DEFAULT_DATA, LfwPair, central_face, read_pairs
 from ml.eval.photos import load_rgb
 from ml.fusion import FACENET, to_facenet_scale
 from ml.pipeline import FacePipeline
-from ml.types import DetectedFace, RGBImage
+from ml.types import DetectedFace, Embeddings, RGBImage
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +63,14 @@ def sample_pairs(pairs: Sequence[LfwPair], count: int, seed: int) -> list[LfwPai
 
 def face_scores(
     pipeline: FacePipeline,
-    first: RGBImage,
-    first_face: DetectedFace,
+    first: Mapping[str, Embeddings],
     second: RGBImage,
     second_face: DetectedFace,
 ) -> dict[str, float]:
-    """Each model's cosine between the two faces and the fused score (FaceNet's scale)."""
-    a = pipeline.embed_faces_by_model(first, [first_face])
-    b = pipeline.embed_faces_by_model(second, [second_face])
-    cosines = {model: float(a[model][0] @ b[model][0]) for model in pipeline.models}
+    """Each model's cosine between the first face (its embeddings by model) and ``second_face``,
+    and the fused score (FaceNet's scale)."""
+    other = pipeline.embed_faces_by_model(second, [second_face])
+    cosines = {model: float(first[model][0] @ other[model][0]) for model in pipeline.models}
     fused = np.mean([float(to_facenet_scale(m, c)) for m, c in cosines.items()])
     return {**cosines, "fused": float(fused)}
 
@@ -86,13 +85,12 @@ def evaluate(
         faces = [central_face(pipeline.detect(image), image.shape) for image in images]
         if faces[0] is None or faces[1] is None:
             continue
+        first = pipeline.embed_faces_by_model(images[0], [faces[0]])
         for size in scores:
             second, second_face = images[1], faces[1]
             if size != FULL_SIZE:
                 second, second_face = shrink_to_face_size(images[1], faces[1], size)
-            scores[size].append(
-                (pair.same, face_scores(pipeline, images[0], faces[0], second, second_face))
-            )
+            scores[size].append((pair.same, face_scores(pipeline, first, second, second_face)))
         if (index + 1) % 20 == 0:
             logger.info("%d of %d pairs", index + 1, len(pairs))
     result: dict[str, dict[int, tuple[float, float]]] = {}
