@@ -114,8 +114,9 @@ def draw_and_encode(image: RGBImage, recognition: Recognition, max_side: int | N
     """What the service adds after recognition for the phone: the annotated copy (``max_side``:
     ``ROLLCALL_ANNOTATED_MAX_SIDE``), JPEG-encoded, base64'd; returns the base64 length."""
     from app.images import encode_jpeg
+    from app.services.results import face_label
 
-    labels = ["" if m.too_small else (m.student_id or "unknown") for m in recognition.faces]
+    labels = [face_label(m.student_id, {}, m.too_small) for m in recognition.faces]
     annotated = annotate(image, recognition.faces, labels, max_side=max_side)
     return len(base64.b64encode(encode_jpeg(annotated)))
 
