@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request, UploadFile
 
+from app.security import actor_label
 from app.services.context import Context
 from app.services.errors import PayloadTooLargeError
 from app.services.ids import BIDI_CONTROLS, SLUG_PATTERN
@@ -19,12 +20,15 @@ def get_context(request: Request) -> Context:
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
+Actor = Annotated[str, Depends(actor_label)]
+"""Who makes a change: the API key's label, or ``console``."""
 
 _SLUG_HELP = "URL-safe id: `[a-z0-9][a-z0-9_-]{0,63}`"
 ClassId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
 StudentId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
 SessionId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
 PhotoId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+SampleId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
 
 
 MAX_FILENAME_LENGTH = 255

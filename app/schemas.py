@@ -123,8 +123,32 @@ class StudentPhotoOut(Model):
     quality: Quality
 
 
+class SampleOut(Model):
+    """A face from a class photo confirmed as this student: matched like a registration photo."""
+
+    sample_id: str
+    session_id: str
+    photo_id: str
+    face_index: int
+    confirmed_by: Literal["teacher", "recognition"] = Field(
+        description="`teacher`: a teacher named the face; `recognition`: recognised so surely "
+        "(`ROLLCALL_AUTO_CONFIRM_MARGIN`, `ROLLCALL_AUTO_CONFIRM_GAP`) that no teacher was needed."
+    )
+    confirmed_label: str = Field(
+        description="Who: the API key's label or `console`, or `recognition`."
+    )
+    confirmed_at: dt.datetime
+    taken_at: dt.datetime = Field(description="When the class photo was uploaded.")
+    crop_url: str = Field(description="A small JPEG of the face.")
+
+
 class StudentDetail(StudentOut):
     photos: list[StudentPhotoOut]
+    samples: list[SampleOut] = Field(
+        default_factory=list,
+        description="Confirmed faces from class photos, newest first (at most "
+        "`ROLLCALL_MAX_SAMPLES_PER_STUDENT`).",
+    )
 
 
 class EnrolmentOut(Model):
@@ -184,6 +208,14 @@ class FaceOut(Model):
         description="The face is smaller than `ROLLCALL_MIN_RECOGNISABLE_FACE` pixels: it is "
         "shown (grey box) but not compared with anyone, so `score` is null.",
     )
+    source: Literal["recognised", "teacher"] | None = Field(
+        default=None,
+        description="Who named the face (stored photos only): `recognised`, `teacher` (assigned "
+        "by hand, or said to be nobody of the class), or null for an unknown face.",
+    )
+    not_in_class: bool = Field(
+        default=False, description="A teacher said this face is nobody of the class."
+    )
 
 
 class RecognitionOut(Model):
@@ -210,7 +242,7 @@ class SessionOut(Model):
 
 
 class SessionSummary(SessionOut):
-    present_count: int = Field(description="Students recorded present.")
+    present_count: int = Field(description="Students present or late.")
     photo_count: int
 
 
@@ -229,13 +261,44 @@ class SessionPhotoOut(Model):
     face_urls: list[str] = Field(description="A crop of each face (JPEG), in face order.")
 
 
+Status = Literal["present", "absent", "late", "excused"]
+
+
 class RosterEntry(Model):
     student_id: str
     name: str
-    present: bool
-    recorded_at: dt.datetime | None = None
+    present: bool = Field(description="Attended: `status` is present or late.")
+    status: Status
+    source: Literal["recognised", "teacher"] | None = Field(
+        description="How the status was decided: `recognised` (see `photo_id`, `score`), "
+        "`teacher` (set by hand, or a face the teacher named: see `corrected_at`, "
+        "`corrected_by`), or null for an absence nobody decided."
+    )
+    recorded_at: dt.datetime | None = Field(
+        default=None, description="When the first photo showing the student was uploaded."
+    )
     similarity: float | None = None
-    photo_id: str | None = None
+    score: float | None = Field(
+        default=None, description="The recognition score of the face (recognised only)."
+    )
+    photo_id: str | None = Field(default=None, description="The first photo showing them.")
+    face_index: int | None = Field(default=None, description="Their face in that photo.")
+    note: str | None = None
+    corrected_at: dt.datetime | None = None
+    corrected_by: str | None = Field(
+        default=None, description="The API key's label, or `console` (no key)."
+    )
+
+
+class StatusIn(Model):
+    status: Status
+    note: str = Field(default="", max_length=500, description="Shown to teachers; optional.")
+
+
+class FaceAssignIn(Model):
+    student_id: Slug | None = Field(
+        description="The student this face is, or null: nobody of this class."
+    )
 
 
 class SessionDetail(SessionOut):
@@ -246,8 +309,8 @@ class SessionDetail(SessionOut):
 
 
 class SessionPhotoDetail(Model):
-    """A stored session photo: its faces as recognised when it was uploaded (names as of now;
-    a face of a student deleted since is reported unknown)."""
+    """A stored session photo: its faces as recognised when it was uploaded, with the teacher's
+    assignments applied (names as of now; a face of a student deleted since is unknown)."""
 
     session_id: str
     photo_id: str
@@ -266,9 +329,12 @@ class AttendanceEntry(Model):
     label: str
     date: dt.date
     present: bool
+    status: Status
+    source: Literal["recognised", "teacher"] | None = None
     recorded_at: dt.datetime | None = None
     similarity: float | None = None
     photo_id: str | None = None
+    note: str | None = None
 
 
 class StudentAttendance(Model):
@@ -276,7 +342,36 @@ class StudentAttendance(Model):
     name: str
     present_count: int
     session_count: int
-    sessions: list[AttendanceEntry] = Field(description="Every session of the class, by date.")
+    sessions: list[AttendanceEntry] = Field(
+        description="Every session of the class whose roster has the student, by date."
+    )
+
+
+class TermSessionOut(Model):
+    id: str
+    label: str
+    date: dt.date
+
+
+class TermRowOut(Model):
+    student_id: str
+    name: str
+    statuses: list[Status | None] = Field(
+        description="One per session of `sessions`, in order; null: not on that session's "
+        "roster (enrolled later)."
+    )
+    attended: int = Field(description="Sessions present or late.")
+    counted: int = Field(description="Sessions on the roster, less those excused.")
+    rate: float | None = Field(description="`attended / counted` (0-1); null when 0 counted.")
+
+
+class TermReportOut(Model):
+    class_id: str
+    class_name: str
+    date_from: dt.date | None
+    date_to: dt.date | None
+    sessions: list[TermSessionOut] = Field(description="By date.")
+    students: list[TermRowOut] = Field(description="By name.")
 
 
 # --- the mobile client's calls ----------------------------------------------------------------

@@ -257,3 +257,13 @@ UNAUTHORISED_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "Missing or invalid API key (`X-API-Key` header)"},
     403: {"description": "The API key may not access this class"},
 }
+
+
+CONSOLE_LABEL = "console"
+"""Who made a change when no API key was presented (the service runs open: the console)."""
+
+
+def actor_label(request: Request) -> str:
+    """Who is making a change, for the record: the API key's label (``key 2``), never the key."""
+    key: ApiKey | None = request.scope.get(_SCOPE_KEY)
+    return key.label if key is not None else CONSOLE_LABEL

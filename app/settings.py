@@ -18,6 +18,7 @@ from app.api_keys import parse_api_keys
 from app.images import ANNOTATED_MAX_SIDE
 from app.services.ids import SLUG_PATTERN
 from ml.config import PipelineConfig
+from ml.samples import DEFAULT_AUTO_CONFIRM, DEFAULT_MAX_SAMPLES, AutoConfirmRule
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -155,6 +156,32 @@ class Settings(BaseSettings):
         description="Longer side (pixels) of the annotated photo returned and stored; larger "
         "photos are shrunk (the original is stored as uploaded).",
     )
+    # --- learning from confirmed faces (ml/samples.py has the measurements) --------------------
+    learn_from_photos: bool = Field(
+        default=True,
+        description="Keep faces a teacher named, and faces recognised with a high margin, as "
+        "extra gallery samples of the student.",
+    )
+    auto_confirm_margin: float = Field(
+        default=DEFAULT_AUTO_CONFIRM.min_score_margin,
+        ge=0.0,
+        le=2.0,
+        description="A recognised face becomes a sample only this far above the unknown "
+        "threshold (and auto_confirm_gap ahead of any other student).",
+    )
+    auto_confirm_gap: float = Field(
+        default=DEFAULT_AUTO_CONFIRM.min_runner_up_gap,
+        ge=0.0,
+        le=2.0,
+        description="How far (fused similarity) the named student must be ahead of the next one "
+        "for a recognised face to become a sample.",
+    )
+    max_samples_per_student: int = Field(
+        default=DEFAULT_MAX_SAMPLES,
+        ge=0,
+        le=64,
+        description="Confirmed faces kept per student (the newest half, then the most diverse).",
+    )
     log_level: LogLevel = "INFO"
 
     # --- access control (see app/security.py) --------------------------------------------------
@@ -265,6 +292,9 @@ class Settings(BaseSettings):
             intra_op_threads=self.intra_op_threads,
             **overrides,
         )
+
+    def auto_confirm_rule(self) -> AutoConfirmRule:
+        return AutoConfirmRule(self.auto_confirm_margin, self.auto_confirm_gap)
 
     def storage_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`app.storage.create_object_store`."""

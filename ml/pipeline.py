@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from ml.align import crop_face
 from ml.augment import augment_views
@@ -128,6 +129,11 @@ class FaceMatch:
     too_small: bool = False
     """Found, but smaller than ``PipelineConfig.min_recognisable_face``: neither embedded nor
     named (``student_id`` is ``None`` and the scores are 0)."""
+    runner_up_similarity: float | None = None
+    """Best fused similarity with any other student (see ``ml.matching.MatchDecision``)."""
+    embeddings: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict, repr=False)
+    """Each model's embedding of the face, ``(D,)`` (empty for a face too small to embed): what a
+    confirmed face adds to the student's gallery (``ml.samples``)."""
 
     @classmethod
     def too_small_face(cls, face: DetectedFace) -> FaceMatch:
@@ -333,6 +339,11 @@ class FacePipeline:
             return np.zeros((0, model.embedder.dim), np.float32)
         return model.embedder.embed([model.cropper.crop(image, face) for face in faces])
 
+    def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
+        """Every model's embedding of one face of a class photo, ``(1, D)`` each, exactly as
+        :meth:`recognise` embeds it (a face a teacher names later becomes a gallery sample)."""
+        return self.embed_faces_by_model(check_rgb_image(image), [face])
+
     def secondary_views(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
         """Registration embeddings of ``face`` for every secondary model: its crop and the crop's
         mirror image, ``(2, D)`` (also used to back-fill students registered before a model was
@@ -415,8 +426,10 @@ class FacePipeline:
                 d.candidate_id,
                 d.score,
                 d.model_similarities,
+                runner_up_similarity=d.runner_up_similarity,
+                embeddings={model: rows[i] for model, rows in embeddings.items()},
             )
-            for face, d in zip(recognisable, decisions, strict=True)
+            for i, (face, d) in enumerate(zip(recognisable, decisions, strict=True))
         }
         matches = tuple(by_face.get(id(face)) or FaceMatch.too_small_face(face) for face in faces)
         return Recognition(matches, threshold)

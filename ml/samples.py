@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from ml.matching import MatchDecision, l2_normalize
+from ml.matching import l2_normalize
 from ml.types import Embeddings
 
 DEFAULT_MAX_SAMPLES = 4
@@ -106,6 +107,19 @@ def select_samples(
     )
 
 
+class ScoredMatch(Protocol):
+    """What the rule reads of a decision (``ml.matching.MatchDecision``, ``ml.pipeline.FaceMatch``)."""
+
+    @property
+    def student_id(self) -> str | None: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def similarity(self) -> float: ...
+    @property
+    def runner_up_similarity(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class AutoConfirmRule:
     """A recognised face becomes a sample without a teacher only when recognition was sure: its
@@ -126,7 +140,7 @@ class AutoConfirmRule:
     min_score_margin: float = 0.1
     min_runner_up_gap: float = 0.2
 
-    def confirms(self, decision: MatchDecision, threshold: float) -> bool:
+    def confirms(self, decision: ScoredMatch, threshold: float) -> bool:
         if decision.student_id is None:
             return False
         if decision.score - threshold < self.min_score_margin:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import ClassId, ContextDep, PhotoId, SessionId, read_upload
+from app.deps import Actor, ClassId, ContextDep, PhotoId, SessionId, StudentId, read_upload
 from app.routers.errors import errors
-from app.services import attendance
+from app.services import attendance, corrections, reports
 from app.services.results import SessionPhotoAdded, SessionPhotoDetail
 
 router = APIRouter(prefix="/v1/classes/{class_id}", tags=["attendance"])
 
 _PHOTO_HELP = "A photo of the class (any number of faces)"
+DateFrom = Annotated[
+    dt.date | None, Query(alias="from", description="First date included (YYYY-MM-DD).")
+]
+DateTo = Annotated[dt.date | None, Query(alias="to", description="Last date included.")]
 
 
 def base64_jpeg(jpeg: bytes) -> str:
@@ -158,12 +164,140 @@ async def add_session_photo(
     responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
 )
 async def attendance_csv(ctx: ContextDep, class_id: ClassId, session_id: SessionId) -> Response:
-    text = await run_in_threadpool(attendance.attendance_csv, ctx, class_id, session_id)
-    filename = f"{class_id}-{session_id}.csv"
+    found = await run_in_threadpool(attendance.attendance_csv, ctx, class_id, session_id)
+    return csv_download(found.text, found.filename)
+
+
+def csv_download(text: str, name: str) -> Response:
+    """A CSV attachment named ``name.csv``: an ASCII fallback and the UTF-8 name (RFC 6266)."""
+    readable = " ".join(name.split())
+    fallback = (
+        "".join(
+            c if c.isascii() and (c.isalnum() or c in " ._-") else "_" for c in readable
+        ).strip()
+        or "attendance"
+    )
+    encoded = quote(f"{readable}.csv", safe="")
     return Response(
         content=text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": (
+                f"attachment; filename=\"{fallback}.csv\"; filename*=UTF-8''{encoded}"
+            )
+        },
+    )
+
+
+@router.get(
+    "/attendance.csv",
+    response_class=Response,
+    summary="The term report as CSV: a row per student, a column per session, and the rate",
+    responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
+)
+async def term_report_csv(
+    ctx: ContextDep, class_id: ClassId, date_from: DateFrom = None, date_to: DateTo = None
+) -> Response:
+    report = await run_in_threadpool(reports.term_report, ctx, class_id, date_from, date_to)
+    return csv_download(reports.term_csv(report), reports.report_filename(report))
+
+
+@router.get(
+    "/attendance",
+    response_model=schemas.TermReportOut,
+    summary="The term report: every student's status in every session, and their rate",
+    description=(
+        "Sessions in the date range (inclusive), by date. A student's rate is the sessions they "
+        "attended (present or late) out of the sessions whose roster has them, less those they "
+        "were excused from."
+    ),
+    responses=errors(404, 422),
+)
+async def term_report(
+    ctx: ContextDep, class_id: ClassId, date_from: DateFrom = None, date_to: DateTo = None
+) -> schemas.TermReportOut:
+    report = await run_in_threadpool(reports.term_report, ctx, class_id, date_from, date_to)
+    return schemas.TermReportOut.model_validate(report, from_attributes=True)
+
+
+@router.put(
+    "/sessions/{session_id}/records/{student_id}",
+    response_model=schemas.RosterEntry,
+    summary="Set a student's status by hand (wins over recognition, also over later photos)",
+    responses=errors(404, 422),
+)
+async def set_status(
+    ctx: ContextDep,
+    actor: Actor,
+    class_id: ClassId,
+    session_id: SessionId,
+    student_id: StudentId,
+    body: schemas.StatusIn,
+) -> schemas.RosterEntry:
+    entry = await run_in_threadpool(
+        corrections.set_status,
+        ctx,
+        class_id,
+        session_id,
+        student_id,
+        body.status,
+        body.note,
+        actor,
+    )
+    return schemas.RosterEntry.model_validate(entry, from_attributes=True)
+
+
+@router.delete(
+    "/sessions/{session_id}/records/{student_id}",
+    response_model=schemas.RosterEntry,
+    summary="Remove a status set by hand: recognition's applies again",
+    responses=errors(404, 422),
+)
+async def clear_status(
+    ctx: ContextDep,
+    actor: Actor,
+    class_id: ClassId,
+    session_id: SessionId,
+    student_id: StudentId,
+) -> schemas.RosterEntry:
+    entry = await run_in_threadpool(
+        corrections.clear_status, ctx, class_id, session_id, student_id, actor
+    )
+    return schemas.RosterEntry.model_validate(entry, from_attributes=True)
+
+
+@router.post(
+    "/sessions/{session_id}/photos/{photo_id}/faces/{face_index}/assign",
+    response_model=schemas.SessionPhotoDetail,
+    summary="Name a face of a session photo (or say it is nobody of this class)",
+    description=(
+        "The student is then present from this photo; a student the face named before loses "
+        "what this face gave them (another face or photo may still show them). The face becomes "
+        "a confirmed sample of the student. A student is on one face per photo at most (409)."
+    ),
+    responses=errors(404, 409, 422),
+)
+async def assign_face(
+    ctx: ContextDep,
+    actor: Actor,
+    class_id: ClassId,
+    session_id: SessionId,
+    photo_id: PhotoId,
+    face_index: Annotated[int, Path(ge=0, le=10_000)],
+    body: schemas.FaceAssignIn,
+) -> schemas.SessionPhotoDetail:
+    photo = await run_in_threadpool(
+        corrections.assign_face,
+        ctx,
+        class_id,
+        session_id,
+        photo_id,
+        face_index,
+        body.student_id,
+        actor,
+    )
+    return schemas.SessionPhotoDetail.model_validate(
+        _photo_out(class_id, photo), from_attributes=True
     )
 
 

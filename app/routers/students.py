@@ -1,16 +1,26 @@
-"""``/v1/classes/{class_id}/students``: enrol from photos, list, show, rename, add photos, delete."""
+"""``/v1/classes/{class_id}/students``: enrol from photos, list, show, rename, add photos, delete;
+a student's confirmed faces (samples)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import ClassId, ContextDep, PhotoId, StudentId, read_upload, read_uploads
+from app.deps import (
+    ClassId,
+    ContextDep,
+    PhotoId,
+    SampleId,
+    StudentId,
+    read_upload,
+    read_uploads,
+)
 from app.routers.errors import errors
-from app.services import attendance, students
+from app.services import attendance, samples, students
 from app.services.ids import SLUG_PATTERN
 from app.services.students import Existing
 
@@ -98,7 +108,23 @@ async def get_student(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
 ) -> schemas.StudentDetail:
     detail = await run_in_threadpool(students.get_student, ctx, class_id, student_id)
-    return schemas.StudentDetail.model_validate(detail, from_attributes=True)
+    return schemas.StudentDetail.model_validate(
+        {
+            **{f.name: getattr(detail, f.name) for f in dataclasses.fields(detail)},
+            "samples": [
+                {
+                    **{f.name: getattr(sample, f.name) for f in dataclasses.fields(sample)},
+                    "crop_url": sample_crop_url(class_id, student_id, sample.sample_id),
+                }
+                for sample in detail.samples
+            ],
+        },
+        from_attributes=True,
+    )
+
+
+def sample_crop_url(class_id: str, student_id: str, sample_id: str) -> str:
+    return f"/v1/classes/{class_id}/students/{student_id}/samples/{sample_id}.jpg"
 
 
 _JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
@@ -186,4 +212,30 @@ async def add_photos(
 )
 async def delete_student(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
     await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{student_id}/samples/{sample_id}.jpg",
+    response_class=Response,
+    summary="A small JPEG of a confirmed face (a sample)",
+    responses={**_JPEG, **errors(404, 422)},
+)
+async def sample_crop(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId, sample_id: SampleId
+) -> Response:
+    data = await run_in_threadpool(samples.sample_crop, ctx, class_id, student_id, sample_id)
+    return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
+
+
+@router.delete(
+    "/{student_id}/samples/{sample_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a confirmed face (a wrong one): the student is matched without it",
+    responses=errors(404, 422),
+)
+async def delete_sample(
+    ctx: ContextDep, class_id: ClassId, student_id: StudentId, sample_id: SampleId
+) -> Response:
+    await run_in_threadpool(samples.delete_sample, ctx, class_id, student_id, sample_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

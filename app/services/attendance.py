@@ -1,8 +1,10 @@
 """Recognition and attendance sessions.
 
-Merge rule for several photos of one session: a student is recorded once, by the first photo that
-recognises them (``put(..., if_absent=True)`` on their record object). That keeps the time they were
-first seen, needs no read-modify-write, and so concurrent uploads to one session never lose a record.
+Merge rule for several photos of one session: a student is seen once, by the first photo that
+names them. Each upload also writes a record object per student it recognised, created only if
+absent (``already_present`` in the reply); the roster itself is derived from the photos and the
+teacher's corrections on every read (:mod:`app.services.roster`), so that concurrent uploads and
+corrections never lose each other.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
-from app.images import encode_jpeg
-from app.services import layout, thumbnails
+from app.images import decode_image, encode_jpeg
+from app.services import layout, roster, samples, thumbnails
 from app.services.context import Context
+from app.services.drawing import draw_faces
 from app.services.errors import ConflictError, NotFoundError
 from app.services.gallery import ClassGallery
 from app.services.heads import usable_head
@@ -24,8 +28,8 @@ from app.services.results import (
     AttendanceEntry,
     Face,
     Recognised,
-    RosterEntry,
     Session,
+    SessionCsv,
     SessionDetail,
     SessionPhotoAdded,
     SessionPhotoDetail,
@@ -181,25 +185,6 @@ def _session_docs(ctx: Context, class_id: str) -> list[layout.SessionDoc]:
     return docs
 
 
-def list_sessions(ctx: Context, class_id: str) -> list[SessionSummary]:
-    """Sessions by date, with how many students are present and how many photos were taken
-    (one listing per session)."""
-    summaries = []
-    for doc in _session_docs(ctx, class_id):
-        counts = ctx.records.sessions.counts(class_id, doc.id)
-        summaries.append(
-            SessionSummary(
-                id=doc.id,
-                label=doc.label,
-                date=doc.date,
-                created_at=doc.created_at,
-                present_count=counts.present,
-                photo_count=counts.photos,
-            )
-        )
-    return summaries
-
-
 def delete_session(ctx: Context, class_id: str, session_id: str) -> None:
     require_session(ctx, class_id, session_id)
     ctx.records.sessions.delete(class_id, session_id)
@@ -215,7 +200,9 @@ def add_session_photo(
     photo_id = new_id()
     now = utc_now()
     faces = result.faces()
-    photo_doc = layout.SessionPhotoDoc(
+    matches = result.recognition.faces
+    labels = [face_label(m.student_id, result.names, m.too_small) for m in matches]
+    new_photo = layout.SessionPhotoDoc(
         id=photo_id,
         created_at=now,
         filename=upload.filename,
@@ -233,10 +220,13 @@ def add_session_photo(
                 head_similarity=f.head_similarity,
                 candidate_id=f.candidate_id,
                 too_small=f.too_small,
+                landmarks=[(round(float(x), 2), round(float(y), 2)) for x, y in m.face.landmarks],
+                label=label,
             )
-            for f in faces
+            for f, m, label in zip(faces, matches, labels, strict=True)
         ],
     )
+    learned = _confirmed_faces(ctx, class_id, session_id, new_photo, result)
     # Photo objects before records: a record always points at a stored photo. If any write
     # fails, what this request wrote is removed again (the client can simply retry).
     recorded: list[str] = []
@@ -246,7 +236,7 @@ def add_session_photo(
             staged,
             class_id,
             session_id,
-            photo_doc,
+            new_photo,
             encode_jpeg(image),
             encode_jpeg(result.annotated(ctx.settings.annotated_max_side)),
         )
@@ -263,6 +253,12 @@ def add_session_photo(
                 recorded.append(face.student_id)
             else:
                 already.append(face.student_id)  # an earlier photo recorded them: keep that
+        for sample in learned:
+            ctx.records.samples.stage(staged, class_id, sample)
+    for student_id in sorted({sample.student_id for sample in learned}):
+        samples.keep_bounded(ctx, class_id, student_id)
+    if learned:
+        ctx.trainer.request(class_id)
     return SessionPhotoAdded(
         session_id=session_id,
         photo_id=photo_id,
@@ -275,46 +271,98 @@ def add_session_photo(
     )
 
 
-def get_session(ctx: Context, class_id: str, session_id: str) -> SessionDetail:
-    """The roster: every enrolled student, present (when, how sure, which photo) or absent."""
-    doc = require_session(ctx, class_id, session_id)
-    records = ctx.records.attendance.of_session(class_id, session_id)
-    roster = []
-    for student in list_students(ctx, class_id):
-        record = records.get(student.id)
-        roster.append(
-            RosterEntry(
-                student_id=student.id,
-                name=student.name,
-                present=record is not None,
-                recorded_at=record.recorded_at if record else None,
-                similarity=round(record.similarity, 4) if record else None,
-                photo_id=record.photo_id if record else None,
+def _confirmed_faces(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    photo: layout.SessionPhotoDoc,
+    result: RecognitionResult,
+) -> list[layout.SampleDoc]:
+    """Faces recognised so surely that they become samples without a teacher
+    (``ml.samples.AutoConfirmRule``), except of a student the teacher has marked absent or
+    excused in this session (their recognition here is doubtful)."""
+    if not ctx.settings.learn_from_photos or ctx.settings.max_samples_per_student == 0:
+        return []
+    rule = ctx.settings.auto_confirm_rule()
+    threshold = result.recognition.unknown_threshold
+    sure = [
+        (index, match)
+        for index, match in enumerate(result.recognition.faces)
+        if match.student_id is not None
+        and not match.too_small
+        and match.embeddings
+        and rule.confirms(match, threshold)
+    ]
+    if not sure:
+        return []
+    corrections = ctx.records.corrections.latest(class_id, session_id)
+    learned = []
+    for index, match in sure:
+        assert match.student_id is not None  # for mypy: filtered above
+        correction = corrections.get(match.student_id)
+        if correction is not None and correction.status in ("absent", "excused"):
+            continue
+        learned.append(
+            samples.new_sample(
+                student_id=match.student_id,
+                session_id=session_id,
+                photo=photo,
+                face_index=index,
+                embeddings=match.embeddings,
+                crop_jpeg=samples.crop_of(result.image, photo.faces[index]),
+                confirmed_by=samples.RECOGNITION,
+                label=samples.RECOGNITION,
             )
         )
-    photo_ids = ctx.records.session_photos.complete_ids(class_id, session_id)
-    present = sum(1 for entry in roster if entry.present)
+    return learned
+
+
+def _state(ctx: Context, class_id: str, doc: layout.SessionDoc) -> roster.SessionState:
+    return roster.load_state(ctx, class_id, doc)
+
+
+def get_session(ctx: Context, class_id: str, session_id: str) -> SessionDetail:
+    """The roster: every student enrolled at the time, with their status, how it was decided
+    (recognised: which photo and how sure; teacher: when, by whom, with a note)."""
+    doc = require_session(ctx, class_id, session_id)
+    state = _state(ctx, class_id, doc)
+    entries = state.roster(list_students(ctx, class_id))
+    present = sum(1 for entry in entries if entry.present)
     return SessionDetail(
         id=doc.id,
         label=doc.label,
         date=doc.date,
         created_at=doc.created_at,
-        photo_ids=photo_ids,
+        photo_ids=[photo.id for photo in state.photos],
         present_count=present,
-        absent_count=len(roster) - present,
-        roster=roster,
+        absent_count=len(entries) - present,
+        roster=entries,
     )
 
 
-CSV_COLUMNS = ("student_id", "name", "status", "recorded_at", "similarity", "photo_id")
+CSV_COLUMNS = (
+    "student_id",
+    "name",
+    "status",
+    "recorded_at",
+    "similarity",
+    "photo_id",
+    "source",
+    "note",
+    "corrected_at",
+    "corrected_by",
+    "session",
+    "date",
+)
+"""The first six are the columns of the CSV before corrections existed, in their order."""
 
 
-def _csv_cell(value: str) -> str:
+def csv_cell(value: str) -> str:
     # A cell starting with = + - @ is a formula in spreadsheet programs (CSV injection).
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def attendance_csv(ctx: Context, class_id: str, session_id: str) -> str:
+def attendance_csv(ctx: Context, class_id: str, session_id: str) -> SessionCsv:
     detail = get_session(ctx, class_id, session_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -323,27 +371,30 @@ def attendance_csv(ctx: Context, class_id: str, session_id: str) -> str:
         writer.writerow(
             [
                 entry.student_id,
-                _csv_cell(entry.name),
-                "present" if entry.present else "absent",
+                csv_cell(entry.name),
+                entry.status,
                 entry.recorded_at.isoformat() if entry.recorded_at else "",
                 f"{entry.similarity:.4f}" if entry.similarity is not None else "",
                 entry.photo_id or "",
+                entry.source or "",
+                csv_cell(entry.note or ""),
+                entry.corrected_at.isoformat() if entry.corrected_at else "",
+                csv_cell(entry.corrected_by or ""),
+                csv_cell(detail.label),
+                detail.date.isoformat(),
             ]
         )
-    return buffer.getvalue()
+    class_doc = ctx.require_class(class_id)
+    return SessionCsv(
+        text=buffer.getvalue(),
+        filename=f"{class_doc.name} {detail.date.isoformat()} {detail.label}",
+    )
 
 
-def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str) -> bytes:
-    require_session(ctx, class_id, session_id)
-    try:
-        return ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ANNOTATED)
-    except ObjectNotFoundError:
-        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
-
-
-def _photo_doc(
+def photo_doc(
     ctx: Context, class_id: str, session_id: str, photo_id: str
 ) -> layout.SessionPhotoDoc:
+    """A complete session photo's ``result.json``; :class:`NotFoundError` if there is none."""
     require_session(ctx, class_id, session_id)
     doc = ctx.records.session_photos.result(class_id, session_id, photo_id)
     if doc is None:
@@ -351,32 +402,99 @@ def _photo_doc(
     return doc
 
 
+@dataclass(frozen=True)
+class _NamedPhoto:
+    doc: layout.SessionPhotoDoc
+    faces: list[roster.NamedFace]
+    names: dict[str, str]
+    """Current names of the enrolled students the faces name (a student erased since is not)."""
+
+    def student_of(self, face: roster.NamedFace) -> str | None:
+        return face.student_id if face.student_id in self.names else None
+
+    def labels(self) -> list[str]:
+        return [
+            face_label(self.student_of(face), self.names, face.doc.too_small) for face in self.faces
+        ]
+
+
+def _named_photo(ctx: Context, class_id: str, session_id: str, photo_id: str) -> _NamedPhoto:
+    doc = photo_doc(ctx, class_id, session_id, photo_id)
+    assignments = {
+        face: assignment
+        for (pid, face), assignment in ctx.records.assignments.latest(class_id, session_id).items()
+        if pid == photo_id
+    }
+    faces = roster.name_faces(doc, assignments)
+    names: dict[str, str] = {}
+    wanted = {f.student_id for f in faces if f.student_id} | {
+        f.doc.candidate_id for f in faces if f.doc.candidate_id
+    }
+    for student_id in sorted(wanted):
+        student = ctx.records.students.get(class_id, student_id)
+        if student is not None:
+            names[student_id] = student.name
+    return _NamedPhoto(doc, faces, names)
+
+
+def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str) -> bytes:
+    """The annotated copy with the names as they are now: the stored copy while it still shows
+    them, else drawn again from the original (after a correction, a rename or an erasure)."""
+    named = _named_photo(ctx, class_id, session_id, photo_id)
+    labels = named.labels()
+    photos = ctx.records.session_photos
+    try:
+        if [face.label for face in named.doc.faces] == labels:
+            return photos.image(class_id, session_id, photo_id, layout.ANNOTATED)
+        key = layout.session_photo_key(class_id, session_id, photo_id, layout.ANNOTATED)
+        cached = ctx.annotated.get(key, labels)
+        if cached is not None:
+            return cached
+        original = decode_image(
+            photos.image(class_id, session_id, photo_id, layout.ORIGINAL),
+            max_pixels=ctx.settings.max_image_pixels,
+        )
+    except ObjectNotFoundError:
+        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
+    drawn = draw_faces(
+        original,
+        [(face.doc, named.student_of(face)) for face in named.faces],
+        labels,
+        ctx.settings.annotated_max_side,
+    )
+    jpeg = encode_jpeg(drawn)
+    ctx.annotated.put(key, labels, jpeg)
+    return jpeg
+
+
 def session_photo(
     ctx: Context, class_id: str, session_id: str, photo_id: str
 ) -> SessionPhotoDetail:
-    """A stored session photo's faces, named as the students are called now."""
-    doc = _photo_doc(ctx, class_id, session_id, photo_id)
-    names: dict[str, str] = {}
-    for student_id in sorted({f.student_id for f in doc.faces if f.student_id}):
-        student = ctx.records.students.get(class_id, student_id)
-        if student is not None:  # a student deleted since is unknown now
-            names[student_id] = student.name
-    faces = [
-        Face(
-            box=face.box,
-            detection_score=face.detection_score,
-            known=face.student_id in names,
-            student_id=face.student_id if face.student_id in names else None,
-            name=names.get(face.student_id) if face.student_id else None,
-            score=face.score,
-            similarity=face.similarity,
-            similarities=face.similarities,
-            head_similarity=face.head_similarity,
-            candidate_id=face.candidate_id if face.candidate_id in names else None,
-            too_small=face.too_small,
+    """A stored session photo's faces, with the teacher's assignments applied and the students
+    named as they are called now."""
+    named = _named_photo(ctx, class_id, session_id, photo_id)
+    faces = []
+    for face in named.faces:
+        student_id = named.student_of(face)
+        stored = face.doc
+        faces.append(
+            Face(
+                box=stored.box,
+                detection_score=stored.detection_score,
+                known=student_id is not None,
+                student_id=student_id,
+                name=named.names.get(student_id) if student_id else None,
+                score=stored.score,
+                similarity=stored.similarity,
+                similarities=stored.similarities,
+                head_similarity=stored.head_similarity,
+                candidate_id=stored.candidate_id if stored.candidate_id in named.names else None,
+                too_small=stored.too_small,
+                source=face.source if student_id is not None or face.not_in_class else None,
+                not_in_class=face.not_in_class,
+            )
         )
-        for face in doc.faces
-    ]
+    doc = named.doc
     return SessionPhotoDetail(
         session_id=session_id,
         photo_id=photo_id,
@@ -393,7 +511,7 @@ def face_crop(
     ctx: Context, class_id: str, session_id: str, photo_id: str, face_index: int
 ) -> bytes:
     """A JPEG of one face of a session photo (faces are numbered from 0, in result order)."""
-    doc = _photo_doc(ctx, class_id, session_id, photo_id)
+    doc = photo_doc(ctx, class_id, session_id, photo_id)
     if not 0 <= face_index < len(doc.faces):
         raise NotFoundError(
             f"photo {photo_id!r} has {len(doc.faces)} faces; no face number {face_index}"
@@ -410,26 +528,69 @@ def face_crop(
     )
 
 
-def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentAttendance:
-    """The student's attendance in every session of the class (one read per session)."""
-    student = require_student(ctx, class_id, student_id)
-    entries = []
-    for doc in _session_docs(ctx, class_id):
-        record = ctx.records.attendance.get(class_id, doc.id, student_id)
-        entries.append(
-            AttendanceEntry(
-                session_id=doc.id,
+def session_states(
+    ctx: Context, class_id: str, date_from: date | None = None, date_to: date | None = None
+) -> list[roster.SessionState]:
+    """Every session of the class in the date range (inclusive), by date, with its state; read
+    a few sessions at a time (each is a listing and a few small reads: on S3, latency adds up)."""
+    docs = [
+        doc
+        for doc in _session_docs(ctx, class_id)
+        if (date_from is None or doc.date >= date_from) and (date_to is None or doc.date <= date_to)
+    ]
+    with ThreadPoolExecutor(max_workers=SESSION_READERS) as pool:
+        return list(pool.map(lambda doc: _state(ctx, class_id, doc), docs))
+
+
+SESSION_READERS = 8
+"""Sessions read at the same time for a list or a report (I/O bound: small objects)."""
+
+
+def list_sessions(ctx: Context, class_id: str) -> list[SessionSummary]:
+    """Sessions by date, with how many students attended and how many photos were taken."""
+    enrolled = list_students(ctx, class_id)
+    summaries = []
+    for state in session_states(ctx, class_id):
+        doc = state.doc
+        summaries.append(
+            SessionSummary(
+                id=doc.id,
                 label=doc.label,
                 date=doc.date,
-                present=record is not None,
-                recorded_at=record.recorded_at if record else None,
-                similarity=round(record.similarity, 4) if record else None,
-                photo_id=record.photo_id if record else None,
+                created_at=doc.created_at,
+                present_count=sum(1 for entry in state.roster(enrolled) if entry.present),
+                photo_count=len(state.photos),
             )
         )
+    return summaries
+
+
+def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentAttendance:
+    """The student's attendance in every session whose roster has them."""
+    doc = require_student(ctx, class_id, student_id)
+    student = next((s for s in list_students(ctx, class_id) if s.id == student_id), None)
+    entries = []
+    states = session_states(ctx, class_id) if student is not None else []
+    for state in states:
+        assert student is not None  # for mypy: no states otherwise
+        for entry in state.roster([student]):
+            entries.append(
+                AttendanceEntry(
+                    session_id=state.doc.id,
+                    label=state.doc.label,
+                    date=state.doc.date,
+                    present=entry.present,
+                    status=entry.status,
+                    source=entry.source,
+                    recorded_at=entry.recorded_at,
+                    similarity=entry.similarity,
+                    photo_id=entry.photo_id,
+                    note=entry.note,
+                )
+            )
     return StudentAttendance(
-        student_id=student.id,
-        name=student.name,
+        student_id=doc.id,
+        name=doc.name,
         present_count=sum(1 for e in entries if e.present),
         session_count=len(entries),
         sessions=entries,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from app.services import layout
 from app.services.backfill import EmbeddingBackfill
 from app.services.cleanup import PendingCleanup
+from app.services.drawing import AnnotatedCache
 from app.services.errors import NotFoundError
 from app.services.gallery import ClassGallery, GalleryCache
 from app.services.heads import HeadStore, HeadTrainer
@@ -20,7 +21,7 @@ from app.storage import ObjectStore
 from ml.head import ProjectionHead
 from ml.matching import Gallery
 from ml.pipeline import FaceEnrolment, FacePipeline, Recognition
-from ml.types import DetectedFace, RGBImage
+from ml.types import DetectedFace, Embeddings, RGBImage
 
 
 class Inference:
@@ -44,6 +45,10 @@ class Inference:
         with self._slot():
             return self.pipeline.detect(image)
 
+    def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
+        with self._slot():
+            return self.pipeline.embed_face(image, face)
+
     def recognise(
         self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
     ) -> Recognition:
@@ -62,6 +67,8 @@ class Context:
     backfill: EmbeddingBackfill
     cleanup: PendingCleanup = field(default_factory=PendingCleanup)
     """Rollbacks that failed because the store was down, retried until it is back."""
+    annotated: AnnotatedCache = field(default_factory=AnnotatedCache)
+    """Annotated copies drawn again after corrections or renames."""
     records: Repositories = field(init=False)
     """The stored things (:mod:`app.services.records`); services read and write through these."""
 

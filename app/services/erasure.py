@@ -1,21 +1,52 @@
 """Erasing a student from what attendance stored about them.
 
-Deleting a student removes their record, photos and embeddings (``students.delete_student``);
+Deleting a student removes their record, photos, embeddings and samples (their folder,
+``students.delete_student``), their attendance records and the teacher's corrections of them;
 the class photos of past sessions stay, but must stop naming them.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from app.images import decode_image, encode_jpeg
 from app.services import layout
 from app.services.context import Context
+from app.services.drawing import draw_faces
+from app.services.ids import new_id, utc_now
 from app.services.results import face_label
 from app.storage import ObjectNotFoundError
-from ml.annotate import annotate
-from ml.pipeline import FaceMatch
-from ml.types import DetectedFace, RGBImage
+
+ERASURE = "erasure"
+"""``assigned_by`` of the assignment that replaces one naming an erased student."""
+
+
+def forget_student_in_sessions(ctx: Context, class_id: str, student_id: str) -> None:
+    """Remove the student's attendance records and corrections from every session, and every
+    face assignment naming them. A face whose newest assignment named them is first assigned to
+    nobody, so it does not fall back to what recognition said before the teacher corrected it."""
+    for session_id in ctx.records.sessions.ids(class_id):
+        ctx.records.attendance.delete(class_id, session_id, student_id)
+        ctx.records.corrections.delete_student(class_id, session_id, student_id)
+        naming = ctx.records.assignments.naming(class_id, session_id, student_id)
+        if not naming:
+            continue
+        latest = ctx.records.assignments.latest(class_id, session_id)
+        for _, doc in naming:
+            if latest.get((doc.photo_id, doc.face_index)) == doc:
+                ctx.records.assignments.add(
+                    class_id,
+                    session_id,
+                    layout.FaceAssignmentDoc(
+                        id=new_id(),
+                        photo_id=doc.photo_id,
+                        face_index=doc.face_index,
+                        student_id=None,
+                        assigned_at=utc_now(),
+                        assigned_by=ERASURE,
+                    ),
+                )
+        for key, _ in naming:
+            ctx.records.assignments.delete_key(key)
+    ctx.annotated.forget(layout.class_prefix(class_id))
 
 
 def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> int:
@@ -54,35 +85,20 @@ def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> in
                 )
             except ObjectNotFoundError:
                 continue  # the photo is being deleted with its session
-            annotated = encode_jpeg(_annotate_stored(ctx, class_id, original, faces))
+            names = ctx.student_names(class_id, {f.student_id for f in faces if f.student_id})
+            labels = [face_label(f.student_id, names, f.too_small) for f in faces]
+            faces = [
+                f.model_copy(update={"label": label})
+                for f, label in zip(faces, labels, strict=True)
+            ]
+            drawn = draw_faces(
+                original,
+                [(face, face.student_id) for face in faces],
+                labels,
+                ctx.settings.annotated_max_side,
+            )
+            annotated = encode_jpeg(drawn)
             updated = doc.model_copy(update={"faces": faces})
             photos.rewrite(class_id, session_id, photo_id, updated, annotated)
             rewritten += 1
     return rewritten
-
-
-def _annotate_stored(
-    ctx: Context, class_id: str, image: RGBImage, faces: list[layout.FaceDoc]
-) -> RGBImage:
-    """Draw stored faces again, labelled with the students' current names."""
-    names: dict[str, str] = {}
-    for student_id in {face.student_id for face in faces if face.student_id}:
-        student = ctx.records.students.get(class_id, student_id)
-        names[student_id] = student.name if student is not None else student_id
-    matches = [
-        FaceMatch(
-            face=DetectedFace(
-                box=face.box,
-                score=face.detection_score,
-                landmarks=np.zeros((5, 2), dtype=np.float32),  # not stored, not drawn
-            ),
-            student_id=face.student_id,
-            similarity=face.similarity,
-            head_similarity=face.head_similarity,
-            candidate_id=face.candidate_id,
-            too_small=face.too_small,
-        )
-        for face in faces
-    ]
-    labels = [face_label(m.student_id, names, m.too_small) for m in matches]
-    return annotate(image, matches, labels, max_side=ctx.settings.annotated_max_side)

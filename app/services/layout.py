@@ -15,6 +15,8 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
                                                              (dlib), written before FaceNet's
     classes/{cid}/students/{sid}/embeddings/{pid}.npy        FaceNet float32 (n_views, 512), written
                                                              last: it makes the photo count
+    classes/{cid}/students/{sid}/samples/{sample_id}.json    a confirmed face from a class photo
+                                                             (provenance, embeddings, crop)
     classes/{cid}/head/{version:08d}.safetensors             trained projection heads
     classes/{cid}/head/current.json                          pointer to the head in use
     classes/{cid}/head/failure.json                          last failed training (removed on success)
@@ -22,20 +24,31 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     classes/{cid}/sessions/{sess}/photos/{pid}/original.jpg
     classes/{cid}/sessions/{sess}/photos/{pid}/annotated.jpg
     classes/{cid}/sessions/{sess}/photos/{pid}/result.json
-    classes/{cid}/sessions/{sess}/records/{sid}.json         one per present student
+    classes/{cid}/sessions/{sess}/records/{sid}.json         one per student recognised (first photo)
+    classes/{cid}/sessions/{sess}/corrections/{sid}/{id}.json  a teacher's status for a student
+    classes/{cid}/sessions/{sess}/assignments/{pid}/{face}/{id}.json  a teacher naming a face
+
+Corrections and assignments are never rewritten: each one is a new object, and the newest of a
+student (of a face) applies. Their ids sort by time (``ids.new_id``).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from ml.fusion import FACENET
 from ml.types import Embeddings
+
+Box = tuple[float, float, float, float]
+"""A face box ``(x1, y1, x2, y2)`` in the stored photo's pixels."""
 
 # --- keys ------------------------------------------------------------------------------------
 
@@ -201,6 +214,66 @@ def parse_record_key(class_id: str, session_id: str, key: str) -> str | None:
     return parts[0][: -len(".json")]
 
 
+def samples_prefix(class_id: str, student_id: str) -> str:
+    return f"{student_prefix(class_id, student_id)}samples/"
+
+
+def sample_key(class_id: str, student_id: str, sample_id: str) -> str:
+    return f"{samples_prefix(class_id, student_id)}{sample_id}.json"
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """What a sample key names."""
+
+    student_id: str
+    sample_id: str
+
+
+def parse_sample_key(class_id: str, key: str) -> SampleRef | None:
+    """The inverse of :func:`sample_key`; ``None`` for any other key."""
+    parts = _relative_parts(students_prefix(class_id), key)
+    if parts is None or len(parts) != 3 or parts[1] != "samples" or not parts[2].endswith(".json"):
+        return None
+    return SampleRef(parts[0], parts[2][: -len(".json")])
+
+
+def corrections_prefix(class_id: str, session_id: str, student_id: str | None = None) -> str:
+    """All status corrections of a session, or those of one student."""
+    base = f"{session_prefix(class_id, session_id)}corrections/"
+    return f"{base}{student_id}/" if student_id is not None else base
+
+
+def correction_key(class_id: str, session_id: str, student_id: str, correction_id: str) -> str:
+    return f"{corrections_prefix(class_id, session_id, student_id)}{correction_id}.json"
+
+
+def parse_correction_key(class_id: str, session_id: str, key: str) -> str | None:
+    """The student id of a status correction (the inverse of :func:`correction_key`)."""
+    parts = _relative_parts(corrections_prefix(class_id, session_id), key)
+    if parts is None or len(parts) != 2 or not parts[1].endswith(".json"):
+        return None
+    return parts[0]
+
+
+def assignments_prefix(class_id: str, session_id: str) -> str:
+    return f"{session_prefix(class_id, session_id)}assignments/"
+
+
+def assignment_key(
+    class_id: str, session_id: str, photo_id: str, face_index: int, assignment_id: str
+) -> str:
+    return f"{assignments_prefix(class_id, session_id)}{photo_id}/{face_index}/{assignment_id}.json"
+
+
+def parse_assignment_key(class_id: str, session_id: str, key: str) -> tuple[str, int] | None:
+    """``(photo id, face index)`` of a face assignment (the inverse of :func:`assignment_key`)."""
+    parts = _relative_parts(assignments_prefix(class_id, session_id), key)
+    if parts is None or len(parts) != 3 or not parts[1].isdigit() or not parts[2].endswith(".json"):
+        return None
+    return parts[0], int(parts[1])
+
+
 def last_segment(key: str, suffix: str) -> str:
     """``".../photos/abc.jpg"`` with suffix ``".jpg"`` -> ``"abc"``."""
     name = key.rsplit("/", 1)[-1]
@@ -307,6 +380,12 @@ class FaceDoc(Document):
     candidate_id: str | None = None
     too_small: bool = False
     """Too small to recognise (absent, i.e. false, in photos stored before it existed)."""
+    landmarks: list[tuple[float, float]] | None = None
+    """The detector's five landmarks, to embed the face again when a teacher names it (absent in
+    photos stored before corrections existed: the face is then found again on the photo)."""
+    label: str | None = None
+    """The label drawn on the stored annotated copy (to tell when it must be drawn again: a
+    correction or a rename; absent in photos stored before it existed)."""
 
 
 class SessionPhotoDoc(Document):
@@ -324,6 +403,57 @@ class RecordDoc(Document):
     photo_id: str
     recorded_at: datetime
     similarity: float
+
+
+Status = Literal["present", "absent", "late", "excused"]
+"""A student's attendance in a session; present and late count as attended."""
+
+
+class StatusCorrectionDoc(Document):
+    """A teacher setting a student's status in a session by hand (``status`` ``None``: the manual
+    entry was removed, recognition applies again)."""
+
+    id: str
+    student_id: str
+    status: Status | None
+    note: str = ""
+    corrected_at: datetime
+    corrected_by: str
+    """The API key's label, or ``console``."""
+
+
+class FaceAssignmentDoc(Document):
+    """A teacher naming a face of a session photo (``student_id`` ``None``: not a student of this
+    class)."""
+
+    id: str
+    photo_id: str
+    face_index: int
+    student_id: str | None
+    assigned_at: datetime
+    assigned_by: str
+
+
+class SampleDoc(Document):
+    """A confirmed face of a student from a class photo: an extra gallery sample."""
+
+    id: str
+    student_id: str
+    session_id: str
+    photo_id: str
+    face_index: int
+    confirmed_by: Literal["teacher", "recognition"]
+    confirmed_label: str
+    """Who: the API key's label or ``console`` for a teacher, ``recognition`` otherwise."""
+    confirmed_at: datetime
+    taken_at: datetime
+    """When the class photo was uploaded."""
+    box: tuple[float, float, float, float]
+    embeddings: dict[str, str]
+    """``model -> base64 of float32 (D,)``, every model's embedding of the face."""
+    crop_jpeg: str
+    """Base64 of a small JPEG of the face (the teacher checks samples by sight, also after the
+    class photo is deleted)."""
 
 
 class HeadPointerDoc(Document):
@@ -347,6 +477,19 @@ def embeddings_to_bytes(views: Embeddings) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(views, dtype=np.float32), allow_pickle=False)
     return buffer.getvalue()
+
+
+def vector_to_text(vector: npt.NDArray[np.float32]) -> str:
+    """A float32 vector as base64 (exact, unlike decimal JSON numbers)."""
+    return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def vector_from_text(text: str) -> npt.NDArray[np.float32]:
+    """The inverse of :func:`vector_to_text`; ``ValueError`` if it is not one."""
+    data = base64.b64decode(text, validate=True)
+    if not data or len(data) % 4:
+        raise ValueError("not a float32 vector")
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
 def embeddings_from_bytes(data: bytes) -> Embeddings:

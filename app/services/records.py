@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -99,6 +99,8 @@ class StudentKeys:
     """FaceNet embedding keys of documented students (each one a registration photo that counts)."""
     secondary: list[str]
     """Secondary models' embedding keys of those same photos."""
+    samples: list[str] = field(default_factory=list)
+    """Confirmed faces (``samples/{id}.json``) of documented students."""
 
     def photo_counts(self, class_id: str) -> dict[str, int]:
         """Photos that count, per documented student who has any."""
@@ -115,10 +117,15 @@ def parse_listing(class_id: str, keys: Iterable[str]) -> StudentKeys:
     secondary embedding counts only beside FaceNet's embedding of the same photo (written last)."""
     documented: set[str] = set()
     refs: list[tuple[layout.EmbeddingRef, str]] = []
+    samples: list[tuple[layout.SampleRef, str]] = []
     for key in keys:
         student_id = layout.parse_student_key(class_id, key)
         if student_id is not None:
             documented.add(student_id)
+            continue
+        sample = layout.parse_sample_key(class_id, key)
+        if sample is not None:
+            samples.append((sample, key))
             continue
         ref = layout.parse_embedding_key(class_id, key)
         if ref is not None:
@@ -132,7 +139,8 @@ def parse_listing(class_id: str, keys: Iterable[str]) -> StudentKeys:
         and r.student_id in documented
         and (r.student_id, r.photo_id) in primary
     )
-    return StudentKeys(documented, embeddings, secondary)
+    counted_samples = sorted(k for r, k in samples if r.student_id in documented)
+    return StudentKeys(documented, embeddings, secondary, counted_samples)
 
 
 def parse_student_keys(class_id: str, keys: list[str]) -> tuple[set[str], list[str]]:
@@ -355,6 +363,10 @@ class Sessions(_Repository):
         """Every session folder of the class."""
         return self._store.list_children(layout.sessions_prefix(class_id))
 
+    def listing(self, class_id: str, session_id: str) -> list[str]:
+        """Every key of the session (photos, records, corrections, assignments): one request."""
+        return self._store.list(layout.session_prefix(class_id, session_id))
+
     def counts(self, class_id: str, session_id: str) -> SessionCounts:
         """Students recorded present and complete photos, from one listing."""
         present = photos = 0
@@ -393,11 +405,15 @@ class SessionPhotos(_Repository):
             key = layout.session_photo_key(class_id, session_id, doc.id, name)
             staged.put(key, data, content_type=content_type)
 
-    def complete_ids(self, class_id: str, session_id: str) -> list[str]:
+    def complete_ids(
+        self, class_id: str, session_id: str, keys: Iterable[str] | None = None
+    ) -> list[str]:
         """Ids of the session's complete photos: an upload cut off before ``result.json`` (process
-        killed, store down) is left out."""
+        killed, store down) is left out. From ``keys`` (a listing of the session) or a new one."""
+        if keys is None:
+            keys = self._store.list(layout.session_photos_prefix(class_id, session_id))
         found = []
-        for key in self._store.list(layout.session_photos_prefix(class_id, session_id)):
+        for key in keys:
             parsed = layout.parse_session_photo_key(class_id, session_id, key)
             if parsed is not None and parsed[1] == layout.RESULT:
                 found.append(parsed[0])
@@ -461,6 +477,151 @@ class AttendanceRecords(_Repository):
         self._store.delete(layout.record_key(class_id, session_id, student_id))
 
 
+class Samples(_Repository):
+    """Confirmed faces of a student (``samples/{id}.json``), one object each, written once and
+    never changed (so cached by key, like embeddings); deleted when dropped by the bound, by a
+    teacher, when the face is named again, or with the student's folder."""
+
+    def create(self, class_id: str, doc: layout.SampleDoc) -> bool:
+        return self._create(layout.sample_key(class_id, doc.student_id, doc.id), doc)
+
+    def stage(self, staged: StagedWrites, class_id: str, doc: layout.SampleDoc) -> None:
+        """Write with a set of writes (a session photo's upload): gone again if it fails."""
+        staged.put(
+            layout.sample_key(class_id, doc.student_id, doc.id),
+            doc.to_json_bytes(),
+            content_type=JSON,
+            if_absent=True,
+        )
+
+    def get(self, class_id: str, student_id: str, sample_id: str) -> layout.SampleDoc | None:
+        return self._read(layout.sample_key(class_id, student_id, sample_id), layout.SampleDoc)
+
+    def load(self, key: str) -> layout.SampleDoc:
+        """The sample at a listed key (:attr:`StudentKeys.samples`); :class:`ObjectNotFoundError`
+        if deleted since, ``ValueError`` if unreadable."""
+        try:
+            return layout.SampleDoc.model_validate_json(self._store.get(key))
+        except ValidationError as error:
+            raise ValueError(f"unreadable sample {key}") from error
+
+    def of_student(self, class_id: str, student_id: str) -> list[layout.SampleDoc]:
+        """Every readable sample of the student, oldest first."""
+        found = []
+        for key in self._store.list(layout.samples_prefix(class_id, student_id)):
+            if layout.parse_sample_key(class_id, key) is None:
+                continue
+            doc = self._read(key, layout.SampleDoc)
+            if doc is not None:
+                found.append(doc)
+        found.sort(key=lambda doc: (doc.taken_at, doc.id))
+        return found
+
+    def delete(self, class_id: str, student_id: str, sample_id: str) -> None:
+        self._store.delete(layout.sample_key(class_id, student_id, sample_id))
+
+
+def _newest_readable(repository: _Repository, keys: list[str], model: type[DocT]) -> DocT | None:
+    """The newest readable document of ``keys`` (their names are time-sorted ids)."""
+    for key in sorted(keys, reverse=True):
+        doc = repository._read(key, model)
+        if doc is not None:
+            return doc
+    return None
+
+
+class StatusCorrections(_Repository):
+    """A teacher's statuses: one object per correction, never rewritten; a student's newest one
+    applies. Concurrent corrections and uploads therefore never lose each other."""
+
+    def add(self, class_id: str, session_id: str, doc: layout.StatusCorrectionDoc) -> None:
+        key = layout.correction_key(class_id, session_id, doc.student_id, doc.id)
+        if not self._create(key, doc):  # pragma: no cover - ids are random
+            raise ObjectExistsError(key)
+
+    def latest(self, class_id: str, session_id: str) -> dict[str, layout.StatusCorrectionDoc]:
+        """``student_id -> newest correction`` (a removal, ``status`` ``None``, included)."""
+        return self.latest_from(
+            class_id, session_id, self._store.list(layout.corrections_prefix(class_id, session_id))
+        )
+
+    def latest_from(
+        self, class_id: str, session_id: str, keys: Iterable[str]
+    ) -> dict[str, layout.StatusCorrectionDoc]:
+        """:meth:`latest` from a listing already made (of the session's folder)."""
+        by_student: dict[str, list[str]] = {}
+        for key in keys:
+            student_id = layout.parse_correction_key(class_id, session_id, key)
+            if student_id is not None:
+                by_student.setdefault(student_id, []).append(key)
+        latest = {}
+        for student_id, student_keys in by_student.items():
+            doc = _newest_readable(self, student_keys, layout.StatusCorrectionDoc)
+            if doc is not None:
+                latest[student_id] = doc
+        return latest
+
+    def latest_of(
+        self, class_id: str, session_id: str, student_id: str
+    ) -> layout.StatusCorrectionDoc | None:
+        keys = self._store.list(layout.corrections_prefix(class_id, session_id, student_id))
+        return _newest_readable(self, keys, layout.StatusCorrectionDoc)
+
+    def delete_student(self, class_id: str, session_id: str, student_id: str) -> None:
+        """Every correction of the student in the session (erasure)."""
+        self._store.delete_prefix(layout.corrections_prefix(class_id, session_id, student_id))
+
+
+class FaceAssignments(_Repository):
+    """A teacher naming faces: one object per assignment, never rewritten; a face's newest one
+    applies."""
+
+    def add(self, class_id: str, session_id: str, doc: layout.FaceAssignmentDoc) -> None:
+        key = layout.assignment_key(class_id, session_id, doc.photo_id, doc.face_index, doc.id)
+        if not self._create(key, doc):  # pragma: no cover - ids are random
+            raise ObjectExistsError(key)
+
+    def keys_by_face(
+        self, class_id: str, session_id: str, keys: Iterable[str] | None = None
+    ) -> dict[tuple[str, int], list[str]]:
+        """``(photo id, face index) -> assignment keys``, from ``keys`` (a listing of the session's
+        folder) or a new listing."""
+        if keys is None:
+            keys = self._store.list(layout.assignments_prefix(class_id, session_id))
+        by_face: dict[tuple[str, int], list[str]] = {}
+        for key in keys:
+            face = layout.parse_assignment_key(class_id, session_id, key)
+            if face is not None:
+                by_face.setdefault(face, []).append(key)
+        return by_face
+
+    def latest(
+        self, class_id: str, session_id: str, keys: Iterable[str] | None = None
+    ) -> dict[tuple[str, int], layout.FaceAssignmentDoc]:
+        """``(photo id, face index) -> newest assignment``."""
+        latest = {}
+        for face, face_keys in self.keys_by_face(class_id, session_id, keys).items():
+            doc = _newest_readable(self, face_keys, layout.FaceAssignmentDoc)
+            if doc is not None:
+                latest[face] = doc
+        return latest
+
+    def naming(
+        self, class_id: str, session_id: str, student_id: str
+    ) -> list[tuple[str, layout.FaceAssignmentDoc]]:
+        """``(key, assignment)`` of every assignment of the session that names the student."""
+        found = []
+        for face_keys in self.keys_by_face(class_id, session_id).values():
+            for key in face_keys:
+                doc = self._read(key, layout.FaceAssignmentDoc)
+                if doc is not None and doc.student_id == student_id:
+                    found.append((key, doc))
+        return found
+
+    def delete_key(self, key: str) -> None:
+        self._store.delete(key)
+
+
 class Repositories:
     """Every repository over one store (``ctx.records``)."""
 
@@ -474,6 +635,9 @@ class Repositories:
         self.sessions = Sessions(store)
         self.session_photos = SessionPhotos(store)
         self.attendance = AttendanceRecords(store)
+        self.samples = Samples(store)
+        self.corrections = StatusCorrections(store)
+        self.assignments = FaceAssignments(store)
 
     def staged(self, what: str) -> StagedWrites:
         """A new set of writes that land together or not at all (:mod:`app.services.staged`)."""

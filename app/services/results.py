@@ -103,12 +103,28 @@ class StudentPhoto:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """A confirmed face of the student from a class photo (an extra gallery sample)."""
+
+    sample_id: str
+    session_id: str
+    photo_id: str
+    face_index: int
+    confirmed_by: str
+    """``teacher`` (named the face) or ``recognition`` (recognised with a high margin)."""
+    confirmed_label: str
+    confirmed_at: dt.datetime
+    taken_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class StudentDetail:
     id: str
     name: str
     created_at: dt.datetime
     photo_count: int
     photos: list[StudentPhoto]
+    samples: list[Sample]
 
 
 @dataclass(frozen=True)
@@ -154,6 +170,10 @@ class Face:
     candidate_id: str | None
     too_small: bool = False
     """Smaller than ``min_recognisable_face``: not compared with anyone (``score`` is ``None``)."""
+    source: str | None = None
+    """Who named the face: ``recognised``, ``teacher``, or ``None`` (unknown)."""
+    not_in_class: bool = False
+    """The teacher said this face is nobody of the class."""
 
 
 @dataclass(frozen=True)
@@ -203,9 +223,22 @@ class RosterEntry:
     student_id: str
     name: str
     present: bool
+    """Attended: status present or late."""
+    status: str
+    """present, absent, late or excused."""
+    source: str | None
+    """``recognised``, ``teacher`` (a status set by hand, or a face the teacher named), or
+    ``None`` for an absence nobody decided."""
     recorded_at: dt.datetime | None
+    """When the photo that first shows the student was taken (uploaded)."""
     similarity: float | None
+    score: float | None
     photo_id: str | None
+    face_index: int | None
+    note: str | None
+    corrected_at: dt.datetime | None
+    corrected_by: str | None
+    """The API key's label, or ``console``."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +247,13 @@ class SessionDetail(Session):
     present_count: int
     absent_count: int
     roster: list[RosterEntry]
+
+
+@dataclass(frozen=True)
+class SessionCsv:
+    text: str
+    filename: str
+    """A readable file name without extension (class, date, label), for the download."""
 
 
 @dataclass(frozen=True)
@@ -234,9 +274,12 @@ class AttendanceEntry:
     label: str
     date: dt.date
     present: bool
+    status: str
+    source: str | None
     recorded_at: dt.datetime | None
     similarity: float | None
     photo_id: str | None
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -246,3 +289,34 @@ class StudentAttendance:
     present_count: int
     session_count: int
     sessions: list[AttendanceEntry]
+
+
+@dataclass(frozen=True)
+class TermSession:
+    id: str
+    label: str
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class TermRow:
+    student_id: str
+    name: str
+    statuses: list[str | None]
+    """One per session of the report, in its order; ``None``: not on that session's roster."""
+    attended: int
+    """Sessions present or late."""
+    counted: int
+    """Sessions on the student's roster, less those excused: what the rate divides by."""
+    rate: float | None
+    """``attended / counted``, ``None`` when nothing counts."""
+
+
+@dataclass(frozen=True)
+class TermReport:
+    class_id: str
+    class_name: str
+    date_from: dt.date | None
+    date_to: dt.date | None
+    sessions: list[TermSession]
+    students: list[TermRow]

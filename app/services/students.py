@@ -11,7 +11,7 @@ from enum import Enum
 from app.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
 from app.services import layout, thumbnails
 from app.services.context import Context
-from app.services.erasure import forget_student_in_photos
+from app.services.erasure import forget_student_in_photos, forget_student_in_sessions
 from app.services.errors import (
     ConflictError,
     InvalidInputError,
@@ -33,6 +33,7 @@ from app.services.results import (
     StudentPhoto,
     rounded_box,
 )
+from app.services.samples import list_samples
 from app.services.staged import StagedWrites
 from app.storage import ObjectNotFoundError, StorageUnavailableError
 from ml.fusion import FACENET
@@ -417,6 +418,7 @@ def get_student(ctx: Context, class_id: str, student_id: str) -> StudentDetail:
         created_at=doc.created_at,
         photo_count=len(photos),
         photos=photos,
+        samples=list_samples(ctx, class_id, student_id),
     )
 
 
@@ -480,8 +482,7 @@ def delete_student(ctx: Context, class_id: str, student_id: str) -> None:
         if students.exists(class_id, student_id):
             return  # registered again meanwhile: its creation already removed the leftovers
         students.delete_objects(class_id, student_id)
-        for session_id in ctx.records.sessions.ids(class_id):
-            ctx.records.attendance.delete(class_id, session_id, student_id)
+        forget_student_in_sessions(ctx, class_id, student_id)
         # Past class photos keep the face but stop naming the student.
         forget_student_in_photos(ctx, class_id, student_id)
 

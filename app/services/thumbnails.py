@@ -12,9 +12,11 @@ import io
 import math
 import warnings
 
+import numpy as np
 from PIL import Image
 
 from app.services.errors import NotFoundError
+from ml.types import RGBImage
 
 THUMBNAIL_PX = 160
 """Longest side of a registration-photo thumbnail."""
@@ -77,6 +79,17 @@ def face_crop_jpeg(data: bytes, box: Box | None, *, context: float, max_side: in
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         # Only a damaged object in the store gets here; the client can do nothing about it.
         raise NotFoundError(f"the stored photo is unreadable ({error})") from error
+    crop.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def face_crop_of_image(image: RGBImage, box: Box, *, context: float, max_side: int) -> bytes:
+    """:func:`face_crop_jpeg` of a decoded photo (a face of a photo being stored)."""
+    height, width = image.shape[:2]
+    left, top, right, bottom = face_square(box, context, width, height)
+    crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
     crop.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     crop.save(buffer, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY)
