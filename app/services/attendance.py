@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 NO_FACE_MESSAGE = "no face found in the photo"
 
+SESSION_READERS = 8
+"""Sessions read at the same time for a list or a report (small objects: on S3 the requests'
+latency, not the CPU, is what adds up)."""
+
 
 @dataclass(frozen=True)
 class RecognitionResult:
@@ -176,11 +180,10 @@ def require_session(ctx: Context, class_id: str, session_id: str) -> layout.Sess
 def _session_docs(ctx: Context, class_id: str) -> list[layout.SessionDoc]:
     """Every session of the class, by date."""
     ctx.require_class(class_id)
-    docs = []
-    for session_id in ctx.records.sessions.ids(class_id):
-        doc = ctx.records.sessions.get(class_id, session_id)
-        if doc is not None:
-            docs.append(doc)
+    ids = ctx.records.sessions.ids(class_id)
+    with ThreadPoolExecutor(max_workers=SESSION_READERS) as pool:
+        found = pool.map(lambda session_id: ctx.records.sessions.get(class_id, session_id), ids)
+        docs = [doc for doc in found if doc is not None]
     docs.sort(key=lambda d: (d.date, d.created_at, d.id))
     return docs
 
@@ -540,10 +543,6 @@ def session_states(
     ]
     with ThreadPoolExecutor(max_workers=SESSION_READERS) as pool:
         return list(pool.map(lambda doc: _state(ctx, class_id, doc), docs))
-
-
-SESSION_READERS = 8
-"""Sessions read at the same time for a list or a report (I/O bound: small objects)."""
 
 
 def list_sessions(ctx: Context, class_id: str) -> list[SessionSummary]:

@@ -343,12 +343,6 @@ class StudentEmbeddings(_Repository):
 # --- sessions, their photos and attendance records --------------------------------------------
 
 
-@dataclass(frozen=True)
-class SessionCounts:
-    present: int
-    photos: int
-
-
 class Sessions(_Repository):
     """``session.json``: created if absent; deleted first, then the session's folder."""
 
@@ -366,17 +360,6 @@ class Sessions(_Repository):
     def listing(self, class_id: str, session_id: str) -> list[str]:
         """Every key of the session (photos, records, corrections, assignments): one request."""
         return self._store.list(layout.session_prefix(class_id, session_id))
-
-    def counts(self, class_id: str, session_id: str) -> SessionCounts:
-        """Students recorded present and complete photos, from one listing."""
-        present = photos = 0
-        for key in self._store.list(layout.session_prefix(class_id, session_id)):
-            if layout.parse_record_key(class_id, session_id, key) is not None:
-                present += 1
-            parsed = layout.parse_session_photo_key(class_id, session_id, key)
-            if parsed is not None and parsed[1] == layout.RESULT:
-                photos += 1
-        return SessionCounts(present, photos)
 
     def delete(self, class_id: str, session_id: str) -> None:
         self._store.delete(layout.session_key(class_id, session_id))

@@ -335,37 +335,41 @@ def test_reassigning_a_face_moves_its_sample(term: Term) -> None:
     ]
 
 
-def test_a_correction_racing_an_upload_keeps_both(term: Term, bbt3: bytes) -> None:
-    client = term.client
-    for round_ in range(3):
-        session_id = f"race{round_}"
-        assert (
-            client.post(term.url("/sessions"), json={"id": session_id, "label": "Race"}).status_code
-            == 201
+def _race(term: Term, session_id: str, student: str, photo: bytes) -> dict[str, int]:
+    """Correct ``student`` and upload ``photo`` to the session at the same time."""
+    results: dict[str, int] = {}
+    barrier = threading.Barrier(2)
+
+    def correct() -> None:
+        barrier.wait()
+        response = term.client.put(
+            term.url(f"/sessions/{session_id}/records/{student}"), json={"status": "absent"}
         )
-        student = ENROLLED[round_]
-        results: dict[str, int] = {}
+        results["correction"] = response.status_code
 
-        def correct(student: str = student, session_id: str = session_id) -> None:
-            response = client.put(
-                term.url(f"/sessions/{session_id}/records/{student}"), json={"status": "absent"}
-            )
-            results["correction"] = response.status_code
+    def upload() -> None:
+        barrier.wait()
+        response = term.client.post(
+            term.url(f"/sessions/{session_id}/photos"),
+            files={"photo": ("class.jpg", photo, "image/jpeg")},
+        )
+        results["upload"] = response.status_code
 
-        def upload(session_id: str = session_id) -> None:
-            response = client.post(
-                term.url(f"/sessions/{session_id}/photos"),
-                files={"photo": ("class.jpg", bbt3, "image/jpeg")},
-            )
-            results["upload"] = response.status_code
+    threads = [threading.Thread(target=correct), threading.Thread(target=upload)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
-        threads = [threading.Thread(target=correct), threading.Thread(target=upload)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert results == {"correction": 200, "upload": 201}
-        session = client.get(term.url(f"/sessions/{session_id}")).json()
+
+def test_a_correction_racing_an_upload_keeps_both(term: Term, bbt3: bytes) -> None:
+    for round_, student in enumerate(ENROLLED[:3]):
+        session_id = f"race{round_}"
+        created = term.client.post(term.url("/sessions"), json={"id": session_id, "label": "Race"})
+        assert created.status_code == 201
+        assert _race(term, session_id, student, bbt3) == {"correction": 200, "upload": 201}
+        session = term.client.get(term.url(f"/sessions/{session_id}")).json()
         roster = {e["student_id"]: e for e in session["roster"]}
         assert len(session["photo_ids"]) == 1
         assert roster[student]["status"] == "absent" and roster[student]["source"] == "teacher"
@@ -441,6 +445,23 @@ def test_term_report(term: Term) -> None:
     by_id = {row[0]: row for row in table[1:]}
     assert by_id["raj"][2:] == ["excused", "0", "0", ""]
     assert by_id["howard"][2:] == ["late", "1", "1", "100.0"]
+
+
+def test_corrections_survive_a_restart(term: Term, fast_cast_pipeline: FacePipeline) -> None:
+    """A new service on the same store (a restart, or a second replica) sees every correction."""
+    rosters = {sid: term.roster(sid) for sid in ("wk1", "wk2", "race0")}
+    photo = term.client.get(term.url(f"/sessions/wk2/photos/{term.photos['wk2']['photo_id']}"))
+    with running_app(fast_cast_pipeline, term.store) as other:
+        again = Term(other, term.store)
+        assert {sid: again.roster(sid) for sid in rosters} == rosters
+        assert (
+            other.get(term.url(f"/sessions/wk2/photos/{term.photos['wk2']['photo_id']}")).json()
+            == photo.json()
+        )
+        assert (
+            other.get(term.url("/students/raj")).json()["samples"]
+            == term.client.get(term.url("/students/raj")).json()["samples"]
+        )
 
 
 def test_rename_changes_the_annotated_photo(term: Term) -> None:

@@ -161,6 +161,13 @@ class ScriptedInference(Inference):
     def __init__(self, pipeline: FacePipeline) -> None:
         super().__init__(pipeline, concurrency=2)
         self.script: list[str | None] = []
+        self.embed = False
+        """Give each named face an embedding (its student's, from :func:`views`), as the real
+        pipeline does: what a face confirmed as a sample keeps."""
+
+    def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
+        """A teacher named a face: the embedding of a new synthetic person."""
+        return {"facenet": views(int(face.box[0]) + 1000)[:1]}
 
     def recognise(
         self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
@@ -174,6 +181,11 @@ class ScriptedInference(Inference):
                 candidate_id=student_id,
                 score=0.7 if student_id else 0.1,
                 model_similarities={"facenet": 0.8 if student_id else 0.2},
+                embeddings=(
+                    {"facenet": views(sum(map(ord, student_id)) + index)[0]}
+                    if self.embed and student_id
+                    else {}
+                ),
             )
             for index, student_id in enumerate(self.script)
         )

@@ -117,7 +117,7 @@ def test_session_ids_are_claimed_once_and_deleting_removes_everything() -> None:
         attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
         attendance.delete_session(ctx, CLASS_ID, "mon")
         assert attendance.list_sessions(ctx, CLASS_ID) == []
-        assert ctx.records.sessions.counts(CLASS_ID, "mon").photos == 0
+        assert ctx.records.sessions.listing(CLASS_ID, "mon") == []
 
 
 def test_recognition_without_recording_writes_nothing() -> None:

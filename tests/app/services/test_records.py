@@ -113,16 +113,17 @@ def test_a_student_counts_only_with_student_json_and_a_facenet_embedding() -> No
     assert parsed.photo_counts(CLASS_ID) == {"ada": 1}
 
 
-def test_session_counts_come_from_complete_photos_and_records() -> None:
+def test_a_session_photo_counts_once_complete() -> None:
     store = MemoryStore()
     records = Repositories(store, PendingCleanup())
     store.put(layout.session_photo_key(CLASS_ID, "mon", "p1", layout.ORIGINAL), b"j")
     store.put(layout.session_photo_key(CLASS_ID, "mon", "p1", layout.RESULT), b"{}")
     store.put(layout.session_photo_key(CLASS_ID, "mon", "p2", layout.ORIGINAL), b"j")  # cut off
     store.put(layout.record_key(CLASS_ID, "mon", "ada"), b"{}")
-    counts = records.sessions.counts(CLASS_ID, "mon")
-    assert (counts.present, counts.photos) == (1, 1)
     assert records.session_photos.complete_ids(CLASS_ID, "mon") == ["p1"]
+    listing = records.sessions.listing(CLASS_ID, "mon")
+    assert len(listing) == 4
+    assert records.session_photos.complete_ids(CLASS_ID, "mon", listing) == ["p1"]
 
 
 def test_every_key_parses_back_to_what_built_it() -> None:
@@ -137,3 +138,14 @@ def test_every_key_parses_back_to_what_built_it() -> None:
     photo = layout.session_photo_key(CLASS_ID, "mon", "p1", layout.RESULT)
     assert layout.parse_session_photo_key(CLASS_ID, "mon", photo) == ("p1", layout.RESULT)
     assert layout.parse_student_key(CLASS_ID, info) is None
+    sample = layout.sample_key(CLASS_ID, "ada", "s1")
+    assert layout.parse_sample_key(CLASS_ID, sample) == layout.SampleRef("ada", "s1")
+    assert layout.parse_embedding_key(CLASS_ID, sample) is None
+    assert layout.parse_sample_key(CLASS_ID, info) is None
+    correction = layout.correction_key(CLASS_ID, "mon", "ada", "c1")
+    assert layout.parse_correction_key(CLASS_ID, "mon", correction) == "ada"
+    assert layout.parse_record_key(CLASS_ID, "mon", correction) is None
+    assignment = layout.assignment_key(CLASS_ID, "mon", "p1", 3, "a1")
+    assert layout.parse_assignment_key(CLASS_ID, "mon", assignment) == ("p1", 3)
+    assert layout.parse_session_photo_key(CLASS_ID, "mon", assignment) is None
+    assert layout.parse_assignment_key(CLASS_ID, "mon", correction) is None
