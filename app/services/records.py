@@ -316,6 +316,20 @@ class StudentEmbeddings(_Repository):
         if deleted since, ``ValueError`` if unreadable."""
         return layout.embeddings_from_bytes(self._store.get(key))
 
+    def of_student(self, class_id: str, student_id: str) -> list[tuple[str, layout.EmbeddingRef]]:
+        """Every embedding object of the student, any model: ``(key, what it is)``."""
+        prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
+        found = []
+        for key in self._store.list(prefix):
+            ref = layout.parse_embedding_key(class_id, key)
+            if ref is not None and ref.student_id == student_id:
+                found.append((key, ref))
+        return found
+
+    def raw(self, key: str) -> bytes:
+        """The stored ``.npy`` bytes of a listed key; :class:`ObjectNotFoundError` if gone."""
+        return self._store.get(key)
+
     def count(self, class_id: str, student_id: str) -> int:
         """The student's photos that count (FaceNet's embeddings)."""
         prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
