@@ -152,7 +152,7 @@ export async function studentView(view, cid, studentId) {
       { class: "hint" },
       "Recognition also uses these to know the student. Remove any that is not them.",
     ),
-    sampleCards(cid, path, student, new Map(history.sessions.map((e) => [e.session_id, e]))),
+    ...sampleCards(cid, path, student, new Map(history.sessions.map((e) => [e.session_id, e]))),
     h("h2", {}, "Attendance"),
     h(
       "p",
