@@ -40,7 +40,9 @@ function faceButton(detail, face, i, onChoose) {
       type: "button",
       class: `face-button ${faceKind(face)}`,
       dataset: { faceIndex: i, studentId: face.student_id || "" },
-      "aria-label": `Face ${i + 1}: ${words}${byTeacher ? ", named by teacher" : ""}. Change who this is`,
+      "aria-label":
+        `Face ${i + 1}: ${words}${byTeacher ? ", named by teacher" : ""}. ` +
+        "Change who this is",
     },
     apiImage(detail.face_urls[i], { alt: "", className: "crop" }),
     h("span", { class: "face-name" }, face.known ? face.name : words),

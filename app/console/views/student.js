@@ -71,7 +71,11 @@ function sampleCards(cid, path, student, sessions) {
         session
           ? h("a", { href: `#/c/${cid}/s/${enc(sample.session_id)}` }, where)
           : h("span", {}, where),
-        h("span", { class: "muted sample-how" }, `${how} · ${formatDateTime(sample.confirmed_at)}`),
+        h(
+          "span",
+          { class: "muted sample-how" },
+          `${how} · ${formatDateTime(sample.confirmed_at)}`,
+        ),
       ),
       h("div", { class: "card-actions" }, remove),
     );

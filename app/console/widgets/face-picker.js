@@ -24,14 +24,13 @@ export function pickStudent({ students, currentId, cropUrl, faceLabel }) {
   const list = document.getElementById("face-choices");
   const noMatch = document.getElementById("face-no-match");
   document.getElementById("face-title").textContent = `Who is ${faceLabel}?`;
-  document
-    .getElementById("face-crop")
-    .replaceChildren(apiImage(cropUrl, { alt: `The face to name (${faceLabel})`, className: "crop" }));
+  const crop = apiImage(cropUrl, { alt: `The face to name (${faceLabel})`, className: "crop" });
+  document.getElementById("face-crop").replaceChildren(crop);
 
   const sorted = [...students].sort((a, b) => a.name.localeCompare(b.name));
   const items = sorted.map((student) => {
     const isCurrent = student.id === currentId;
-    const item = h(
+    return h(
       "li",
       { dataset: { search: folded(`${student.name} ${student.id}`) } },
       h(
@@ -45,7 +44,6 @@ export function pickStudent({ students, currentId, cropUrl, faceLabel }) {
         student.name,
       ),
     );
-    return item;
   });
   list.replaceChildren(...items);
 

@@ -1,13 +1,6 @@
 // Setting a student's status in a session by hand: present, absent, late or excused, with an
 // optional note. The dialog itself is in index.html (#status-dialog).
 
-export const STATUS_WORDS = {
-  present: "present",
-  absent: "absent",
-  late: "late",
-  excused: "excused",
-};
-
 /** Asks for ``entry``'s status; resolves to ``{status, note}``, or null when cancelled. */
 export function chooseStatus(entry) {
   const dialog = document.getElementById("status-dialog");
