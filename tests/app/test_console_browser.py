@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import os
 import socket
@@ -263,12 +264,24 @@ def test_teacher_flow(
         for name in CAST:
             expect(caption).to_contain_text(name.title())
 
-        # A second photo merges; its strangers are shown as crops.
+        # A second photo merges; each of its faces is shown as a crop. Besides Leonard and
+        # Sheldon it has a stranger in the background (unknown, or taken for someone): the
+        # teacher says it is nobody of the class, and the roster keeps everyone present.
         page.locator("#session-photos").set_input_files(groups_dir / "face_api_js__bbt2.jpg")
         expect(page.locator(".photo-result")).to_have_count(2)
-        expect(page.locator(".unknown-faces img.crop").first).to_be_visible()
+        second = page.locator(".photo-result").nth(1)
+        expect(second.locator(".face-button img.crop")).to_have_count(3)
         page.wait_for_function(IMAGES_LOADED, arg="img.crop")
+        stranger = second.locator(
+            '.face-button:not([data-student-id="leonard"]):not([data-student-id="sheldon"])'
+        )
+        expect(stranger).to_have_count(1)
+        stranger.click()
+        page.locator("#face-dialog").get_by_role("button", name="Not in this class").click()
+        expect(second.locator(".face-button.not-in-class")).to_contain_text("not in this class")
+        expect(second.locator("figcaption")).not_to_contain_text("unknown")
         expect(present).to_have_count(len(CAST))
+        page.wait_for_function(IMAGES_LOADED, arg="img.crop")
         screenshots(page, "session")
 
         # The CSV, as the browser downloads it.
@@ -291,7 +304,9 @@ def test_teacher_flow(
         expect(row).to_contain_text("2007-09-24")
         expect(row).to_contain_text("5 of 5")
         page.get_by_label("Label", exact=True).fill("Second lesson")
-        page.get_by_label("Date", exact=True).fill("2007-10-01")
+        # Dated today (UTC, as the server dates enrolments): a session dated before the
+        # students were enrolled would not list them (they were not in the class yet).
+        page.get_by_label("Date", exact=True).fill(dt.datetime.now(dt.UTC).date().isoformat())
         page.get_by_role("button", name="Start session").click()
         expect(page.locator("#session-counts")).to_contain_text("0 present, 5 absent")
         page.get_by_role("link", name="Sessions").click()
@@ -353,6 +368,171 @@ def _seed_class(server: LiveServer, people_dir: Path, bbt3: Path, class_id: str)
             files={"photo": ("bbt3.jpg", bbt3.read_bytes(), "image/jpeg")},
         ).raise_for_status()
     return session_id
+
+
+def _roster_entry(server: LiveServer, class_id: str, session_id: str, student_id: str) -> Any:
+    session = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}")
+    return next(e for e in session["roster"] if e["student_id"] == student_id)
+
+
+def test_teacher_corrections(
+    server: LiveServer,
+    browser: Browser,
+    people_dir: Path,
+    groups_dir: Path,
+    screenshots: Callable[[Page, str], Path],
+    tmp_path: Path,
+) -> None:
+    """On bbt3 (all five recognised): say Penny's face is nobody of the class, then name it
+    Penny; naming a second face Penny is refused in words; Sheldon set absent with a note stays
+    absent after another photo, until recognition is used again; Penny's named face is removed
+    from her page; the term report downloads as CSV for a date range."""
+    from playwright.sync_api import expect
+
+    class_id = "fixes"
+    bbt3 = groups_dir / "face_api_js__bbt3.jpg"
+    session_id = _seed_class(server, people_dir, bbt3, class_id)
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/{class_id}/s/{session_id}")
+        present = page.locator("#present-list li")
+        absent = page.locator("#absent-list li")
+        expect(present).to_have_count(len(CAST))
+        dialog = page.locator("#face-dialog")
+        choices = page.locator("#face-choices li:visible button")
+
+        # Penny's face is "not in this class": she is absent, the face marked as the teacher's.
+        page.locator('.face-button[data-student-id="penny"]').click()
+        expect(dialog).to_be_visible()
+        expect(choices).to_have_count(len(CAST))
+        page.get_by_label("Find a student").fill("LEO")  # filters as the teacher types
+        expect(choices).to_have_text(["Leonard"])
+        page.get_by_label("Find a student").fill("")
+        expect(choices).to_have_count(len(CAST))
+        dialog.get_by_role("button", name="Not in this class").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator('#absent-list li[data-student-id="penny"]')).to_be_visible()
+        expect(present).to_have_count(len(CAST) - 1)
+        not_in_class = page.locator(".face-button.not-in-class")
+        expect(not_in_class).to_have_count(1)
+        expect(not_in_class).to_contain_text("named by teacher")
+        assert _roster_entry(server, class_id, session_id, "penny")["status"] == "absent"
+
+        # The same face named Penny again, by typing and Enter: present, named by the teacher.
+        not_in_class.click()
+        page.get_by_label("Find a student").fill("pen")
+        expect(choices).to_have_text(["Penny"])
+        page.get_by_label("Find a student").press("Enter")
+        expect(dialog).to_be_hidden()
+        penny = page.locator('#present-list li[data-student-id="penny"]')
+        expect(penny).to_have_attribute("data-source", "teacher")
+        expect(penny).to_contain_text("named in a photo by teacher")
+        penny_face = page.locator('.face-button.named[data-student-id="penny"]')
+        expect(penny_face).to_contain_text("named by teacher")
+        entry = _roster_entry(server, class_id, session_id, "penny")
+        assert (entry["status"], entry["source"]) == ("present", "teacher")
+
+        # Raj's face named Penny too: refused, in words, and nothing changes.
+        page.locator('.face-button[data-student-id="raj"]').click()
+        page.get_by_label("Find a student").fill("penny")
+        choices.first.click()
+        expect(page.get_by_role("alert")).to_contain_text(
+            "Penny is already named on another face of this photo"
+        )
+        expect(present).to_have_count(len(CAST))
+        expect(page.locator('.face-button[data-student-id="raj"]')).to_contain_text("Raj")
+
+        # Sheldon absent by hand, with a note: marked, and a later photo does not overturn it.
+        page.get_by_role("button", name="Set the status of Sheldon").click()
+        status_dialog = page.locator("#status-dialog")
+        expect(status_dialog).to_be_visible()
+        status_dialog.get_by_label("Absent").check()
+        status_dialog.get_by_label("Note (optional)").fill("Left after the break")
+        status_dialog.get_by_role("button", name="Save status").click()
+        sheldon = page.locator('#absent-list li[data-student-id="sheldon"]')
+        expect(sheldon).to_contain_text("set by teacher")
+        expect(sheldon).to_contain_text("Left after the break")
+        expect(page.locator("#session-counts")).to_contain_text("4 present, 1 absent")
+        page.locator("#session-photos").set_input_files(bbt3)
+        expect(page.locator(".photo-result")).to_have_count(2)
+        expect(sheldon).to_contain_text("set by teacher")
+        expect(absent).to_have_count(1)
+        entry = _roster_entry(server, class_id, session_id, "sheldon")
+        assert (entry["status"], entry["source"], entry["note"]) == (
+            "absent",
+            "teacher",
+            "Left after the break",
+        )
+        page.wait_for_function(IMAGES_LOADED, arg="img.annotated")
+        screenshots(page, "session-corrections")
+
+        # Recognition decides again: Sheldon is present from the photos.
+        page.get_by_role("button", name="Use recognition again for Sheldon").click()
+        sheldon_present = page.locator('#present-list li[data-student-id="sheldon"]')
+        expect(sheldon_present).to_have_attribute("data-source", "recognised")
+        expect(absent).to_have_count(0)
+
+        # Penny's page lists the face the teacher named; removing it asks first.
+        page.goto(f"{server.url}/console/#/c/{class_id}/student/penny")
+        named = page.locator("li.sample", has_text="named by a teacher")
+        expect(named).to_have_count(1)
+        expect(named).to_contain_text("Lesson")
+        sample_id = named.get_attribute("data-sample-id")
+        assert sample_id in {
+            s["sample_id"]
+            for s in _get(server, f"/v1/classes/{class_id}/students/penny")["samples"]
+        }
+        page.wait_for_function(IMAGES_LOADED, arg="li.sample img.thumb")
+        screenshots(page, "student-samples")
+        named.get_by_role("button").click()
+        confirm = page.locator("#confirm-dialog")
+        expect(confirm).to_contain_text("The attendance already taken stays as it is")
+        page.locator("#confirm-ok").click()
+        expect(named).to_have_count(0)
+        samples = _get(server, f"/v1/classes/{class_id}/students/penny")["samples"]
+        assert sample_id not in {s["sample_id"] for s in samples}
+
+        # The term report from the class page: an older session is outside the dates.
+        httpx.post(
+            f"{server.url}/v1/classes/{class_id}/sessions",
+            json={"label": "Before the term", "date": "2007-09-24"},
+            timeout=60,
+        ).raise_for_status()
+        httpx.put(
+            f"{server.url}/v1/classes/{class_id}/sessions/{session_id}/records/howard",
+            json={"status": "excused", "note": "Dentist"},
+            timeout=60,
+        ).raise_for_status()
+        day = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}")["date"]
+        page.goto(f"{server.url}/console/#/c/{class_id}")
+        page.get_by_label("From", exact=True).fill(day)
+        page.get_by_label("To", exact=True).fill(day)
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download the term report (CSV)").click()
+        download = download_info.value
+        assert download.suggested_filename == f"Phone check attendance {day} to {day}.csv"
+        saved = tmp_path / "term.csv"
+        download.save_as(saved)
+        lines = list(csv.reader(io.StringIO(saved.read_text(encoding="utf-8"))))
+        assert lines[0] == [
+            "student_id",
+            "name",
+            f"{day} Lesson",
+            "attended",
+            "sessions",
+            "rate_percent",
+        ]
+        assert sorted(lines[1:]) == sorted(
+            [n, n.title(), "excused", "0", "0", ""]
+            if n == "howard"
+            else [n, n.title(), "present", "1", "1", "100.0"]
+            for n in CAST
+        )
+        page.get_by_role("button", name="Show the report").click()
+        table = page.locator("#term-table")
+        expect(table.locator("tbody tr")).to_have_count(len(CAST))
+        expect(table.locator('tr[data-student-id="howard"]')).to_contain_text("excused")
+        expect(table.locator("thead")).not_to_contain_text("Before the term")
+        assert seen.errors == []
 
 
 def test_phone_width(

@@ -1,4 +1,5 @@
-// One class: its students as cards (rename, delete), how far recognition is, deleting the class.
+// One class: its students as cards (rename, delete), how far recognition is, the term report,
+// deleting the class.
 
 import { api } from "../api.js";
 import { apiImage, confirmDialog, h } from "../dom.js";
@@ -7,6 +8,7 @@ import { classTabs, setClassCrumbs } from "../widgets/nav.js";
 import { classPath, studentPath } from "../widgets/paths.js";
 import { recognitionLine } from "../widgets/recognition.js";
 import { deleteStudent, renameStudent } from "../widgets/student-actions.js";
+import { termReportPanel } from "../widgets/term-report.js";
 
 function studentCard(cid, student, onDeleted) {
   const nameLink = h("a", { href: `#/c/${cid}/student/${student.id}`, class: "card-title" });
@@ -100,6 +102,7 @@ export async function classView(view, cid) {
     recognition.line,
     count,
     grid,
+    termReportPanel(cid),
     h("div", { class: "footer-actions" }, deleteClassButton(cid, klass)),
   ];
 }

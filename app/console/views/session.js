@@ -1,18 +1,62 @@
-// One session: add class photos (files or camera), each shown with its names and unknown faces,
-// the roster present and absent, and the CSV.
+// One session: add class photos (files or camera), each shown with its faces (the teacher can
+// name or correct any of them), the roster present and absent (each status can be set by hand),
+// and the CSV.
 
 import { api } from "../api.js";
 import { cameraAvailable, takePhoto } from "../camera.js";
-import { apiImage, formatTime, h, saveBlob } from "../dom.js";
+import { apiImage, formatDateTime, formatTime, h, saveBlob } from "../dom.js";
+import { pickStudent } from "../widgets/face-picker.js";
 import { clearError, plural, say, showError } from "../widgets/messages.js";
 import { setClassCrumbs } from "../widgets/nav.js";
 import { classPath, enc, sessionPath } from "../widgets/paths.js";
+import { chooseStatus } from "../widgets/status-dialog.js";
 
-function photoResult(detail) {
+/** Who corrected something: the API key's label, or "teacher" for the console without a key. */
+function who(correctedBy) {
+  return !correctedBy || correctedBy === "console" ? "teacher" : correctedBy;
+}
+
+/** What a face of a photo is now, in words: its name, or why it has none. */
+function faceWords(face) {
+  if (face.not_in_class) return "not in this class";
+  if (face.known) return face.name;
+  if (face.too_small) return "too small to recognise";
+  return "unknown";
+}
+
+function faceKind(face) {
+  if (face.not_in_class) return "not-in-class";
+  if (face.known) return face.source === "teacher" ? "named" : "known";
+  return face.too_small ? "too-small" : "unknown";
+}
+
+/** One face as a button: its crop, who it is, and whether the teacher named it. */
+function faceButton(detail, face, i, onChoose) {
+  const words = faceWords(face);
+  const byTeacher = face.source === "teacher";
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: `face-button ${faceKind(face)}`,
+      dataset: { faceIndex: i, studentId: face.student_id || "" },
+      "aria-label":
+        `Face ${i + 1}: ${words}${byTeacher ? ", named by teacher" : ""}. ` +
+        "Change who this is",
+    },
+    apiImage(detail.face_urls[i], { alt: "", className: "crop" }),
+    h("span", { class: "face-name" }, face.known ? face.name : words),
+    byTeacher ? h("span", { class: "face-source" }, "named by teacher") : null,
+  );
+  button.addEventListener("click", () => onChoose(i));
+  return button;
+}
+
+function photoResult(detail, onChooseFace) {
   const named = detail.faces.filter((f) => f.known).map((f) => f.name);
-  const unknown = detail.faces.map((f, i) => [f, i]).filter(([f]) => !f.known && !f.too_small);
+  const unknown = detail.faces.filter((f) => !f.known && !f.too_small && !f.not_in_class);
   // Faces too small to recognise (grey boxes): counted, not listed as unknown people.
-  const tooSmall = detail.faces.filter((f) => f.too_small).length;
+  const tooSmall = detail.faces.filter((f) => f.too_small && !f.known).length;
   const caption = detail.faces.length
     ? `${plural(detail.faces.length, "face")}: ` +
       (named.length ? named.join(", ") : "nobody recognised") +
@@ -31,20 +75,17 @@ function photoResult(detail) {
       }),
       h("figcaption", {}, caption),
     ),
-    unknown.length
+    detail.faces.length
       ? h(
           "div",
-          { class: "unknown-faces" },
-          h("h4", {}, "Unknown faces"),
+          { class: "faces" },
+          h("h4", {}, "Faces"),
+          h("p", { class: "hint" }, "Choose a face to say who it is, or to correct its name."),
           h(
             "ul",
-            { class: "crops" },
-            unknown.map(([face, i]) =>
-              h(
-                "li",
-                {},
-                apiImage(detail.face_urls[i], { alt: `Unknown face ${i + 1}`, className: "crop" }),
-              ),
+            { class: "crops face-list" },
+            detail.faces.map((face, i) =>
+              h("li", {}, faceButton(detail, face, i, (index) => onChooseFace(detail, index))),
             ),
           ),
         )
@@ -52,7 +93,81 @@ function photoResult(detail) {
   );
 }
 
-function rosterLists(session) {
+/** How the entry's status was decided, in words ("" when recognition decided it). */
+function correctionWords(entry) {
+  if (entry.source !== "teacher") return "";
+  const when = entry.corrected_at ? ` · ${formatDateTime(entry.corrected_at)}` : "";
+  // A note (even empty) comes only with a status set by hand; otherwise a face was named.
+  const manual = entry.note !== null && entry.note !== undefined;
+  return manual
+    ? `set by ${who(entry.corrected_by)}${when}`
+    : `named in a photo by ${who(entry.corrected_by)}${when}`;
+}
+
+function hasManualStatus(entry) {
+  return entry.source === "teacher" && entry.note !== null && entry.note !== undefined;
+}
+
+function rosterRow(entry, actions) {
+  const setButton = h(
+    "button",
+    { type: "button", class: "small", "aria-label": `Set the status of ${entry.name}` },
+    "Set status",
+  );
+  setButton.addEventListener("click", () => actions.setStatus(entry));
+  let undoButton = null;
+  if (hasManualStatus(entry)) {
+    undoButton = h(
+      "button",
+      {
+        type: "button",
+        class: "small",
+        "aria-label": `Use recognition again for ${entry.name}`,
+      },
+      "Use recognition again",
+    );
+    undoButton.addEventListener("click", () => actions.clearStatus(entry));
+  }
+  const seen = entry.recorded_at ? `seen ${formatTime(entry.recorded_at)}` : "";
+  const corrected = correctionWords(entry);
+  const showStatus = entry.status === "late" || entry.status === "excused" || corrected;
+  return h(
+    "li",
+    {
+      dataset: { studentId: entry.student_id, status: entry.status, source: entry.source || "" },
+      class: corrected ? "corrected" : null,
+    },
+    h(
+      "div",
+      { class: "roster-line" },
+      h("span", { class: "student-name" }, entry.name),
+      showStatus ? h("span", { class: `status-tag ${entry.status}` }, entry.status) : null,
+      seen ? h("span", { class: "muted" }, ` ${seen}`) : null,
+    ),
+    corrected ? h("p", { class: "correction" }, corrected) : null,
+    entry.note ? h("p", { class: "note" }, `Note: ${entry.note}`) : null,
+    h("div", { class: "row-actions" }, setButton, undoButton),
+    entry.similarity !== null && entry.similarity !== undefined
+      ? h(
+          "details",
+          { class: "row-details" },
+          h("summary", {}, "Details"),
+          h(
+            "p",
+            { class: "muted" },
+            `Recognised: similarity ${entry.similarity.toFixed(2)}` +
+              (entry.score !== null && entry.score !== undefined
+                ? `, score ${entry.score.toFixed(2)}`
+                : "") +
+              (entry.face_index !== null ? `, face ${entry.face_index + 1}` : ""),
+          ),
+        )
+      : null,
+  );
+}
+
+function rosterLists(session, actions) {
+  // Late counts as attending, excused as not (as in the term report).
   const present = session.roster.filter((e) => e.present);
   const absent = session.roster.filter((e) => !e.present);
   return h(
@@ -65,18 +180,7 @@ function rosterLists(session) {
       h(
         "ul",
         { id: "present-list", class: "names" },
-        present.map((e) =>
-          h(
-            "li",
-            { dataset: { studentId: e.student_id } },
-            h("span", { class: "student-name" }, e.name),
-            h(
-              "span",
-              { class: "muted" },
-              ` seen ${formatTime(e.recorded_at)} · match ${e.similarity.toFixed(2)}`,
-            ),
-          ),
-        ),
+        present.map((e) => rosterRow(e, actions)),
       ),
     ),
     h(
@@ -86,13 +190,7 @@ function rosterLists(session) {
       h(
         "ul",
         { id: "absent-list", class: "names" },
-        absent.map((e) =>
-          h(
-            "li",
-            { dataset: { studentId: e.student_id } },
-            h("span", { class: "student-name" }, e.name),
-          ),
-        ),
+        absent.map((e) => rosterRow(e, actions)),
       ),
     ),
   );
@@ -169,9 +267,10 @@ function uploadPanel(view, cid, sid) {
 
 export async function sessionView(view, cid, sid) {
   const path = sessionPath(cid, sid);
-  const [klass, session] = await Promise.all([
+  const [klass, session, students] = await Promise.all([
     api(classPath(cid), { label: "Loading the session…" }),
     api(path),
+    api(`${classPath(cid)}/students`),
   ]);
   const photos = await Promise.all(
     session.photo_ids.map((pid) => api(`${path}/photos/${enc(pid)}`)),
@@ -182,13 +281,105 @@ export async function sessionView(view, cid, sid) {
     ["Sessions", `#/c/${cid}/sessions`],
     [session.label, `#/c/${cid}/s/${sid}`],
   );
+
+  const counts = h("p", { class: "session-meta", id: "session-counts" });
+  const roster = h("div", { id: "roster" });
+  const rosterActions = {
+    setStatus: async (entry) => {
+      const chosen = await chooseStatus(entry);
+      if (chosen === null) return;
+      await correct(
+        () =>
+          api(`${path}/records/${enc(entry.student_id)}`, {
+            method: "PUT",
+            json: chosen,
+            label: `Saving ${entry.name}'s status…`,
+          }),
+        `${entry.name}: ${chosen.status}, set by you.`,
+      );
+    },
+    clearStatus: async (entry) => {
+      await correct(
+        () =>
+          api(`${path}/records/${enc(entry.student_id)}`, {
+            method: "DELETE",
+            label: `Removing ${entry.name}'s status…`,
+          }),
+        `${entry.name}: the photos decide again.`,
+      );
+    },
+  };
+  const showRoster = (current) => {
+    counts.textContent =
+      `${current.date} · ${current.present_count} present, ` + `${current.absent_count} absent`;
+    roster.replaceChildren(rosterLists(current, rosterActions));
+  };
+  async function refreshRoster() {
+    const current = await api(path);
+    if (view.alive()) showRoster(current);
+  }
+  async function correct(call, done) {
+    clearError();
+    try {
+      await call();
+      say(done);
+      await refreshRoster();
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  async function nameFace(detail, index) {
+    const face = detail.faces[index];
+    const article = document.querySelector(`.photo-result[data-photo-id="${detail.photo_id}"]`);
+    const choice = await pickStudent({
+      students,
+      currentId: face.student_id,
+      cropUrl: detail.face_urls[index],
+      faceLabel: `face ${index + 1}`,
+    });
+    if (choice === null || !view.alive()) return;
+    const student = students.find((s) => s.id === choice.studentId);
+    clearError();
+    let updated;
+    try {
+      updated = await api(
+        `${path}/photos/${enc(detail.photo_id)}/faces/${index}/assign`,
+        {
+          method: "POST",
+          json: { student_id: choice.studentId },
+          label: "Saving who this is…",
+        },
+      );
+    } catch (error) {
+      if (error.status === 409 && student) {
+        showError(
+          `${student.name} is already named on another face of this photo. Give that face ` +
+            "another name (or “Not in this class”) first.",
+        );
+      } else showError(error);
+      return;
+    }
+    if (!view.alive()) return;
+    const redrawn = photoResult(updated, nameFace);
+    if (article) article.replaceWith(redrawn);
+    redrawn.querySelector(`.face-button[data-face-index="${index}"]`)?.focus();
+    say(
+      student
+        ? `Face ${index + 1} is ${student.name}: present.`
+        : `Face ${index + 1}: not in this class.`,
+    );
+    try {
+      await refreshRoster();
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  showRoster(session);
   return [
     h("h1", {}, `${session.label}`),
-    h(
-      "p",
-      { class: "session-meta", id: "session-counts" },
-      `${session.date} · ${session.present_count} present, ${session.absent_count} absent`,
-    ),
+    counts,
     uploadPanel(view, cid, sid),
     h(
       "div",
@@ -198,10 +389,10 @@ export async function sessionView(view, cid, sid) {
         { class: "photos", "aria-label": "Photos" },
         h("h2", {}, "Photos"),
         photos.length
-          ? photos.map(photoResult)
+          ? photos.map((detail) => photoResult(detail, nameFace))
           : h("p", { class: "empty" }, "No photo yet: add one or more photos of the class."),
       ),
-      h("div", {}, h("h2", {}, "Roster"), rosterLists(session)),
+      h("div", {}, h("h2", {}, "Roster"), roster),
     ),
   ];
 }

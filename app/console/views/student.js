@@ -1,8 +1,9 @@
-// One student: rename or delete, registration photos, attendance history.
+// One student: rename or delete, registration photos, faces confirmed in class photos (each can be
+// removed), attendance history.
 
 import { api } from "../api.js";
-import { apiImage, formatDateTime, formatTime, h, listTable } from "../dom.js";
-import { plural } from "../widgets/messages.js";
+import { apiImage, confirmDialog, formatDateTime, formatTime, h, listTable } from "../dom.js";
+import { clearError, plural, say, showError } from "../widgets/messages.js";
 import { setClassCrumbs } from "../widgets/nav.js";
 import { classPath, enc, studentPath } from "../widgets/paths.js";
 import { deleteStudent, renameStudent } from "../widgets/student-actions.js";
@@ -37,6 +38,75 @@ function photoCards(path, student) {
   );
 }
 
+/** Faces from class photos confirmed as this student, which recognition uses like photos. */
+function sampleCards(cid, path, student, sessions) {
+  const list = h("ul", { class: "cards samples-list", "aria-label": "Faces from class photos" });
+  const empty = h(
+    "p",
+    { class: "empty", id: "samples-empty" },
+    "None yet: faces you name in a session's photos, and faces recognised with certainty, are " +
+      "kept here.",
+  );
+  const showEmpty = () => {
+    empty.hidden = list.children.length > 0;
+    list.hidden = !empty.hidden;
+  };
+  for (const sample of student.samples) {
+    const session = sessions.get(sample.session_id);
+    const where = session ? `${session.label}, ${session.date}` : "a deleted session";
+    const how =
+      sample.confirmed_by === "teacher" ? "named by a teacher" : "recognised with certainty";
+    const remove = h(
+      "button",
+      { type: "button", class: "danger", "aria-label": `Remove this face (${where})` },
+      "Remove",
+    );
+    const card = h(
+      "li",
+      { class: "card sample", dataset: { sampleId: sample.sample_id } },
+      apiImage(sample.crop_url, { alt: `${student.name} in ${where}`, className: "thumb" }),
+      h(
+        "div",
+        { class: "card-body" },
+        session
+          ? h("a", { href: `#/c/${cid}/s/${enc(sample.session_id)}` }, where)
+          : h("span", {}, where),
+        h(
+          "span",
+          { class: "muted sample-how" },
+          `${how} · ${formatDateTime(sample.confirmed_at)}`,
+        ),
+      ),
+      h("div", { class: "card-actions" }, remove),
+    );
+    remove.addEventListener("click", async () => {
+      const confirmed = await confirmDialog({
+        title: `Remove this face of ${student.name}?`,
+        text:
+          `Recognition stops using this face from ${where} to know ${student.name}. ` +
+          "The attendance already taken stays as it is.",
+        action: "Remove the face",
+      });
+      if (!confirmed) return;
+      clearError();
+      try {
+        await api(`${path}/samples/${enc(sample.sample_id)}`, {
+          method: "DELETE",
+          label: "Removing the face…",
+        });
+        card.remove();
+        showEmpty();
+        say(`The face from ${where} is no longer used to recognise ${student.name}.`);
+      } catch (error) {
+        showError(error);
+      }
+    });
+    list.append(card);
+  }
+  showEmpty();
+  return [list, empty];
+}
+
 function historyTable(cid, history) {
   return listTable({
     id: "history-table",
@@ -47,7 +117,7 @@ function historyTable(cid, history) {
       cells: [
         e.date,
         h("a", { href: `#/c/${cid}/s/${e.session_id}` }, e.label),
-        e.present ? "present" : "absent",
+        e.source === "teacher" && e.note !== null ? `${e.status} (set by teacher)` : e.status,
         formatTime(e.recorded_at),
       ],
     })),
@@ -80,6 +150,13 @@ export async function studentView(view, cid, studentId) {
     h("div", { class: "actions left" }, rename, remove),
     h("h2", {}, "Registration photos"),
     photoCards(path, student),
+    h("h2", {}, "Faces from class photos"),
+    h(
+      "p",
+      { class: "hint" },
+      "Recognition also uses these to know the student. Remove any that is not them.",
+    ),
+    ...sampleCards(cid, path, student, new Map(history.sessions.map((e) => [e.session_id, e]))),
     h("h2", {}, "Attendance"),
     h(
       "p",
