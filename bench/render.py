@@ -25,6 +25,7 @@ SECTION_TITLES = {
     "speed": "4. Speed on this machine",
     "scale": "5. Cost as the gallery grows",
     "term": "6. Learning from confirmed faces: a simulated term",
+    "service-term": "7. Corrections and learning through the service: a simulated term",
 }
 
 
@@ -965,6 +966,13 @@ def render_term(res: JsonDict) -> list[str]:
     return render(res)
 
 
+def render_service_term(res: JsonDict) -> list[str]:
+    # Imported here: bench.render_service_term builds on this module's helpers.
+    from bench.render_service_term import render_service_term as render
+
+    return render(res)
+
+
 RENDERERS = {
     "verification": render_verification,
     "oneshot": render_oneshot,
@@ -972,6 +980,7 @@ RENDERERS = {
     "speed": render_speed,
     "scale": render_scale,
     "term": render_term,
+    "service-term": render_service_term,
 }
 
 
