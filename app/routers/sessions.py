@@ -6,13 +6,13 @@ import base64
 import dataclasses
 import datetime as dt
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
 from app.deps import Actor, ClassId, ContextDep, PhotoId, SessionId, StudentId, read_upload
+from app.routers.downloads import attachment
 from app.routers.errors import errors
 from app.services import attendance, corrections, reports
 from app.services.results import SessionPhotoAdded, SessionPhotoDetail
@@ -169,23 +169,11 @@ async def attendance_csv(ctx: ContextDep, class_id: ClassId, session_id: Session
 
 
 def csv_download(text: str, name: str) -> Response:
-    """A CSV attachment named ``name.csv``: an ASCII fallback and the UTF-8 name (RFC 6266)."""
-    readable = " ".join(name.split())
-    fallback = (
-        "".join(
-            c if c.isascii() and (c.isalnum() or c in " ._-") else "_" for c in readable
-        ).strip()
-        or "attendance"
-    )
-    encoded = quote(f"{readable}.csv", safe="")
+    """A CSV attachment named ``name.csv``."""
     return Response(
         content=text,
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": (
-                f"attachment; filename=\"{fallback}.csv\"; filename*=UTF-8''{encoded}"
-            )
-        },
+        headers={"Content-Disposition": attachment(f"{name}.csv", "attendance.csv")},
     )
 
 

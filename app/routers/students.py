@@ -7,6 +7,7 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
@@ -19,8 +20,9 @@ from app.deps import (
     read_upload,
     read_uploads,
 )
+from app.routers.downloads import attachment
 from app.routers.errors import errors
-from app.services import attendance, samples, students
+from app.services import attendance, export, samples, students
 from app.services.ids import SLUG_PATTERN
 from app.services.students import Existing
 
@@ -239,3 +241,26 @@ async def delete_sample(
 ) -> Response:
     await run_in_threadpool(samples.delete_sample, ctx, class_id, student_id, sample_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{student_id}/export",
+    response_class=StreamingResponse,
+    summary="Everything held about the student, as a zip (a data-protection access request)",
+    description=(
+        "The record, registration photos, face-model numbers, the student's faces cut from class "
+        "photos, confirmed faces, and attendance as CSV, with a README.txt saying what each file "
+        "is and how many of each kind it holds. Streamed: large exports are never held in memory."
+    ),
+    responses={200: {"content": {"application/zip": {}}}, **errors(404, 422)},
+)
+async def export_student(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
+    found = await run_in_threadpool(export.student_export, ctx, class_id, student_id)
+    return StreamingResponse(
+        found.chunks,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": attachment(f"{found.filename}.zip", "student-export.zip"),
+            "Cache-Control": "no-store",
+        },
+    )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -475,6 +477,41 @@ def test_rename_changes_the_annotated_photo(term: Term) -> None:
     assert after != before
 
 
+def test_export_holds_everything_about_a_student(term: Term) -> None:
+    response = term.client.get(term.url("/students/raj/export"))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert 'filename="Raj (bbt) data export.zip"' in response.headers["content-disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = archive.namelist()
+    manifest = json.loads(archive.read("manifest.json"))["counts"]
+    history = term.client.get(term.url("/students/raj/attendance")).json()["sessions"]
+    samples = term.client.get(term.url("/students/raj")).json()["samples"]
+    faces = [n for n in names if n.startswith("class-photo-faces/")]
+    assert manifest == {
+        "record": 1,
+        "registration_photo": 1,
+        "face_template": 2,  # FaceNet's and dlib's of the one photo
+        "sample": 2 * len(samples),
+        "class_photo_face": len(faces),
+        "attendance": 1,
+    }
+    # Raj's face in wk2 (named by the teacher) and in every race session (recognised).
+    assert f"class-photo-faces/wk2_{term.photos['wk2']['photo_id']}_" in "".join(faces)
+    assert len(faces) >= 1 + sum(1 for s in history if s["session_id"].startswith("race"))
+    for name in faces + [n for n in names if n.endswith(".jpg")]:
+        assert Image.open(io.BytesIO(archive.read(name))).format == "JPEG"
+    record = json.loads(archive.read("student.json"))
+    assert record["student"]["id"] == "raj" and len(record["registration_photos"]) == 1
+    rows = list(csv.DictReader(io.StringIO(archive.read("attendance.csv").decode())))
+    assert [(r["session_id"], r["status"]) for r in rows] == [
+        (s["session_id"], s["status"]) for s in history
+    ]
+    readme = archive.read("README.txt").decode()
+    assert "Raj (id raj)" in readme and f"- {len(faces)} x class-photo-faces/" in readme
+    assert term.client.get(term.url("/students/nobody/export")).status_code == 404
+
+
 def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     client, store = term.client, term.store
     assert client.get(term.url("/students/raj")).json()["samples"]  # from the tests above
@@ -499,6 +536,7 @@ def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     ]
     assert face["student_id"] is None and face["not_in_class"] is True
     assert "raj" not in term.roster("wk1") and "penny" not in term.roster("wk2")
+    assert client.get(term.url("/students/raj/export")).status_code == 404
     gallery = context_of(client).galleries.get(CLASS_ID)
     assert set(gallery.student_ids) == {"sheldon", "leonard", "howard"}
     owners = {layout.parse_sample_key(CLASS_ID, key) for key in gallery.sample_keys}
