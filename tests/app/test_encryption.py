@@ -296,7 +296,10 @@ def test_the_service_encrypts_what_it_stores_and_reads_what_it_stored_before(
         for name in CAST[1:]:
             add(client, name)
         assert client.get(f"/v1/classes/bbt/students/{CAST[0]}").status_code == 200
-        assert client.post("/v1/classes/bbt/sessions", json={"id": "s1"}).status_code == 201
+        assert (
+            client.post("/v1/classes/bbt/sessions", json={"id": "s1", "label": "Pilot"}).status_code
+            == 201
+        )
         response = client.post(
             "/v1/classes/bbt/sessions/s1/photos",
             files={"photo": ("bbt3.jpg", class_photo, "image/jpeg")},
