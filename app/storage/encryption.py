@@ -26,7 +26,8 @@ another object.
 
 Rotation: a key's id is derived from the key (HMAC-SHA-256 of a fixed label, first 8 bytes), so it
 can never be mislabelled. New writes use the current key; objects sealed under an older key stay
-readable while that key is listed in ``ROLLCALL_DATA_KEYS_OLD``. An object whose key id is not
+readable while that key is listed in ``ROLLCALL_DATA_KEYS_OLD``. :func:`reseal_all` (``python -m
+app.reseal``) rewrites every object under the current key, after which the old key can go. An object whose key id is not
 configured raises :class:`ObjectUnreadableError` naming the id, never a key.
 
 Objects written before encryption was turned on have no envelope and are returned as they are:
@@ -360,3 +361,38 @@ def verify_data_key(store: ObjectStore) -> None:
             f"{store.description} holds data encrypted at rest (data key id "
             f"{sealed_key_id(data).hex()}) and ROLLCALL_DATA_KEY is not set"
         )
+
+
+@dataclass(frozen=True)
+class ResealReport:
+    examined: int
+    sealed_plaintext: int
+    """Objects stored before encryption was turned on, now sealed."""
+    rekeyed: int
+    """Objects sealed under an older key, now under the current one."""
+
+
+def reseal_all(store: EncryptingObjectStore) -> ResealReport:
+    """Rewrite every object that is not sealed under the current key (plaintext, or an old key).
+
+    Run it with the service stopped: an object rewritten by the service between this function's
+    read and its write would go back to the version read. The key check is rewritten last, so an
+    interrupted run leaves a store that still needs the old key at start-up (run it again).
+    """
+    store.verify_data_key()
+    inner, keyring = store.inner, store.keyring
+    keys = [key for key in inner.list("") if key != KEY_CHECK_KEY] + [KEY_CHECK_KEY]
+    sealed_plaintext = rekeyed = 0
+    for key in keys:
+        try:
+            raw = inner.get(key)
+        except ObjectNotFoundError:
+            continue
+        if is_sealed(raw) and sealed_key_id(raw) == keyring.current.key_id:
+            continue
+        inner.put(key, seal(keyring.current, key, store.get(key)))
+        if is_sealed(raw):
+            rekeyed += 1
+        else:
+            sealed_plaintext += 1
+    return ResealReport(len(keys), sealed_plaintext, rekeyed)

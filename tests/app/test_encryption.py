@@ -36,7 +36,9 @@ from app.storage.encryption import (
     MAGIC,
     NONCE_BYTES,
     OVERHEAD_BYTES,
+    ResealReport,
     is_sealed,
+    reseal_all,
     sealed_key_id,
 )
 from ml.pipeline import FacePipeline
@@ -397,3 +399,21 @@ def test_settings_pass_sse_to_the_s3_store() -> None:
     assert kwargs["server_side_encryption"] == "aws:kms"
     assert kwargs["sse_kms_key_id"] == "alias/k"
     assert kwargs["data_keys"] is None
+
+
+def test_reseal_moves_everything_to_the_current_key(object_store: ObjectStore) -> None:
+    old_key, new = new_key(), new_key()
+    object_store.put("classes/c1/legacy.json", DOC)  # before encryption
+    EncryptingObjectStore(object_store, ring(old_key)).put(DOC_KEY, DOC)
+    rotated = EncryptingObjectStore(object_store, ring(new, old_key))
+    rotated.put("classes/c1/new.json", DOC)
+
+    report = reseal_all(rotated)
+    assert (report.examined, report.sealed_plaintext, report.rekeyed) == (4, 1, 2)
+    assert reseal_all(rotated) == ResealReport(4, 0, 0)  # nothing left to do
+    # The old key can go: the new one alone starts and reads everything.
+    only_new = EncryptingObjectStore(object_store, ring(new))
+    only_new.verify_data_key()
+    for key in ("classes/c1/legacy.json", DOC_KEY, "classes/c1/new.json"):
+        assert only_new.get(key) == DOC
+        assert sealed_key_id(object_store.get(key)) == only_new.keyring.current.key_id
