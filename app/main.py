@@ -96,6 +96,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(config.log_level)
+        active_pipeline = pipeline
+        if active_pipeline is None:
+            from ml.factory import build_pipeline
+
+            # Raises when a model cannot be loaded: the server does not start.
+            active_pipeline = await run_in_threadpool(build_pipeline, config.pipeline_config())
         if store is None:
             active_store = await run_in_threadpool(
                 lambda: create_object_store(
@@ -116,13 +122,6 @@ def create_app(
             # Not fatal: the S3 server may come up later; /readyz answers 503 until it does (and
             # an encrypted store checks its data key before its first read or write).
             logger.warning("storage not reachable yet: %s", error)
-        active_pipeline = pipeline
-        if active_pipeline is None:
-            from ml.factory import build_pipeline
-
-            # Raises when a model cannot be loaded: the server does not start. Loaded after the
-            # data key check, so that a wrong key is refused at once.
-            active_pipeline = await run_in_threadpool(build_pipeline, config.pipeline_config())
         context = Context.build(config, active_store, active_pipeline)
         app.state.context = context
         # Students registered before a face model was added get its embeddings in the background.

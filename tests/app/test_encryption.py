@@ -225,25 +225,26 @@ def test_the_key_check_is_written_once_and_needs_no_key_when_encryption_is_off(
 # --- the service ---------------------------------------------------------------------------
 
 
-def _start(store: ObjectStore, **settings: Any) -> None:
-    """Start (and stop) the app on ``store``: the lifespan runs the data key check before it
-    loads any model, so no pipeline is needed to see a refusal."""
-    with TestClient(create_app(api_settings(**settings), store=store)):
+def _start(pipeline: FacePipeline, store: ObjectStore, **settings: Any) -> None:
+    """Start (and stop) the app on ``store``."""
+    with TestClient(create_app(api_settings(**settings), pipeline=pipeline, store=store)):
         pass
 
 
 def test_the_service_refuses_to_start_with_a_wrong_key_or_none(
-    object_store: ObjectStore, caplog: pytest.LogCaptureFixture
+    object_store: ObjectStore,
+    fast_face_pipeline: FacePipeline,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     key, wrong = new_key(), new_key()
     first = EncryptingObjectStore(object_store, ring(key))
     first.verify_data_key()  # what the first start with `key` leaves behind
     caplog.set_level(logging.DEBUG)
     with pytest.raises(DataKeyError, match="set the key the data was written with") as refused:
-        _start(object_store, data_key=wrong)
+        _start(fast_face_pipeline, object_store, data_key=wrong)
     assert first.keyring.current.id_hex in str(refused.value)
     with pytest.raises(DataKeyError, match="ROLLCALL_DATA_KEY is not set"):
-        _start(object_store)
+        _start(fast_face_pipeline, object_store)
     assert "refusing to start" in caplog.text
     for secret in (key, wrong):
         assert secret not in caplog.text and secret not in str(refused.value)
@@ -332,7 +333,7 @@ def test_the_service_encrypts_what_it_stores_and_reads_what_it_stored_before(
         assert client.get("/v1/classes/bbt/students/raj").status_code == 200
 
     with pytest.raises(DataKeyError):
-        _start(store)
+        _start(fast_cast_pipeline, store)
 
 
 # --- S3 server-side encryption ----------------------------------------------------------------
