@@ -12,6 +12,7 @@ class's head when it finds a student erased.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -74,15 +75,20 @@ def report_line(report: ClassPurge) -> str:
 
 
 def run(
-    settings: Settings, store: ObjectStore, *, class_id: str | None, out: TextIO
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    class_id: str | None,
+    out: TextIO,
+    now: dt.datetime | None = None,
 ) -> PurgeReport:
-    """One purge as of now; writes the report to ``out``."""
+    """One purge as of ``now`` (default: the current time); writes the report to ``out``."""
     pipeline = FacePipeline(PipelineConfig(), _NoFaceModel(), _NoFaceModel())
     ctx = Context.build(settings, store, pipeline)
     # Nothing trains here: the service retrains a head that knows an erased student.
     ctx.trainer.close()
     ctx.backfill.close()
-    now = utc_now()
+    now = now if now is not None else utc_now()
     try:
         if class_id is None:
             report = purge_all(ctx, now)
