@@ -33,6 +33,7 @@ from app.security import (
 )
 from app.services.context import Context
 from app.services.errors import ServiceError
+from app.services.retention import RetentionPurger
 from app.settings import Settings
 from app.storage import (
     DataKeyError,
@@ -126,14 +127,24 @@ def create_app(
         app.state.context = context
         # Students registered before a face model was added get its embeddings in the background.
         await run_in_threadpool(_queue_backfills, context)
+        # Class photos and inactive students past their retention go at start-up and then every
+        # ROLLCALL_PURGE_INTERVAL_HOURS (or from cron: python -m app.purge).
+        purger = None
+        if config.purge_interval_hours > 0:
+            purger = RetentionPurger(context, config.purge_interval_hours * 3600.0)
+            purger.start()
+        app.state.retention = purger
         logger.info("rollcall ready: storage %s", active_store.description)
         try:
             yield
         finally:
+            if purger is not None:
+                await run_in_threadpool(purger.close)
             await run_in_threadpool(context.backfill.close)
             await run_in_threadpool(context.trainer.close)
             context.cleanup.close()
             del app.state.context
+            del app.state.retention
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this service
     # (/static-offline-docs), never from a CDN, so the docs work on a machine without internet.

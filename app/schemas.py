@@ -5,9 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.services.ids import MAX_NAME_LENGTH, SLUG_PATTERN, clean_name
+from app.services.policy import MAX_RETENTION_DAYS
 
 Slug = Annotated[
     str,
@@ -34,6 +42,47 @@ class Model(BaseModel):
 class ClassCreate(Model):
     id: Slug
     name: Name
+
+
+RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]
+
+
+class ClassUpdate(Model):
+    """Only the fields given change; ``null`` for a retention field means the deployment's
+    default (``ROLLCALL_SESSION_PHOTO_RETENTION_DAYS``, ``ROLLCALL_STUDENT_INACTIVE_RETENTION_DAYS``)."""
+
+    name: Name | None = Field(default=None, description="A new name (null is refused).")
+    session_photo_retention_days: RetentionDays | None = Field(
+        default=None,
+        description="Days the class photos and their annotated copies are kept (the attendance "
+        "facts stay); 0 = forever; null = the deployment's default.",
+    )
+    student_inactive_retention_days: RetentionDays | None = Field(
+        default=None,
+        description="Erase a student enrolled this many days ago who attended no session dated "
+        "within as many days; 0 = never; null = the deployment's default.",
+    )
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> ClassUpdate:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null; leave it out to keep the name")
+        return self
+
+
+class RetentionOut(Model):
+    session_photo_retention_days: int | None = Field(
+        description="The class's override (null: the deployment's default)."
+    )
+    student_inactive_retention_days: int | None = Field(
+        description="The class's override (null: the deployment's default)."
+    )
+    effective_session_photo_retention_days: int = Field(
+        description="What applies: days class photos are kept (0 = forever)."
+    )
+    effective_student_inactive_retention_days: int = Field(
+        description="What applies: days of inactivity before a student is erased (0 = never)."
+    )
 
 
 class HeadInfo(Model):
@@ -70,6 +119,9 @@ class ClassOut(Model):
     models: list[ModelProgress] | None = Field(
         default=None,
         description="Only in GET /v1/classes/{class_id}: the secondary face models' back-fill.",
+    )
+    retention: RetentionOut | None = Field(
+        default=None, description="Only in GET and PATCH /v1/classes/{class_id}."
     )
 
 

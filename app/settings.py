@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.api_keys import parse_api_keys
 from app.images import ANNOTATED_MAX_SIDE
 from app.services.ids import SLUG_PATTERN
+from app.services.policy import MAX_RETENTION_DAYS, RETENTION_DEFAULTS
 from app.storage import Keyring, ServerSideEncryption
 from app.storage.encryption import DataKey, parse_old_keys
 from ml.config import PipelineConfig
@@ -205,6 +206,28 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Confirmed faces kept per student (the newest half, then the most diverse).",
+    )
+    # --- retention (README, "Data protection": the choice of these defaults) ---------------------
+    session_photo_retention_days: int = Field(
+        default=RETENTION_DEFAULTS.session_photo_days,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="Days a class photo and its annotated copy are kept (the attendance facts "
+        "stay); 0 = forever. A class may override it (PATCH /v1/classes/{class_id}).",
+    )
+    student_inactive_retention_days: int = Field(
+        default=RETENTION_DEFAULTS.student_inactive_days,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="Erase a student enrolled this many days ago who attended no session dated "
+        "within as many days; 0 = never. A class may override it.",
+    )
+    purge_interval_hours: int = Field(
+        default=6,
+        ge=0,
+        le=24 * 7,
+        description="The service purges what retention allows at start-up and then this often; "
+        "0 = never in the service (run `python -m app.purge` from cron instead).",
     )
     log_level: LogLevel = "INFO"
 

@@ -1,4 +1,4 @@
-"""``/v1/classes``: create, list, show (student count, head state), delete."""
+"""``/v1/classes``: create, list, show (student count, head state, retention), change, delete."""
 
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ async def list_classes(ctx: ContextDep, scope: ClassScopeDep) -> list[schemas.Cl
 )
 async def get_class(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
     return _class_out(await run_in_threadpool(classes.get_class, ctx, class_id))
+
+
+@router.patch(
+    "/{class_id}",
+    response_model=schemas.ClassOut,
+    summary="Rename a class or set its retention (only the fields given change)",
+    responses=errors(404, 422, 503),
+)
+async def update_class(
+    ctx: ContextDep, class_id: ClassId, body: schemas.ClassUpdate
+) -> schemas.ClassOut:
+    given = body.model_fields_set
+    changes = classes.ClassChanges(
+        name=body.name,
+        retention={name: getattr(body, name) for name in classes.RETENTION_FIELDS if name in given},
+    )
+    return _class_out(await run_in_threadpool(classes.update_class, ctx, class_id, changes))
 
 
 @router.delete(

@@ -16,12 +16,14 @@ from app.services.errors import (
     NameTakenError,
     NotFoundError,
     PayloadTooLargeError,
+    PhotoPurgedError,
     ServiceError,
     StudentWithoutPhotosError,
 )
 
 STATUS_CODES: dict[type[ServiceError], int] = {
     NotFoundError: 404,
+    PhotoPurgedError: 410,
     ConflictError: 409,
     PayloadTooLargeError: 413,
     InvalidInputError: 422,
@@ -85,6 +87,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         404: "Class, student, session or photo not found",
         409: "The id is already taken",
+        410: "The photo's images were removed under the retention policy (its faces and the "
+        "attendance they recorded are kept)",
         413: "Upload too large (bytes or pixels)",
         422: "Invalid input: bad id, not an image, no face / several faces at registration, ...",
         503: "Storage unavailable",

@@ -20,7 +20,7 @@ from app.images import decode_image, encode_jpeg
 from app.services import layout, roster, samples, thumbnails
 from app.services.context import Context
 from app.services.drawing import draw_faces
-from app.services.errors import ConflictError, NotFoundError
+from app.services.errors import ConflictError, NotFoundError, PhotoPurgedError
 from app.services.gallery import ClassGallery
 from app.services.heads import usable_head
 from app.services.ids import new_id, utc_now
@@ -452,13 +452,16 @@ def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str)
         key = layout.session_photo_key(class_id, session_id, photo_id, layout.ANNOTATED)
         cached = ctx.annotated.get(key, labels)
         if cached is not None:
+            # Another replica may have purged it since it was drawn here.
+            if photos.purged(class_id, session_id, photo_id) is not None:
+                raise _image_gone(ctx, class_id, session_id, photo_id)
             return cached
         original = decode_image(
             photos.image(class_id, session_id, photo_id, layout.ORIGINAL),
             max_pixels=ctx.settings.max_image_pixels,
         )
     except ObjectNotFoundError:
-        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
+        raise _image_gone(ctx, class_id, session_id, photo_id) from None
     drawn = draw_faces(
         original,
         [(face.doc, named.student_of(face)) for face in named.faces],
@@ -468,6 +471,19 @@ def annotated_photo(ctx: Context, class_id: str, session_id: str, photo_id: str)
     jpeg = encode_jpeg(drawn)
     ctx.annotated.put(key, labels, jpeg)
     return jpeg
+
+
+def _image_gone(ctx: Context, class_id: str, session_id: str, photo_id: str) -> NotFoundError:
+    """Why a session photo's image is missing: purged under the retention policy (410), or the
+    photo deleted meanwhile (404)."""
+    note = ctx.records.session_photos.purged(class_id, session_id, photo_id)
+    if note is None:
+        return NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}")
+    return PhotoPurgedError(
+        f"the images of photo {photo_id!r} were removed on {note.purged_at.date().isoformat()} "
+        f"under the retention policy (class photos are kept {note.retention_days} days); its "
+        "faces and the attendance they recorded are kept"
+    )
 
 
 def session_photo(
@@ -522,7 +538,7 @@ def face_crop(
     try:
         data = ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ORIGINAL)
     except ObjectNotFoundError:
-        raise NotFoundError(f"photo {photo_id!r} not found in session {session_id!r}") from None
+        raise _image_gone(ctx, class_id, session_id, photo_id) from None
     return thumbnails.face_crop_jpeg(
         data,
         doc.faces[face_index].box,

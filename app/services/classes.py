@@ -1,12 +1,17 @@
-"""Classes: create, list, show (with the head's state), delete."""
+"""Classes: create, list, show (with the head's state and retention), change, delete."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from app.services import layout
 from app.services.context import Context
-from app.services.errors import ConflictError, NotFoundError
-from app.services.ids import utc_now
+from app.services.errors import ConflictError, InvalidInputError, NotFoundError
+from app.services.ids import clean_name, utc_now
+from app.services.policy import MAX_RETENTION_DAYS
 from app.services.results import ClassInfo, ModelProgress
+from app.services.retention import class_retention
 
 DEFAULT_CLASS_ID = "default"
 """The class the mobile client's two calls act on."""
@@ -69,7 +74,42 @@ def get_class(ctx: Context, class_id: str) -> ClassInfo:
         student_count=_student_count(ctx, class_id),
         head=status,
         models=models,
+        retention=class_retention(ctx, doc),
     )
+
+
+RETENTION_FIELDS = ("session_photo_retention_days", "student_inactive_retention_days")
+
+
+@dataclass(frozen=True)
+class ClassChanges:
+    """A change of a class: only the fields given change."""
+
+    name: str | None = None
+    """``None``: unchanged."""
+    retention: dict[str, int | None] = field(default_factory=dict)
+    """Of :data:`RETENTION_FIELDS`: days (0: forever/never), or ``None`` for the default."""
+
+
+def update_class(ctx: Context, class_id: str, changes: ClassChanges) -> ClassInfo:
+    """Rename the class or set its retention overrides (``class.json`` is rewritten; the last
+    writer wins)."""
+    update: dict[str, Any] = {}
+    if changes.name is not None:
+        try:
+            update["name"] = clean_name(changes.name)
+        except ValueError as error:
+            raise InvalidInputError(str(error)) from error
+    for name, days in changes.retention.items():
+        if name not in RETENTION_FIELDS:
+            raise InvalidInputError(f"{name}: not a retention setting")
+        if days is not None and not 0 <= days <= MAX_RETENTION_DAYS:
+            raise InvalidInputError(f"{name}: {days} days; give 0 to {MAX_RETENTION_DAYS}")
+        update[name] = days
+    doc = ctx.require_class(class_id)
+    if update:
+        ctx.records.classes.save(doc.model_copy(update=update))
+    return get_class(ctx, class_id)
 
 
 def delete_class(ctx: Context, class_id: str) -> None:

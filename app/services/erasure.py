@@ -88,19 +88,24 @@ def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> in
                 )
                 for face in doc.faces
             ]
-            try:
-                original = decode_image(
-                    photos.image(class_id, session_id, photo_id, layout.ORIGINAL),
-                    max_pixels=ctx.settings.max_image_pixels,
-                )
-            except ObjectNotFoundError:
-                continue  # the photo is being deleted with its session
             names = ctx.student_names(class_id, {f.student_id for f in faces if f.student_id})
             labels = [face_label(f.student_id, names, f.too_small) for f in faces]
             faces = [
                 f.model_copy(update={"label": label})
                 for f, label in zip(faces, labels, strict=True)
             ]
+            updated = doc.model_copy(update={"faces": faces})
+            try:
+                original = decode_image(
+                    photos.image(class_id, session_id, photo_id, layout.ORIGINAL),
+                    max_pixels=ctx.settings.max_image_pixels,
+                )
+            except ObjectNotFoundError:
+                if photos.purged(class_id, session_id, photo_id) is not None:
+                    # The retention purge removed the images: only the facts name them.
+                    photos.rewrite_result(class_id, session_id, photo_id, updated)
+                    rewritten += 1
+                continue  # else the photo is being deleted with its session
             drawn = draw_faces(
                 original,
                 [(face, face.student_id) for face in faces],
@@ -108,7 +113,6 @@ def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> in
                 ctx.settings.annotated_max_side,
             )
             annotated = encode_jpeg(drawn)
-            updated = doc.model_copy(update={"faces": faces})
             photos.rewrite(class_id, session_id, photo_id, updated, annotated)
             rewritten += 1
     return rewritten

@@ -64,3 +64,8 @@ class StudentWithoutPhotosError(ConflictError):
         )
         self.class_id = class_id
         self.student_id = student_id
+
+
+class PhotoPurgedError(NotFoundError):
+    """The images of a session photo were removed under the retention policy (its attendance
+    facts are kept)."""

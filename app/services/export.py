@@ -107,9 +107,13 @@ def _entries(ctx: Context, class_id: str, doc: layout.StudentDoc) -> list[_Entry
         )
     for state in session_states(ctx, class_id):
         for photo in state.photos:
-            for face in state.faces_of(photo):
-                if face.student_id != student_id:
-                    continue
+            faces = [face for face in state.faces_of(photo) if face.student_id == student_id]
+            if (
+                faces
+                and records.session_photos.purged(class_id, state.doc.id, photo.id) is not None
+            ):
+                continue  # its images were removed under the retention policy: no face to cut
+            for face in faces:
                 name = f"class-photo-faces/{state.doc.id}_{photo.id}_{face.index}.jpg"
                 entries.append(
                     _Entry(

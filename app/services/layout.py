@@ -24,6 +24,7 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     classes/{cid}/sessions/{sess}/photos/{pid}/original.jpg
     classes/{cid}/sessions/{sess}/photos/{pid}/annotated.jpg
     classes/{cid}/sessions/{sess}/photos/{pid}/result.json
+    classes/{cid}/sessions/{sess}/photos/{pid}/purged.json   the images were removed (retention)
     classes/{cid}/sessions/{sess}/records/{sid}.json         one per student recognised (first photo)
     classes/{cid}/sessions/{sess}/corrections/{sid}/{id}.json  a teacher's status for a student
     classes/{cid}/sessions/{sess}/assignments/{pid}/{face}/{id}.json  a teacher naming a face
@@ -203,10 +204,15 @@ ORIGINAL = "original.jpg"
 ANNOTATED = "annotated.jpg"
 RESULT = "result.json"
 """The objects of a session photo; ``result.json`` is written last and makes the photo complete."""
+PURGED = "purged.json"
+"""Written (if absent) before the retention purge removes the photo's images; ``result.json``,
+the face-free facts, stays."""
+IMAGES = (ORIGINAL, ANNOTATED)
+"""The objects of a session photo that show faces (removed by the retention purge)."""
 
 
 def session_photo_key(class_id: str, session_id: str, photo_id: str, name: str) -> str:
-    """``name`` is :data:`ORIGINAL`, :data:`ANNOTATED` or :data:`RESULT`."""
+    """``name`` is :data:`ORIGINAL`, :data:`ANNOTATED`, :data:`RESULT` or :data:`PURGED`."""
     return f"{session_photo_prefix(class_id, session_id, photo_id)}{name}"
 
 
@@ -363,6 +369,10 @@ class ClassDoc(Document):
     id: str
     name: str
     created_at: datetime
+    session_photo_retention_days: int | None = None
+    """Days the class photos are kept (0: forever); ``None``: the deployment's default."""
+    student_inactive_retention_days: int | None = None
+    """Days without attending before a student is erased (0: never); ``None``: the default."""
 
 
 class StudentDoc(Document):
@@ -414,6 +424,15 @@ class SessionPhotoDoc(Document):
     height: int
     unknown_threshold: float
     faces: list[FaceDoc]
+
+
+class PhotoPurgedDoc(Document):
+    """A session photo whose images the retention purge removed (``purged.json``)."""
+
+    photo_id: str
+    purged_at: datetime
+    retention_days: int
+    """The retention that applied."""
 
 
 class RecordDoc(Document):

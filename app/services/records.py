@@ -76,6 +76,10 @@ class Classes(_Repository):
         """False when the id is taken."""
         return self._create(layout.class_key(doc.id), doc)
 
+    def save(self, doc: layout.ClassDoc) -> None:
+        """Rewrite ``class.json`` (a rename, the retention overrides); the last writer wins."""
+        self._write(layout.class_key(doc.id), doc)
+
     def ids(self) -> list[str]:
         """Every class folder (a class being created or deleted included)."""
         return self._store.list_children("classes/")
@@ -240,6 +244,16 @@ class Students(_Repository):
         self._store.delete_prefix(prefix)
         return keys
 
+    def keys_by_student(self, class_id: str) -> dict[str, frozenset[str]]:
+        """Every key under each student's folder: one listing of the class's students (two of
+        them, some time apart, tell whether anything was written to a student meanwhile)."""
+        found: dict[str, set[str]] = {}
+        for key in self._store.list(layout.students_prefix(class_id)):
+            student_id = layout.parse_student_of(class_id, key)
+            if student_id is not None:
+                found.setdefault(student_id, set()).add(key)
+        return {student_id: frozenset(keys) for student_id, keys in found.items()}
+
 
 class StudentPhotos(_Repository):
     """A registration photo (the oriented JPEG) and its quality report. They count only once
@@ -268,6 +282,19 @@ class StudentPhotos(_Repository):
     def jpeg(self, class_id: str, student_id: str, photo_id: str) -> bytes:
         """The stored photo; :class:`ObjectNotFoundError` if it is gone."""
         return self._store.get(layout.student_photo_key(class_id, student_id, photo_id))
+
+    def infos(
+        self, class_id: str, student_id: str, keys: Iterable[str]
+    ) -> list[layout.StudentPhotoDoc]:
+        """The readable quality reports among ``keys`` (a listing of the student's folder),
+        counted or not (a photo being stored right now included)."""
+        found = []
+        for key in keys:
+            if layout.parse_student_photo_info_key(class_id, student_id, key) is not None:
+                info = self._read(key, layout.StudentPhotoDoc)
+                if info is not None:
+                    found.append(info)
+        return found
 
     def counted(self, class_id: str, student_id: str) -> list[layout.StudentPhotoDoc]:
         """The student's photos that count (FaceNet's embedding is stored), oldest first."""
@@ -387,7 +414,8 @@ class Sessions(_Repository):
 class SessionPhotos(_Repository):
     """A session photo: the original, the annotated copy, and ``result.json`` (its faces), written
     in that order; ``result.json`` makes it complete. Erasure rewrites the annotated copy first,
-    then ``result.json``."""
+    then ``result.json``. The retention purge writes ``purged.json`` (if absent), then removes the
+    two images; ``result.json`` stays."""
 
     def stage(
         self,
@@ -419,6 +447,41 @@ class SessionPhotos(_Repository):
             if parsed is not None and parsed[1] == layout.RESULT:
                 found.append(parsed[0])
         return sorted(found)
+
+    def with_images(self, class_id: str, session_id: str, keys: Iterable[str]) -> list[str]:
+        """Ids of the complete photos among ``keys`` (a listing of the session) that still have
+        an image (the original or the annotated copy)."""
+        names: dict[str, set[str]] = {}
+        for key in keys:
+            parsed = layout.parse_session_photo_key(class_id, session_id, key)
+            if parsed is not None:
+                names.setdefault(parsed[0], set()).add(parsed[1])
+        return sorted(
+            photo_id
+            for photo_id, present in names.items()
+            if layout.RESULT in present and present.intersection(layout.IMAGES)
+        )
+
+    def purge(self, class_id: str, session_id: str, doc: layout.PhotoPurgedDoc) -> None:
+        """Remove the photo's images, keeping ``result.json``. ``purged.json`` first (kept if a
+        concurrent purge wrote it): from then on the images answer "removed by the retention
+        policy". Every step may run again (another replica, a purge cut off half-way)."""
+        self._create(
+            layout.session_photo_key(class_id, session_id, doc.photo_id, layout.PURGED), doc
+        )
+        for name in (layout.ANNOTATED, layout.ORIGINAL):
+            self._store.delete(layout.session_photo_key(class_id, session_id, doc.photo_id, name))
+
+    def purged(self, class_id: str, session_id: str, photo_id: str) -> layout.PhotoPurgedDoc | None:
+        """The purge's note, if the retention purge removed the photo's images."""
+        key = layout.session_photo_key(class_id, session_id, photo_id, layout.PURGED)
+        return self._read(key, layout.PhotoPurgedDoc)
+
+    def rewrite_result(
+        self, class_id: str, session_id: str, photo_id: str, doc: layout.SessionPhotoDoc
+    ) -> None:
+        """Replace the faces of a photo whose images were purged (erasure)."""
+        self._write(layout.session_photo_key(class_id, session_id, photo_id, layout.RESULT), doc)
 
     def result(
         self, class_id: str, session_id: str, photo_id: str

@@ -37,6 +37,17 @@ class ModelProgress:
 
 
 @dataclass(frozen=True)
+class ClassRetention:
+    """A class's retention: its overrides (``None``: the deployment's default) and what applies
+    (days; 0: class photos kept forever, inactive students never erased)."""
+
+    session_photo_retention_days: int | None
+    student_inactive_retention_days: int | None
+    effective_session_photo_retention_days: int
+    effective_student_inactive_retention_days: int
+
+
+@dataclass(frozen=True)
 class ClassInfo:
     id: str
     name: str
@@ -46,6 +57,41 @@ class ClassInfo:
     """Only when one class is shown."""
     models: list[ModelProgress] | None = None
     """Only when one class is shown."""
+    retention: ClassRetention | None = None
+    """Only when one class is shown."""
+
+
+@dataclass(frozen=True)
+class ClassPurge:
+    """What one run of the retention purge removed from a class."""
+
+    class_id: str
+    session_photo_days: int
+    """The retention that applied (0: class photos kept forever)."""
+    student_inactive_days: int
+    """0: inactive students are never erased."""
+    photos_purged: int
+    """Session photos whose original and annotated copy were removed by this run."""
+    students_erased: list[str]
+    """Ids of the students erased by this run (never their names: the report is logged)."""
+    students_skipped: int = 0
+    """Inactive students left for the next run: something was being written to them."""
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """One run of the retention purge over every class."""
+
+    now: dt.datetime
+    classes: list[ClassPurge]
+
+    @property
+    def photos_purged(self) -> int:
+        return sum(c.photos_purged for c in self.classes)
+
+    @property
+    def students_erased(self) -> int:
+        return sum(len(c.students_erased) for c in self.classes)
 
 
 # --- students ---------------------------------------------------------------------------------

@@ -137,6 +137,8 @@ def test_every_key_parses_back_to_what_built_it() -> None:
     )
     photo = layout.session_photo_key(CLASS_ID, "mon", "p1", layout.RESULT)
     assert layout.parse_session_photo_key(CLASS_ID, "mon", photo) == ("p1", layout.RESULT)
+    purged = layout.session_photo_key(CLASS_ID, "mon", "p1", layout.PURGED)
+    assert layout.parse_session_photo_key(CLASS_ID, "mon", purged) == ("p1", layout.PURGED)
     assert layout.parse_student_key(CLASS_ID, info) is None
     sample = layout.sample_key(CLASS_ID, "ada", "s1")
     assert layout.parse_sample_key(CLASS_ID, sample) == layout.SampleRef("ada", "s1")
