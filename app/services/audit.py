@@ -170,7 +170,10 @@ class AuditLog:
 def default_range(first: dt.date | None, last: dt.date | None) -> tuple[dt.date, dt.date]:
     """``to`` defaults to today (UTC), ``from`` to :data:`DEFAULT_DAYS` days before ``to``."""
     end = last if last is not None else utc_now().date()
-    return (first if first is not None else end - dt.timedelta(days=DEFAULT_DAYS - 1)), end
+    if first is not None:
+        return first, end
+    days_before = min(DEFAULT_DAYS - 1, (end - dt.date.min).days)  # 0001-01-01 has no before
+    return end - dt.timedelta(days=days_before), end
 
 
 def _entry(doc: layout.AuditEventDoc) -> AuditEntry:

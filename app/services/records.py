@@ -655,10 +655,9 @@ request per 1000 events, and the other days' keys are dropped)."""
 
 def _audit_prefixes(first: date, last: date) -> list[str]:
     by_month: dict[tuple[int, int], list[date]] = {}
-    day = first
-    while day <= last:
+    for offset in range((last - first).days + 1):  # never past ``last``: 9999-12-31 is valid
+        day = first + timedelta(days=offset)
         by_month.setdefault((day.year, day.month), []).append(day)
-        day += timedelta(days=1)
     prefixes = []
     for (year, month), days in by_month.items():
         if len(days) > DAYS_LISTED_ONE_BY_ONE:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.services import layout
-from app.services.audit import Action, AuditEvent, AuditLog
+from app.services.audit import Action, AuditEvent, AuditLog, default_range
 from app.services.cleanup import PendingCleanup
 from app.services.errors import InvalidInputError
 from app.services.records import AuditEvents
@@ -112,6 +112,9 @@ def test_a_range_is_checked(cleanup: PendingCleanup) -> None:
     with pytest.raises(InvalidInputError, match="366 days"):
         log.events(DAY - dt.timedelta(days=366), DAY)
     assert log.events(DAY - dt.timedelta(days=365), DAY) == []
+    # The ends of the calendar are dates like others.
+    assert log.events(*default_range(None, dt.date.min)) == []
+    assert log.events(dt.date.max - dt.timedelta(days=40), dt.date.max) == []
 
 
 def test_concurrent_events_never_overwrite_each_other(cleanup: PendingCleanup) -> None:
