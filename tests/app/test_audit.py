@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.services import layout
-from app.storage import ObjectStore
+from app.storage import ObjectStore, StorageUnavailableError
 from ml.pipeline import FacePipeline
-from tests.app.conftest import running_app
+from tests.app.conftest import context_of, running_app
+from tests.app.delegating_store import DelegatingStore
 
 ADMIN_KEY = "admin-0123456789abcdef0123"
 TEACHER_A_KEY = "teacher-a-0123456789abcdef"
@@ -398,3 +400,44 @@ def test_concurrent_requests_lose_no_event(audited: Audited) -> None:
     assert len(events) == before + 20
     created = {e["session_id"] for e in events if e["action"] == "session.create"}
     assert {f"c{n}" for n in range(20)} <= created
+
+
+class AuditDown(DelegatingStore):
+    """The store refuses audit events (down) while ``down`` is set; everything else works."""
+
+    down = True
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        if self.down and key.startswith(layout.AUDIT_PREFIX):
+            raise StorageUnavailableError("audit refused", reason="storage server unreachable")
+        super().put(key, data, content_type=content_type, if_absent=if_absent)
+
+
+def test_a_change_succeeds_when_its_event_cannot_be_written_yet(
+    make_object_store: Callable[..., ObjectStore], fast_face_pipeline: FacePipeline
+) -> None:
+    store = AuditDown(make_object_store())
+    with running_app(fast_face_pipeline, store) as client:
+        response = client.post("/v1/classes", json={"id": "c", "name": "C"})
+        assert response.status_code == 201, response.text
+        cleanup = context_of(client).cleanup
+        assert cleanup.pending == 1 and store.list(layout.AUDIT_PREFIX) == []
+        store.down = False
+        cleanup.run_now()  # or the background retry, whichever comes first
+        deadline = time.monotonic() + 30
+        while cleanup.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cleanup.pending == 0
+        [event] = client.get("/v1/audit").json()
+        assert (event["actor"], event["action"], event["class_id"]) == (
+            "console",
+            "class.create",
+            "c",
+        )
