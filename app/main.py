@@ -35,10 +35,14 @@ from app.services.context import Context
 from app.services.errors import ServiceError
 from app.settings import Settings
 from app.storage import (
+    DataKeyError,
     ObjectNotFoundError,
     ObjectStore,
+    ObjectUnreadableError,
     StorageUnavailableError,
     create_object_store,
+    encrypt_at_rest,
+    verify_data_key,
 )
 from ml.pipeline import FacePipeline, TooManyFacesError
 
@@ -52,7 +56,8 @@ Ids are URL-safe slugs `[a-z0-9][a-z0-9_-]{0,63}`. Errors are `{"detail": "..."}
 request-validation errors add the field-by-field list as `errors`) with a 4xx status
 (401 missing or invalid `X-API-Key` when the server has API keys, 403 key not allowed on this class,
 404 unknown class/student/session, 409 id taken, 413 upload too large, 422 invalid input such as
-not an image, no face or several faces on a registration photo) or 503 when storage is down.
+not an image, no face or several faces on a registration photo) or 503 when storage is down (or a
+stored object cannot be decrypted).
 `/register/register-student` and `/mark/detect` are the mobile client's calls on the class
 `ROLLCALL_LEGACY_CLASS` (`default` unless configured). `GET /v1/audit` lists who changed or looked
 at what (ids only).
@@ -98,17 +103,25 @@ def create_app(
 
             # Raises when a model cannot be loaded: the server does not start.
             active_pipeline = await run_in_threadpool(build_pipeline, config.pipeline_config())
-        active_store = store
-        if active_store is None:
+        if store is None:
             active_store = await run_in_threadpool(
                 lambda: create_object_store(
                     **config.storage_kwargs(), create_bucket=config.create_bucket
                 )
             )
+        else:
+            active_store = encrypt_at_rest(store, config.data_keyring())
         try:
             await run_in_threadpool(active_store.ping)
+            await run_in_threadpool(verify_data_key, active_store)
+        except DataKeyError as error:
+            # A key that cannot open the stored data would answer every request with an error, or
+            # write new data under another key: the server does not start.
+            logger.error("refusing to start: %s", error)
+            raise
         except StorageUnavailableError as error:
-            # Not fatal: the S3 server may come up later; /readyz answers 503 until it does.
+            # Not fatal: the S3 server may come up later; /readyz answers 503 until it does (and
+            # an encrypted store checks its data key before its first read or write).
             logger.warning("storage not reachable yet: %s", error)
         context = Context.build(config, active_store, active_pipeline)
         app.state.context = context
@@ -208,6 +221,18 @@ def _add_error_handlers(app: FastAPI, legacy_paths: list[str]) -> None:
     async def vanished(_: Request, error: ObjectNotFoundError) -> JSONResponse:
         # Something was deleted by a concurrent request half-way through this one.
         return JSONResponse({"detail": "not found (changed meanwhile)"}, status_code=404)
+
+    @app.exception_handler(ObjectUnreadableError)
+    async def unreadable(_: Request, error: ObjectUnreadableError) -> JSONResponse:
+        # A stored object that fails its integrity check (altered in the store, or written under
+        # a data key this server does not have): not the client's fault, and retrying does not
+        # help until an administrator restores the object or configures the key. Services that
+        # can do without one object (the gallery, the head) skip it; this is the rest.
+        logger.error("stored object unreadable: %s", error)
+        return JSONResponse(
+            {"detail": f"stored data unreadable ({error.why}); ask the administrator"},
+            status_code=503,
+        )
 
     @app.exception_handler(StorageUnavailableError)
     async def storage_down(_: Request, error: StorageUnavailableError) -> JSONResponse:

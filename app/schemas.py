@@ -160,6 +160,15 @@ class EnrolmentOut(Model):
     )
 
 
+class ErasureReportOut(Model):
+    student_id: str
+    removed: dict[str, int] = Field(
+        description="Objects removed, by kind: record, registration_photo, photo_report, "
+        "face_template, sample, attendance_record, status_correction, face_assignment; and "
+        "class_photo_relabelled (stored class photos whose face of the student is now unnamed)."
+    )
+
+
 class StudentRename(Model):
     name: Name
 

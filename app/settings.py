@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.api_keys import parse_api_keys
 from app.images import ANNOTATED_MAX_SIDE
 from app.services.ids import SLUG_PATTERN
+from app.storage import Keyring, ServerSideEncryption
+from app.storage.encryption import DataKey, parse_old_keys
 from ml.config import PipelineConfig
 from ml.samples import DEFAULT_AUTO_CONFIRM, DEFAULT_MAX_SAMPLES, AutoConfirmRule
 
@@ -64,6 +66,28 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("data"),
         description="Folder holding the data when no bucket is configured (same layout as S3).",
+    )
+    s3_sse: ServerSideEncryption | None = Field(
+        default=None,
+        description="S3 server-side encryption asked for on every write: AES256 (SSE-S3) or "
+        "aws:kms (SSE-KMS); unset = the bucket's default.",
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        default=None,
+        description="The KMS key of SSE-KMS (its id, ARN or alias); unset = the account's "
+        "default key for S3.",
+    )
+
+    # --- encryption at rest (app/storage/encryption.py) -----------------------------------------
+    data_key: SecretStr | None = Field(
+        default=None,
+        description="AES-256 key (base64 of 32 random bytes) that encrypts every stored object; "
+        "unset = stored as is.",
+    )
+    data_keys_old: SecretStr | None = Field(
+        default=None,
+        description="Former data keys (base64, separated by ';'), still used to read objects "
+        "written under them.",
     )
 
     # --- models ------------------------------------------------------------------------------
@@ -214,6 +238,21 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("data_key")
+    @classmethod
+    def _check_data_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # Refuses a malformed key at start-up; the message never quotes it.
+            DataKey.from_base64(value.get_secret_value())
+        return value
+
+    @field_validator("data_keys_old")
+    @classmethod
+    def _check_old_data_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_old_keys(value.get_secret_value())
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
@@ -260,6 +299,17 @@ class Settings(BaseSettings):
             raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
         if self.legacy_auth == "api-key" and self.api_keys is None:
             raise ValueError("ROLLCALL_LEGACY_AUTH=api-key needs ROLLCALL_API_KEYS")
+        if self.data_keys_old is not None and self.data_key is None:
+            raise ValueError(
+                "ROLLCALL_DATA_KEYS_OLD needs ROLLCALL_DATA_KEY (the key new data uses)"
+            )
+        self.data_keyring()  # the old keys must differ from the current one
+        if self.s3_sse_kms_key_id is not None and self.s3_sse != "aws:kms":
+            raise ValueError("ROLLCALL_S3_SSE_KMS_KEY_ID needs ROLLCALL_S3_SSE=aws:kms")
+        if self.s3_sse is not None and not self.s3_bucket_name:
+            raise ValueError(
+                "ROLLCALL_S3_SSE needs S3_BUCKET_NAME (a folder is not encrypted by S3)"
+            )
         return self
 
     @property
@@ -311,4 +361,14 @@ class Settings(BaseSettings):
                 else None
             ),
             "data_dir": self.data_dir,
+            "data_keys": self.data_keyring(),
+            "server_side_encryption": self.s3_sse,
+            "sse_kms_key_id": self.s3_sse_kms_key_id,
         }
+
+    def data_keyring(self) -> Keyring | None:
+        """The data keys of encryption at rest; ``None`` when ``ROLLCALL_DATA_KEY`` is unset."""
+        if self.data_key is None:
+            return None
+        old = self.data_keys_old.get_secret_value() if self.data_keys_old is not None else None
+        return Keyring.parse(self.data_key.get_secret_value(), old)

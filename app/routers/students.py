@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -237,16 +237,32 @@ async def add_photos(
 @router.delete(
     "/{student_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a student: photos, embeddings, attendance records; the head is retrained",
-    responses=errors(404, 422),
+    summary="Erase a student: photos, embeddings, samples, attendance and corrections",
+    description=(
+        "Past class photos keep the face, unnamed; the head is retrained without the student. "
+        "With `report=true` the answer is 200 with what was removed, by kind."
+    ),
+    responses={
+        200: {"model": schemas.ErasureReportOut, "description": "With `report=true`."},
+        **errors(404, 422),
+    },
 )
 async def delete_student(
-    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId
+    ctx: ContextDep,
+    audit: Audit,
+    class_id: ClassId,
+    student_id: StudentId,
+    report: Annotated[
+        bool, Query(description="Answer 200 with the objects removed, by kind, instead of 204.")
+    ] = False,
 ) -> Response:
-    await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
+    erased = await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
     # The erased student's id stays in the audit log; their name is nowhere.
     await audit(Action.STUDENT_DELETE, class_id=class_id, student_id=student_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    if not report:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    out = schemas.ErasureReportOut.model_validate(erased, from_attributes=True)
+    return Response(content=out.model_dump_json(), media_type="application/json")
 
 
 @router.get(

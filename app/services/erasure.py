@@ -7,6 +7,8 @@ the class photos of past sessions stay, but must stop naming them.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from app.images import decode_image, encode_jpeg
 from app.services import layout
 from app.services.context import Context
@@ -19,13 +21,19 @@ ERASURE = "erasure"
 """``assigned_by`` of the assignment that replaces one naming an erased student."""
 
 
-def forget_student_in_sessions(ctx: Context, class_id: str, student_id: str) -> None:
+def forget_student_in_sessions(ctx: Context, class_id: str, student_id: str) -> Counter[str]:
     """Remove the student's attendance records and corrections from every session, and every
     face assignment naming them. A face whose newest assignment named them is first assigned to
-    nobody, so it does not fall back to what recognition said before the teacher corrected it."""
+    nobody, so it does not fall back to what recognition said before the teacher corrected it.
+    Returns how many objects of each kind went."""
+    removed: Counter[str] = Counter()
     for session_id in ctx.records.sessions.ids(class_id):
-        ctx.records.attendance.delete(class_id, session_id, student_id)
-        ctx.records.corrections.delete_student(class_id, session_id, student_id)
+        removed["attendance_record"] += ctx.records.attendance.delete(
+            class_id, session_id, student_id
+        )
+        removed["status_correction"] += ctx.records.corrections.delete_student(
+            class_id, session_id, student_id
+        )
         naming = ctx.records.assignments.naming(class_id, session_id, student_id)
         if not naming:
             continue
@@ -46,7 +54,9 @@ def forget_student_in_sessions(ctx: Context, class_id: str, student_id: str) -> 
                 )
         for key, _ in naming:
             ctx.records.assignments.delete_key(key)
+        removed["face_assignment"] += len(naming)
     ctx.annotated.forget(layout.class_prefix(class_id))
+    return removed
 
 
 def forget_student_in_photos(ctx: Context, class_id: str, student_id: str) -> int:

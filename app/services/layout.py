@@ -142,6 +142,24 @@ def parse_student_photo_info_key(class_id: str, student_id: str, key: str) -> st
     return parts[0][: -len(".json")]
 
 
+def student_object_kind(class_id: str, key: str) -> str | None:
+    """What an object of a student's folder is, for an erasure's report: ``record``,
+    ``registration_photo``, ``photo_report``, ``face_template`` (an embedding, any model),
+    ``sample``, or ``other``; ``None`` for a key outside the class's students."""
+    if parse_student_of(class_id, key) is None:
+        return None
+    if parse_student_key(class_id, key) is not None:
+        return "record"
+    if parse_embedding_key(class_id, key) is not None:
+        return "face_template"
+    if parse_sample_key(class_id, key) is not None:
+        return "sample"
+    parts = _relative_parts(students_prefix(class_id), key)
+    if parts is not None and len(parts) == 3 and parts[1] == "photos":
+        return "registration_photo" if parts[2].endswith(".jpg") else "photo_report"
+    return "other"
+
+
 def _relative_parts(prefix: str, key: str) -> list[str] | None:
     return key[len(prefix) :].split("/") if key.startswith(prefix) else None
 

@@ -233,9 +233,13 @@ class Students(_Repository):
         """Remove ``student.json``: from then on the student is out of every gallery and listing."""
         self._store.delete(layout.student_key(class_id, student_id))
 
-    def delete_objects(self, class_id: str, student_id: str) -> None:
-        """Remove everything under the student's folder (after :meth:`delete_doc`)."""
-        self._store.delete_prefix(layout.student_prefix(class_id, student_id))
+    def delete_objects(self, class_id: str, student_id: str) -> list[str]:
+        """Remove everything under the student's folder (after :meth:`delete_doc`); returns the
+        keys that were there."""
+        prefix = layout.student_prefix(class_id, student_id)
+        keys = self._store.list(prefix)
+        self._store.delete_prefix(prefix)
+        return keys
 
 
 class StudentPhotos(_Repository):
@@ -471,8 +475,13 @@ class AttendanceRecords(_Repository):
                 records[record.student_id] = record
         return records
 
-    def delete(self, class_id: str, session_id: str, student_id: str) -> None:
-        self._store.delete(layout.record_key(class_id, session_id, student_id))
+    def delete(self, class_id: str, session_id: str, student_id: str) -> bool:
+        """False when there was no record."""
+        key = layout.record_key(class_id, session_id, student_id)
+        if not self._store.exists(key):
+            return False
+        self._store.delete(key)
+        return True
 
 
 class Samples(_Repository):
@@ -565,9 +574,11 @@ class StatusCorrections(_Repository):
         keys = self._store.list(layout.corrections_prefix(class_id, session_id, student_id))
         return _newest_readable(self, keys, layout.StatusCorrectionDoc)
 
-    def delete_student(self, class_id: str, session_id: str, student_id: str) -> None:
-        """Every correction of the student in the session (erasure)."""
-        self._store.delete_prefix(layout.corrections_prefix(class_id, session_id, student_id))
+    def delete_student(self, class_id: str, session_id: str, student_id: str) -> int:
+        """Every correction of the student in the session (erasure); returns how many."""
+        return self._store.delete_prefix(
+            layout.corrections_prefix(class_id, session_id, student_id)
+        )
 
 
 class FaceAssignments(_Repository):

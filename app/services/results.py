@@ -128,6 +128,17 @@ class StudentDetail:
 
 
 @dataclass(frozen=True)
+class ErasureReport:
+    """What erasing a student removed, by kind (``record``, ``registration_photo``,
+    ``photo_report``, ``face_template``, ``sample``, ``attendance_record``,
+    ``status_correction``, ``face_assignment``) and how many stored class photos were relabelled
+    (``class_photo_relabelled``: the face stays, unnamed)."""
+
+    student_id: str
+    removed: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class PhotoCheck:
     filename: str | None
     width: int

@@ -4,6 +4,7 @@ renaming, more photos, deletion (with the head retrained without them)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -25,6 +26,7 @@ from app.services.gallery import ClassGallery
 from app.services.ids import clean_name, name_key, new_id, student_id_candidates, utc_now
 from app.services.results import (
     Enrolment,
+    ErasureReport,
     PhotoCheck,
     PhotoReport,
     SimilarStudent,
@@ -465,26 +467,32 @@ def rename_student(ctx: Context, class_id: str, student_id: str, name: str) -> S
     return _student(renamed, _photo_count(ctx, class_id, student_id))
 
 
-def delete_student(ctx: Context, class_id: str, student_id: str) -> None:
-    """Erase the student: record, photos, embeddings, attendance records; retrain the head.
+def delete_student(ctx: Context, class_id: str, student_id: str) -> ErasureReport:
+    """Erase the student: record, photos, embeddings, samples, attendance records and the
+    teacher's corrections of them; past class photos stop naming them; retrain the head.
 
     An erasure cut off half-way (store down) is finished by a retried deletion, which finds the
     leftovers although ``student.json`` is gone, and in the background once the store is back.
+    Returns what this call removed, by kind.
     """
     ctx.require_class(class_id)
     students = ctx.records.students
     if not students.has_objects(class_id, student_id):
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
+    removed: Counter[str] = Counter()
     # student.json first: from then on the student is out of every gallery and listing.
-    students.delete_doc(class_id, student_id)
+    if students.exists(class_id, student_id):
+        students.delete_doc(class_id, student_id)
+        removed["record"] += 1
 
     def erase_rest() -> None:
         if students.exists(class_id, student_id):
             return  # registered again meanwhile: its creation already removed the leftovers
-        students.delete_objects(class_id, student_id)
-        forget_student_in_sessions(ctx, class_id, student_id)
+        for key in students.delete_objects(class_id, student_id):
+            removed[layout.student_object_kind(class_id, key) or "other"] += 1
+        removed.update(forget_student_in_sessions(ctx, class_id, student_id))
         # Past class photos keep the face but stop naming the student.
-        forget_student_in_photos(ctx, class_id, student_id)
+        removed["class_photo_relabelled"] += forget_student_in_photos(ctx, class_id, student_id)
 
     try:
         erase_rest()
@@ -494,3 +502,6 @@ def delete_student(ctx: Context, class_id: str, student_id: str) -> None:
     # The current head may have been trained with this student: stop using it at once (the
     # matcher drops a head that knows a student who is not enrolled) and train a new one.
     ctx.trainer.request(class_id)
+    return ErasureReport(
+        student_id=student_id, removed={kind: n for kind, n in sorted(removed.items()) if n}
+    )

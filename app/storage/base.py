@@ -29,6 +29,19 @@ class ObjectExistsError(Exception):
     """``put(..., if_absent=True)`` lost: an object with that key already exists."""
 
 
+class ObjectUnreadableError(ValueError):
+    """``get`` found an object it cannot open: encrypted with a data key that is not configured, or
+    altered since it was written (see :mod:`app.storage.encryption`).
+
+    ``why`` is safe to show to a client: it names neither the object's key nor a data key.
+    """
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key}: {why}")
+        self.key = key
+        self.why = why
+
+
 class StorageUnavailableError(RuntimeError):
     """The store cannot be used: unreachable, missing bucket or folder, refused credentials, full.
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -61,6 +61,8 @@ DEFAULT_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_READ_TIMEOUT_S = 10.0
 DEFAULT_MAX_ATTEMPTS = 3
 _CONFLICT_RETRIES = 5
+ServerSideEncryption = Literal["AES256", "aws:kms"]
+SERVER_SIDE_ENCRYPTIONS: tuple[ServerSideEncryption, ...] = ("AES256", "aws:kms")
 _CHILD_CHECK_THREADS = 8
 
 _session_lock = threading.Lock()
@@ -97,6 +99,8 @@ class S3ObjectStore:
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         verify_child_folders: bool = True,
+        server_side_encryption: ServerSideEncryption | None = None,
+        sse_kms_key_id: str | None = None,
     ) -> None:
         """Credentials left as ``None`` come from boto3's usual chain (environment, profile, role).
 
@@ -106,11 +110,26 @@ class S3ObjectStore:
         ``page_size`` (1..1000) is the keys per list page and per batched delete; tests lower it to
         exercise pagination. ``verify_child_folders=False`` skips the emptied-folder check of
         :meth:`list_children` on servers that drop empty prefixes themselves (AWS).
+
+        ``server_side_encryption`` (``"AES256"``: SSE-S3, ``"aws:kms"``: SSE-KMS, with
+        ``sse_kms_key_id`` or the bucket's default KMS key) is asked for on every put.
         """
         if not bucket:
             raise ValueError("bucket name is empty")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if server_side_encryption not in (None, *SERVER_SIDE_ENCRYPTIONS):
+            raise ValueError(
+                f"server_side_encryption must be one of {SERVER_SIDE_ENCRYPTIONS}, "
+                f"not {server_side_encryption!r}"
+            )
+        if sse_kms_key_id and server_side_encryption != "aws:kms":
+            raise ValueError("sse_kms_key_id needs server_side_encryption='aws:kms'")
+        self._sse: dict[str, Any] = {}
+        if server_side_encryption:
+            self._sse["ServerSideEncryption"] = server_side_encryption
+        if sse_kms_key_id:
+            self._sse["SSEKMSKeyId"] = sse_kms_key_id
         self._bucket = bucket
         self._endpoint_url = endpoint_url
         self._region = region or (DEFAULT_REGION if endpoint_url else None)
@@ -167,7 +186,9 @@ class S3ObjectStore:
     @property
     def description(self) -> str:
         where = self._endpoint_url or f"AWS {self._region or 'default region'}"
-        return f"s3://{self._bucket} ({where})"
+        sse = self._sse.get("ServerSideEncryption")
+        # The KMS key id is not secret, but it names an account: it stays out of logs.
+        return f"s3://{self._bucket} ({where}" + (f", SSE {sse})" if sse else ")")
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.description!r})"
@@ -188,6 +209,7 @@ class S3ObjectStore:
             "Key": key,
             "Body": data,
             "ContentType": content_type,
+            **self._sse,
         }
         if if_absent:
             request["IfNoneMatch"] = "*"

@@ -15,6 +15,7 @@ import io
 import os
 import socket
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -490,6 +491,17 @@ def test_teacher_corrections(
         expect(named).to_have_count(0)
         samples = _get(server, f"/v1/classes/{class_id}/students/penny")["samples"]
         assert sample_id not in {s["sample_id"] for s in samples}
+
+        # Everything held about Penny, as the zip a data-protection request gets.
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download their data").click()
+        export = download_info.value
+        assert export.suggested_filename == f"Penny ({class_id}) data export.zip"
+        archive = zipfile.ZipFile(export.path())
+        assert {"student.json", "attendance.csv", "README.txt", "manifest.json"} <= set(
+            archive.namelist()
+        )
+        assert "Everything Rollcall holds about Penny" in archive.read("README.txt").decode()
 
         # The term report from the class page: an older session is outside the dates.
         httpx.post(

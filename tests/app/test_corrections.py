@@ -514,22 +514,50 @@ def test_export_holds_everything_about_a_student(term: Term) -> None:
 
 def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     client, store = term.client, term.store
-    assert client.get(term.url("/students/raj")).json()["samples"]  # from the tests above
+    raj_samples = client.get(term.url("/students/raj")).json()["samples"]
+    assert raj_samples  # from the tests above
     upload = term.photos["wk2"]
     raj_face = term.face_of(upload, None)
-    assert client.delete(term.url("/students/raj")).status_code == 204
+    # What must be gone from every object afterwards: the photos and embeddings, as bytes.
+    held = [
+        store.get(key)
+        for key in store.list(layout.student_prefix(CLASS_ID, "raj"))
+        if key.endswith((".jpg", ".npy"))
+    ]
+    assert len(held) == 3  # the registration photo, FaceNet's and dlib's embeddings
+
+    response = client.delete(term.url("/students/raj"), params={"report": "true"})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["student_id"] == "raj"
+    assert report["removed"] == {
+        "record": 1,
+        "registration_photo": 1,
+        "photo_report": 1,
+        "face_template": 2,
+        "sample": len(raj_samples),
+        "attendance_record": report["removed"]["attendance_record"],
+        "status_correction": 1,  # excused in wk1
+        "face_assignment": report["removed"]["face_assignment"],
+        "class_photo_relabelled": report["removed"]["class_photo_relabelled"],
+    }
+    assert report["removed"]["face_assignment"] >= 1  # wk2's face, named Raj by the teacher
+    assert report["removed"]["attendance_record"] >= 3  # the race sessions recognised him
     assert client.delete(term.url("/students/penny")).status_code == 204
+    assert client.delete(term.url("/students/raj")).status_code == 404
     assert trainer_of(client).wait_idle(timeout=300)  # the head is trained again without them
-    keys = store.list(layout.class_prefix(CLASS_ID))
-    for key in keys:
-        assert (
-            "/raj/" not in key
-            and "/penny/" not in key
-            and not key.endswith(("/raj.json", "/penny.json"))
-        ), key
+    for key in store.list(""):
+        body = store.get(key)
+        assert not any(photo_or_embedding in body for photo_or_embedding in held), key
+        if key.startswith(layout.AUDIT_PREFIX):
+            # The audit log alone keeps the erased students' ids, never their names.
+            assert '"Raj"' not in body.decode() and '"Penny"' not in body.decode(), key
+            continue
+        assert not {"raj", "penny"} & set(key.replace(".", "/").split("/")), key
         if key.endswith(".json"):
-            body = store.get(key).decode()
-            assert '"raj"' not in body and '"penny"' not in body, key
+            text = body.decode()
+            for word in ('"raj"', '"penny"', '"Raj"', '"Penny"'):
+                assert word not in text, (key, word)
     # The face the teacher had named Raj is nobody now: it does not fall back to recognition.
     face = client.get(term.url(f"/sessions/wk2/photos/{upload['photo_id']}")).json()["faces"][
         raj_face

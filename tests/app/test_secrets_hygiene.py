@@ -18,6 +18,7 @@ SECRET_PATTERNS = {
     ),
     "private key": re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----"),
     "API keys with a value in an env file": re.compile(r"(?m)^ROLLCALL_API_KEYS=\S"),
+    "data keys with a value in an env file": re.compile(r"(?m)^ROLLCALL_DATA_KEY(?:S_OLD)?=\S"),
 }
 ALLOWED = re.compile(r"EXAMPLE")  # AWS's documented placeholder (AKIAIOSFODNN7EXAMPLE)
 
@@ -54,6 +55,7 @@ def test_secret_patterns_can_match() -> None:
         "AWS secret access key": "AWS_SECRET_ACCESS_KEY=" + "a" * 40,
         "private key": "-----BEGIN " + "RSA PRIVATE KEY-----",
         "API keys with a value in an env file": "ROLLCALL_API_KEYS=" + "k" * 20,
+        "data keys with a value in an env file": "ROLLCALL_DATA_KEYS_OLD=" + "k" * 44,
     }
     for what, sample in samples.items():
         assert SECRET_PATTERNS[what].search(sample), what
@@ -67,7 +69,13 @@ def test_env_files_are_ignored_by_git_and_docker() -> None:
 
 def test_env_example_holds_no_secret_values() -> None:
     text = (REPO_ROOT / ".env.example").read_text()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ROLLCALL_API_KEYS"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "ROLLCALL_API_KEYS",
+        "ROLLCALL_DATA_KEY",
+        "ROLLCALL_DATA_KEYS_OLD",
+    ):
         values = re.findall(rf"(?m)^{name}=(.*)$", text)
         assert all(v.strip() == "" for v in values), name
 

@@ -61,6 +61,9 @@ def test_operator_env_file_is_read(clean_env: Path) -> None:
         "access_key_id": "AKIAEXAMPLE",
         "secret_access_key": "secret/with+chars",
         "data_dir": Path("data"),
+        "data_keys": None,
+        "server_side_encryption": None,
+        "sse_kms_key_id": None,
     }
     assert settings.n_views == 4
     assert settings.log_level == "DEBUG"

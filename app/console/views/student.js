@@ -2,7 +2,16 @@
 // removed), attendance history.
 
 import { api } from "../api.js";
-import { apiImage, confirmDialog, formatDateTime, formatTime, h, listTable } from "../dom.js";
+import {
+  apiImage,
+  attachmentName,
+  confirmDialog,
+  formatDateTime,
+  formatTime,
+  h,
+  listTable,
+  saveBlob,
+} from "../dom.js";
 import { clearError, plural, say, showError } from "../widgets/messages.js";
 import { setClassCrumbs } from "../widgets/nav.js";
 import { classPath, enc, studentPath } from "../widgets/paths.js";
@@ -144,10 +153,25 @@ export async function studentView(view, cid, studentId) {
   remove.addEventListener("click", async () => {
     if (await deleteStudent(cid, student)) location.hash = `#/c/${cid}`;
   });
+  // A data-protection request: everything held about the student, as a zip.
+  const download = h("button", { type: "button", id: "student-export" }, "Download their data");
+  download.addEventListener("click", async () => {
+    clearError();
+    try {
+      const response = await api(`${path}/export`, {
+        as: "response",
+        label: "Collecting everything held about the student…",
+      });
+      saveBlob(await response.blob(), attachmentName(response, `${student.id}-data.zip`));
+      say(`Everything held about ${student.name} was downloaded (a zip with a README).`);
+    } catch (error) {
+      showError(error);
+    }
+  });
   return [
     title,
     h("p", { class: "muted" }, `${student.id} · ${plural(student.photo_count, "photo")}`),
-    h("div", { class: "actions left" }, rename, remove),
+    h("div", { class: "actions left" }, rename, download, remove),
     h("h2", {}, "Registration photos"),
     photoCards(path, student),
     h("h2", {}, "Faces from class photos"),

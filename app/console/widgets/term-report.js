@@ -2,24 +2,9 @@
 // with their attendance rate; downloaded as CSV, or shown as a table.
 
 import { api } from "../api.js";
-import { h, listTable, saveBlob } from "../dom.js";
+import { attachmentName, h, listTable, saveBlob } from "../dom.js";
 import { clearError, say, showError } from "./messages.js";
 import { classPath } from "./paths.js";
-
-/** The file name the server gives (RFC 6266: the UTF-8 ``filename*`` first), else ``fallback``. */
-function attachmentName(response, fallback) {
-  const header = response.headers.get("Content-Disposition") || "";
-  const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(header);
-  if (utf8) {
-    try {
-      return decodeURIComponent(utf8[1]);
-    } catch {
-      // a malformed name: try the plain one
-    }
-  }
-  const plain = /filename="([^"]+)"/i.exec(header);
-  return plain ? plain[1] : fallback;
-}
 
 function rateText(rate) {
   return rate === null ? "–" : `${Math.round(100 * rate)}%`;
