@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
-from app.routers import classes, console, health, legacy, sessions, students
+from app.routers import audit, classes, console, health, legacy, sessions, students
 from app.routers.errors import detail, status_code
 from app.security import (
     API_KEY_HEADER,
@@ -60,7 +60,8 @@ request-validation errors add the field-by-field list as `errors`) with a 4xx st
 not an image, no face or several faces on a registration photo) or 503 when storage is down (or a
 stored object cannot be decrypted).
 `/register/register-student` and `/mark/detect` are the mobile client's calls on the class
-`ROLLCALL_LEGACY_CLASS` (`default` unless configured).
+`ROLLCALL_LEGACY_CLASS` (`default` unless configured). `GET /v1/audit` lists who changed or looked
+at what (ids only).
 """
 
 
@@ -174,6 +175,7 @@ def create_app(
     app.include_router(classes.router, **v1_access)
     app.include_router(students.router, **v1_access)
     app.include_router(sessions.router, **v1_access)
+    app.include_router(audit.router, **v1_access)
     _add_access_middleware(app, config, policy, legacy_paths)
     # Outermost: every JSON reply, whoever wrote it, says charset=utf-8.
     app.add_middleware(JsonCharsetMiddleware)

@@ -466,3 +466,29 @@ class ReadyOut(Model):
     models: bool
     storage: str
     detail: str | None = None
+
+
+class AuditEventOut(Model):
+    """One event of the audit log: ids only, never a name or an image."""
+
+    id: str = Field(description="Sorts by time.")
+    at: dt.datetime
+    actor: str = Field(
+        description="The API key's label (`key 2`, never the key), `console` (no key: the "
+        "service runs open), `mobile app` (the mobile client's calls without a key) or `system` "
+        "(background jobs).",
+        examples=["key 2"],
+    )
+    action: str = Field(examples=["student.enrol", "session.photo_read", "access.denied"])
+    outcome: Literal["ok", "denied"]
+    class_id: str | None
+    student_id: str | None
+    session_id: str | None
+    photo_id: str | None
+    photo_ids: list[str] = Field(description="The photos an enrolment stored.")
+    face_index: int | None
+    sample_id: str | None
+    request: str | None = Field(
+        description="`METHOD /route/{template}` of a refused request (no values).",
+        examples=["GET /v1/classes/{class_id}/students"],
+    )

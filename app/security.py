@@ -8,7 +8,12 @@ With ``ROLLCALL_API_KEYS`` set, every ``/v1`` call needs a valid ``X-API-Key`` h
 - :func:`authorize_class` is a router-level dependency (``include_router(..., dependencies=...)``)
   that *authorises*: a key scoped to some classes gets 403 on any other class (``class_id`` is read
   from the route's path parameters, so endpoints need nothing of their own), and on calls that span
-  every class, except listing classes (filtered to its classes) and creating one of its classes.
+  every class, except listing classes (filtered to its classes), creating one of its classes and
+  reading the audit log (its classes' events).
+
+Every 403 is an event of the audit log (``access.denied``: the key's label, the class and the
+other ids of the path, the route's template). A 401 is not: the caller is anonymous, and storing an
+object for every anonymous request would let anyone fill the bucket; the middleware logs it.
 
 Keys are compared in constant time: the SHA-256 digest of the presented key against the digest of
 every configured key, always all of them (``hmac.compare_digest``), so neither the key's length nor
@@ -32,9 +37,12 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api_keys import ApiKey, key_digest, parse_api_keys
+from app.services.audit import MOBILE_APP_ACTOR, Action, AuditEvent
+from app.services.ids import is_slug
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,7 +54,9 @@ WWW_AUTHENTICATE = f'ApiKey realm="rollcall", header="{API_KEY_HEADER}"'
 _SCOPE_KEY = "rollcall.api_key"
 """Where the middleware leaves the authenticated :class:`ApiKey` in the ASGI scope."""
 
-CLASS_INDEPENDENT_ROUTES = frozenset({("GET", "/v1/classes"), ("POST", "/v1/classes")})
+CLASS_INDEPENDENT_ROUTES = frozenset(
+    {("GET", "/v1/classes"), ("POST", "/v1/classes"), ("GET", "/v1/audit")}
+)
 """``/v1`` routes without ``{class_id}`` that a scoped key may call: the endpoint itself applies
 the scope (the list is filtered, a class outside the scope cannot be created). Any other route
 that spans every class is refused to a scoped key (403) until it is added here."""
@@ -185,8 +195,35 @@ def _authenticated_key(request: Request, policy: AccessPolicy) -> ApiKey:
     return key
 
 
-def _forbidden(key: ApiKey, detail: str, request: Request) -> HTTPException:
+_AUDITED_PATH_IDS = ("student_id", "session_id", "photo_id", "sample_id")
+
+
+async def _forbidden(
+    key: ApiKey, detail: str, request: Request, class_id: str | None
+) -> HTTPException:
+    """The 403, logged and recorded in the audit log (ids only: values that are not ids, which
+    path validation has not refused yet at this point, are left out)."""
     logger.warning("refused %s %s to %s: %s", request.method, request.url.path, key.label, detail)
+    context = getattr(request.app.state, "context", None)
+    if context is not None:
+        ids = {
+            name: str(value)
+            for name, value in request.path_params.items()
+            if name in _AUDITED_PATH_IDS and is_slug(str(value))
+        }
+        route_path = getattr(request.scope.get("route"), "path", None)
+        event = AuditEvent(
+            action=Action.ACCESS_DENIED,
+            actor=key.label,
+            class_id=class_id if class_id is not None and is_slug(class_id) else None,
+            outcome="denied",
+            request=f"{request.method} {route_path}" if route_path else request.method,
+            student_id=ids.get("student_id"),
+            session_id=ids.get("session_id"),
+            photo_id=ids.get("photo_id"),
+            sample_id=ids.get("sample_id"),
+        )
+        await run_in_threadpool(context.audit.record, event)
     return HTTPException(status_code=403, detail=detail)
 
 
@@ -208,13 +245,13 @@ async def authorize_class(
     class_id = request.path_params.get("class_id")
     if class_id is not None:
         if not key.allows(str(class_id)):
-            raise _forbidden(key, f"this API key may not access class {class_id!r}", request)
+            detail = f"this API key may not access class {class_id!r}"
+            raise await _forbidden(key, detail, request, str(class_id))
         return
     route_path = getattr(request.scope.get("route"), "path", request.url.path)
     if key.classes is not None and (request.method, route_path) not in CLASS_INDEPENDENT_ROUTES:
-        raise _forbidden(
-            key, "this API key is limited to some classes; this call spans every class", request
-        )
+        detail = "this API key is limited to some classes; this call spans every class"
+        raise await _forbidden(key, detail, request, None)
 
 
 async def authorize_legacy(request: Request) -> None:
@@ -225,30 +262,40 @@ async def authorize_legacy(request: Request) -> None:
         return
     key = _authenticated_key(request, policy)
     if not key.allows(policy.legacy_class):
-        raise _forbidden(key, f"this API key may not access class {policy.legacy_class!r}", request)
+        detail = f"this API key may not access class {policy.legacy_class!r}"
+        raise await _forbidden(key, detail, request, policy.legacy_class)
 
 
 @dataclass(frozen=True)
 class ClassScope:
-    """What the caller's key allows, for endpoints that span classes (list, create)."""
+    """What the caller's key allows, for endpoints that span classes (list, create, audit)."""
 
     key: ApiKey | None
+    request: Request | None = None
 
     def allows(self, class_id: str) -> bool:
         return self.key is None or self.key.allows(class_id)
 
-    def require(self, class_id: str) -> None:
-        if not self.allows(class_id):
-            raise HTTPException(
-                status_code=403, detail=f"this API key may not access class {class_id!r}"
-            )
+    @property
+    def classes(self) -> frozenset[str] | None:
+        """The classes the key is limited to; ``None``: every class."""
+        return self.key.classes if self.key is not None else None
+
+    async def require(self, class_id: str) -> None:
+        """403 (recorded in the audit log) unless the key allows ``class_id``."""
+        if self.key is None or self.key.allows(class_id):
+            return
+        detail = f"this API key may not access class {class_id!r}"
+        if self.request is None:
+            raise HTTPException(status_code=403, detail=detail)
+        raise await _forbidden(self.key, detail, self.request, class_id)
 
 
 def class_scope(request: Request) -> ClassScope:
     policy = access_policy(request)
     if not policy.enabled:
         return ClassScope(None)
-    return ClassScope(_authenticated_key(request, policy))
+    return ClassScope(_authenticated_key(request, policy), request)
 
 
 ClassScopeDep = Annotated[ClassScope, Depends(class_scope)]
@@ -267,3 +314,10 @@ def actor_label(request: Request) -> str:
     """Who is making a change, for the record: the API key's label (``key 2``), never the key."""
     key: ApiKey | None = request.scope.get(_SCOPE_KEY)
     return key.label if key is not None else CONSOLE_LABEL
+
+
+def legacy_actor_label(request: Request) -> str:
+    """Who calls the mobile client's endpoints: the key's label when one was presented (they
+    need one with ``ROLLCALL_LEGACY_AUTH=api-key``), else ``mobile app``."""
+    key: ApiKey | None = request.scope.get(_SCOPE_KEY)
+    return key.label if key is not None else MOBILE_APP_ACTOR

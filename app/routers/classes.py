@@ -6,10 +6,11 @@ from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import ClassId, ContextDep
+from app.deps import Audit, ClassId, ContextDep
 from app.routers.errors import errors
 from app.security import ClassScopeDep
 from app.services import classes
+from app.services.audit import Action
 from app.services.results import ClassInfo
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"])
@@ -27,11 +28,12 @@ def _class_out(info: ClassInfo) -> schemas.ClassOut:
     responses=errors(409, 422, 503),
 )
 async def create_class(
-    ctx: ContextDep, body: schemas.ClassCreate, scope: ClassScopeDep
+    ctx: ContextDep, audit: Audit, body: schemas.ClassCreate, scope: ClassScopeDep
 ) -> schemas.ClassOut:
     # A key limited to some classes may create only those (an operator lists the ids ahead).
-    scope.require(body.id)
+    await scope.require(body.id)
     created = await run_in_threadpool(classes.create_class, ctx, body.id, body.name)
+    await audit(Action.CLASS_CREATE, class_id=created.id)
     return _class_out(created)
 
 
@@ -75,8 +77,9 @@ async def update_class(
     summary="Delete a class and everything in it",
     responses=errors(404, 422),
 )
-async def delete_class(ctx: ContextDep, class_id: ClassId) -> Response:
+async def delete_class(ctx: ContextDep, audit: Audit, class_id: ClassId) -> Response:
     await run_in_threadpool(classes.delete_class, ctx, class_id)
+    await audit(Action.CLASS_DELETE, class_id=class_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -87,5 +90,7 @@ async def delete_class(ctx: ContextDep, class_id: ClassId) -> Response:
     summary="Queue a head training now (normally automatic after every change)",
     responses=errors(404, 422),
 )
-async def train_head(ctx: ContextDep, class_id: ClassId) -> schemas.ClassOut:
-    return _class_out(await run_in_threadpool(classes.train_head, ctx, class_id))
+async def train_head(ctx: ContextDep, audit: Audit, class_id: ClassId) -> schemas.ClassOut:
+    queued = await run_in_threadpool(classes.train_head, ctx, class_id)
+    await audit(Action.HEAD_TRAIN, class_id=class_id)
+    return _class_out(queued)

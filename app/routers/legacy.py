@@ -8,10 +8,11 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import ContextDep, read_upload, read_uploads
+from app.deps import ContextDep, LegacyAudit, read_upload, read_uploads
 from app.routers.errors import errors
 from app.routers.sessions import base64_jpeg
 from app.services import legacy
+from app.services.audit import Action
 
 router = APIRouter(tags=["mobile client"])
 
@@ -29,11 +30,18 @@ router = APIRouter(tags=["mobile client"])
 )
 async def register_student(
     ctx: ContextDep,
+    audit: LegacyAudit,
     files: Annotated[list[UploadFile], File(description="One or more photos of the student")],
     student_name: Annotated[str, Form(description="The student's name")],
 ) -> schemas.LegacyRegisterOut:
     uploads = await read_uploads(files, ctx.settings.max_upload_bytes)
     result = await run_in_threadpool(legacy.register_student, ctx, student_name, uploads)
+    await audit(
+        Action.MOBILE_REGISTER,
+        class_id=ctx.settings.legacy_class,
+        student_id=result.student.id,
+        photo_ids=[photo.photo_id for photo in result.photos],
+    )
     return schemas.LegacyRegisterOut.model_validate(
         {
             "message": "Student registered",
@@ -59,10 +67,12 @@ async def register_student(
 )
 async def detect(
     ctx: ContextDep,
+    audit: LegacyAudit,
     file: Annotated[UploadFile, File(description="A photo of the class")],
 ) -> schemas.LegacyDetectOut:
     upload = await read_upload(file, ctx.settings.max_upload_bytes)
     result = await run_in_threadpool(legacy.detect, ctx, upload)
+    await audit(Action.MOBILE_DETECT, class_id=ctx.settings.legacy_class)
     return schemas.LegacyDetectOut.model_validate(
         {
             "names": result.names,

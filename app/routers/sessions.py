@@ -11,10 +11,20 @@ from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import Actor, ClassId, ContextDep, PhotoId, SessionId, StudentId, read_upload
+from app.deps import (
+    Actor,
+    Audit,
+    ClassId,
+    ContextDep,
+    PhotoId,
+    SessionId,
+    StudentId,
+    read_upload,
+)
 from app.routers.downloads import attachment
 from app.routers.errors import errors
 from app.services import attendance, corrections, reports
+from app.services.audit import Action
 from app.services.results import SessionPhotoAdded, SessionPhotoDetail
 
 router = APIRouter(prefix="/v1/classes/{class_id}", tags=["attendance"])
@@ -62,6 +72,7 @@ def _photo_out(class_id: str, photo: SessionPhotoAdded | SessionPhotoDetail) -> 
 @router.post("/recognize", response_model=schemas.RecognitionOut, include_in_schema=False)
 async def recognise(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
     annotate: Annotated[
@@ -72,6 +83,7 @@ async def recognise(
     result = await run_in_threadpool(
         lambda: attendance.recognise(ctx, class_id, upload, with_image=annotate)
     )
+    await audit(Action.RECOGNISE, class_id=class_id)
     return schemas.RecognitionOut.model_validate(
         {
             "faces": result.faces,
@@ -92,11 +104,12 @@ async def recognise(
     responses=errors(404, 409, 422),
 )
 async def create_session(
-    ctx: ContextDep, class_id: ClassId, body: schemas.SessionCreate
+    ctx: ContextDep, audit: Audit, class_id: ClassId, body: schemas.SessionCreate
 ) -> schemas.SessionOut:
     created = await run_in_threadpool(
         attendance.create_session, ctx, class_id, body.id, body.label, body.date
     )
+    await audit(Action.SESSION_CREATE, class_id=class_id, session_id=created.id)
     return schemas.SessionOut.model_validate(created, from_attributes=True)
 
 
@@ -130,8 +143,11 @@ async def get_session(
     summary="Delete a session with its photos and records",
     responses=errors(404, 422),
 )
-async def delete_session(ctx: ContextDep, class_id: ClassId, session_id: SessionId) -> Response:
+async def delete_session(
+    ctx: ContextDep, audit: Audit, class_id: ClassId, session_id: SessionId
+) -> Response:
     await run_in_threadpool(attendance.delete_session, ctx, class_id, session_id)
+    await audit(Action.SESSION_DELETE, class_id=class_id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -148,12 +164,16 @@ async def delete_session(ctx: ContextDep, class_id: ClassId, session_id: Session
 )
 async def add_session_photo(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     session_id: SessionId,
     photo: Annotated[UploadFile, File(description=_PHOTO_HELP)],
 ) -> schemas.SessionPhotoOut:
     upload = await read_upload(photo, ctx.settings.max_upload_bytes)
     added = await run_in_threadpool(attendance.add_session_photo, ctx, class_id, session_id, upload)
+    await audit(
+        Action.SESSION_PHOTO_ADD, class_id=class_id, session_id=session_id, photo_id=added.photo_id
+    )
     return schemas.SessionPhotoOut.model_validate(_photo_out(class_id, added), from_attributes=True)
 
 
@@ -217,6 +237,7 @@ async def term_report(
 async def set_status(
     ctx: ContextDep,
     actor: Actor,
+    audit: Audit,
     class_id: ClassId,
     session_id: SessionId,
     student_id: StudentId,
@@ -232,6 +253,7 @@ async def set_status(
         body.note,
         actor,
     )
+    await audit(Action.STATUS_SET, class_id=class_id, session_id=session_id, student_id=student_id)
     return schemas.RosterEntry.model_validate(entry, from_attributes=True)
 
 
@@ -244,12 +266,16 @@ async def set_status(
 async def clear_status(
     ctx: ContextDep,
     actor: Actor,
+    audit: Audit,
     class_id: ClassId,
     session_id: SessionId,
     student_id: StudentId,
 ) -> schemas.RosterEntry:
     entry = await run_in_threadpool(
         corrections.clear_status, ctx, class_id, session_id, student_id, actor
+    )
+    await audit(
+        Action.STATUS_CLEAR, class_id=class_id, session_id=session_id, student_id=student_id
     )
     return schemas.RosterEntry.model_validate(entry, from_attributes=True)
 
@@ -268,6 +294,7 @@ async def clear_status(
 async def assign_face(
     ctx: ContextDep,
     actor: Actor,
+    audit: Audit,
     class_id: ClassId,
     session_id: SessionId,
     photo_id: PhotoId,
@@ -284,6 +311,14 @@ async def assign_face(
         body.student_id,
         actor,
     )
+    await audit(
+        Action.FACE_ASSIGN,
+        class_id=class_id,
+        session_id=session_id,
+        photo_id=photo_id,
+        face_index=face_index,
+        student_id=body.student_id,
+    )
     return schemas.SessionPhotoDetail.model_validate(
         _photo_out(class_id, photo), from_attributes=True
     )
@@ -296,9 +331,12 @@ async def assign_face(
     responses={200: {"content": {"image/jpeg": {}}}, **errors(404, 422)},
 )
 async def annotated_photo(
-    ctx: ContextDep, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
+    ctx: ContextDep, audit: Audit, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
 ) -> Response:
     data = await run_in_threadpool(attendance.annotated_photo, ctx, class_id, session_id, photo_id)
+    await audit(
+        Action.SESSION_PHOTO_READ, class_id=class_id, session_id=session_id, photo_id=photo_id
+    )
     return Response(content=data, media_type="image/jpeg")
 
 
@@ -325,6 +363,7 @@ async def session_photo(
 )
 async def face_crop(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     session_id: SessionId,
     photo_id: PhotoId,
@@ -332,6 +371,13 @@ async def face_crop(
 ) -> Response:
     data = await run_in_threadpool(
         attendance.face_crop, ctx, class_id, session_id, photo_id, face_index
+    )
+    await audit(
+        Action.FACE_CROP_READ,
+        class_id=class_id,
+        session_id=session_id,
+        photo_id=photo_id,
+        face_index=face_index,
     )
     # A stored photo and its faces never change (an hour, as for thumbnails: erasure).
     return Response(

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import schemas
 from app.deps import (
+    Audit,
     ClassId,
     ContextDep,
     PhotoId,
@@ -23,6 +24,7 @@ from app.deps import (
 from app.routers.downloads import attachment
 from app.routers.errors import errors
 from app.services import attendance, export, samples, students
+from app.services.audit import Action
 from app.services.ids import SLUG_PATTERN
 from app.services.students import Existing
 
@@ -46,6 +48,7 @@ _PHOTOS_HELP = "Photos of the student, each showing exactly one face"
 )
 async def create_student(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
@@ -66,6 +69,12 @@ async def create_student(
         enrolled = await run_in_threadpool(
             students.enrol, ctx, class_id, student_id, name, uploads, Existing.REFUSE
         )
+    await audit(
+        Action.STUDENT_ENROL,
+        class_id=class_id,
+        student_id=enrolled.student.id,
+        photo_ids=[photo.photo_id for photo in enrolled.photos],
+    )
     return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
 
 
@@ -142,8 +151,11 @@ _REVALIDATE = {"Cache-Control": "private, no-cache"}
     summary="A small JPEG of the student's first registration photo, cut around the face",
     responses={**_JPEG, **errors(404, 422)},
 )
-async def student_thumbnail(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
+async def student_thumbnail(
+    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId
+) -> Response:
     data = await run_in_threadpool(students.student_thumbnail, ctx, class_id, student_id)
+    await audit(Action.STUDENT_THUMBNAIL_READ, class_id=class_id, student_id=student_id)
     return Response(content=data, media_type="image/jpeg", headers=_REVALIDATE)
 
 
@@ -154,9 +166,12 @@ async def student_thumbnail(ctx: ContextDep, class_id: ClassId, student_id: Stud
     responses={**_JPEG, **errors(404, 422)},
 )
 async def photo_thumbnail(
-    ctx: ContextDep, class_id: ClassId, student_id: StudentId, photo_id: PhotoId
+    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, photo_id: PhotoId
 ) -> Response:
     data = await run_in_threadpool(students.photo_thumbnail, ctx, class_id, student_id, photo_id)
+    await audit(
+        Action.PHOTO_THUMBNAIL_READ, class_id=class_id, student_id=student_id, photo_id=photo_id
+    )
     return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
 
 
@@ -180,9 +195,15 @@ async def student_attendance(
     responses=errors(404, 422),
 )
 async def rename_student(
-    ctx: ContextDep, class_id: ClassId, student_id: StudentId, body: schemas.StudentRename
+    ctx: ContextDep,
+    audit: Audit,
+    class_id: ClassId,
+    student_id: StudentId,
+    body: schemas.StudentRename,
 ) -> schemas.StudentOut:
     renamed = await run_in_threadpool(students.rename_student, ctx, class_id, student_id, body.name)
+    # The ids only: the new name is no more in the log than the old one.
+    await audit(Action.STUDENT_RENAME, class_id=class_id, student_id=student_id)
     return schemas.StudentOut.model_validate(renamed, from_attributes=True)
 
 
@@ -195,6 +216,7 @@ async def rename_student(
 )
 async def add_photos(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     student_id: StudentId,
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
@@ -202,6 +224,12 @@ async def add_photos(
     uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
     enrolled = await run_in_threadpool(
         students.enrol, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
+    )
+    await audit(
+        Action.STUDENT_PHOTOS_ADD,
+        class_id=class_id,
+        student_id=student_id,
+        photo_ids=[photo.photo_id for photo in enrolled.photos],
     )
     return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
 
@@ -221,6 +249,7 @@ async def add_photos(
 )
 async def delete_student(
     ctx: ContextDep,
+    audit: Audit,
     class_id: ClassId,
     student_id: StudentId,
     report: Annotated[
@@ -228,6 +257,8 @@ async def delete_student(
     ] = False,
 ) -> Response:
     erased = await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
+    # The erased student's id stays in the audit log; their name is nowhere.
+    await audit(Action.STUDENT_DELETE, class_id=class_id, student_id=student_id)
     if not report:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     out = schemas.ErasureReportOut.model_validate(erased, from_attributes=True)
@@ -241,9 +272,12 @@ async def delete_student(
     responses={**_JPEG, **errors(404, 422)},
 )
 async def sample_crop(
-    ctx: ContextDep, class_id: ClassId, student_id: StudentId, sample_id: SampleId
+    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, sample_id: SampleId
 ) -> Response:
     data = await run_in_threadpool(samples.sample_crop, ctx, class_id, student_id, sample_id)
+    await audit(
+        Action.SAMPLE_CROP_READ, class_id=class_id, student_id=student_id, sample_id=sample_id
+    )
     return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
 
 
@@ -254,9 +288,10 @@ async def sample_crop(
     responses=errors(404, 422),
 )
 async def delete_sample(
-    ctx: ContextDep, class_id: ClassId, student_id: StudentId, sample_id: SampleId
+    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, sample_id: SampleId
 ) -> Response:
     await run_in_threadpool(samples.delete_sample, ctx, class_id, student_id, sample_id)
+    await audit(Action.SAMPLE_DELETE, class_id=class_id, student_id=student_id, sample_id=sample_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -271,8 +306,12 @@ async def delete_sample(
     ),
     responses={200: {"content": {"application/zip": {}}}, **errors(404, 422)},
 )
-async def export_student(ctx: ContextDep, class_id: ClassId, student_id: StudentId) -> Response:
+async def export_student(
+    ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId
+) -> Response:
     found = await run_in_threadpool(export.student_export, ctx, class_id, student_id)
+    # Recorded when the export is handed out (the zip is then streamed).
+    await audit(Action.STUDENT_EXPORT, class_id=class_id, student_id=student_id)
     return StreamingResponse(
         found.chunks,
         media_type="application/zip",

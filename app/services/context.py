@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from app.services import layout
+from app.services.audit import AuditLog
 from app.services.backfill import EmbeddingBackfill
 from app.services.cleanup import PendingCleanup
 from app.services.drawing import AnnotatedCache
@@ -71,9 +72,12 @@ class Context:
     """Annotated copies drawn again after corrections or renames."""
     records: Repositories = field(init=False)
     """The stored things (:mod:`app.services.records`); services read and write through these."""
+    audit: AuditLog = field(init=False)
+    """The audit log (:mod:`app.services.audit`); the routers record, ``GET /v1/audit`` reads."""
 
     def __post_init__(self) -> None:
         self.records = Repositories(self.store, self.cleanup)
+        self.audit = AuditLog(self.records.audit, self.cleanup)
 
     @classmethod
     def build(cls, settings: Settings, store: ObjectStore, pipeline: FacePipeline) -> Context:

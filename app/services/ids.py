@@ -60,9 +60,10 @@ def student_id_candidates(name: str) -> Iterator[str]:
         yield f"{base}-{suffix}-{number}"
 
 
-def new_id() -> str:
-    """A fresh id that sorts by creation time: ``20250102t030405123-1a2b3c4d``."""
-    now = datetime.now(UTC)
+def new_id(at: datetime | None = None) -> str:
+    """A fresh id that sorts by creation time: ``20250102t030405123-1a2b3c4d`` (``at``, UTC, or
+    now)."""
+    now = at.astimezone(UTC) if at is not None else datetime.now(UTC)
     return f"{now:%Y%m%dt%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(4)}"
 
 

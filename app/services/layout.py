@@ -29,8 +29,18 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     classes/{cid}/sessions/{sess}/corrections/{sid}/{id}.json  a teacher's status for a student
     classes/{cid}/sessions/{sess}/assignments/{pid}/{face}/{id}.json  a teacher naming a face
 
+    audit/{yyyy}/{mm}/{dd}/{id}.{cid}.json                   one audit event of class cid (UTC day)
+    audit/{yyyy}/{mm}/{dd}/{id}.json                         one audit event of no class
+
 Corrections and assignments are never rewritten: each one is a new object, and the newest of a
 student (of a face) applies. Their ids sort by time (``ids.new_id``).
+
+The audit log is at the bucket's root, outside ``classes/``, so that deleting a class or erasing
+a student keeps the trail (it holds ids, never names or images). One object per event, written
+once if absent and never rewritten, so concurrent requests and processes cannot lose each other's
+events. A folder per UTC day (inside one per month) makes a date range a few listings: the days of
+a short range, the months of a long one; the event id sorts by time and the class id is in the
+name, so listing, ordering and filtering by class need no read of any body.
 """
 
 from __future__ import annotations
@@ -298,6 +308,50 @@ def parse_assignment_key(class_id: str, session_id: str, key: str) -> tuple[str,
     return parts[0], int(parts[1])
 
 
+AUDIT_PREFIX = "audit/"
+
+
+def audit_month_prefix(year: int, month: int) -> str:
+    return f"{AUDIT_PREFIX}{year:04d}/{month:02d}/"
+
+
+def audit_day_prefix(day: date) -> str:
+    return f"{audit_month_prefix(day.year, day.month)}{day.day:02d}/"
+
+
+def audit_key(day: date, event_id: str, class_id: str | None) -> str:
+    """``day``: the event's UTC date; ``event_id``: a time-sorted id (``ids.new_id``)."""
+    name = f"{event_id}.{class_id}" if class_id is not None else event_id
+    return f"{audit_day_prefix(day)}{name}.json"
+
+
+@dataclass(frozen=True)
+class AuditRef:
+    """What an audit key names."""
+
+    day: date
+    event_id: str
+    class_id: str | None
+
+
+def parse_audit_key(key: str) -> AuditRef | None:
+    """The inverse of :func:`audit_key`; ``None`` for any other key."""
+    parts = _relative_parts(AUDIT_PREFIX, key)
+    if parts is None or len(parts) != 4 or not parts[3].endswith(".json"):
+        return None
+    year, month, day, name = parts
+    if not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        when = date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    event_id, dot, class_id = name[: -len(".json")].partition(".")
+    if not event_id or (dot and not class_id):
+        return None
+    return AuditRef(when, event_id, class_id if dot else None)
+
+
 def last_segment(key: str, suffix: str) -> str:
     """``".../photos/abc.jpg"`` with suffix ``".jpg"`` -> ``"abc"``."""
     name = key.rsplit("/", 1)[-1]
@@ -491,6 +545,29 @@ class SampleDoc(Document):
     crop_jpeg: str
     """Base64 of a small JPEG of the face (the teacher checks samples by sight, also after the
     class photo is deleted)."""
+
+
+class AuditEventDoc(Document):
+    """One audit event: who did what to which ids, when. Ids only: never a name, a note, an image
+    or an embedding (an erased student's id stays here; their name is nowhere)."""
+
+    id: str
+    at: datetime
+    actor: str
+    """The API key's label (``key 2``, never the key), ``console``, ``mobile app`` or
+    ``system``."""
+    action: str
+    """``student.enrol``, ``photo.read``... (:class:`app.services.audit.Action`)."""
+    outcome: Literal["ok", "denied"]
+    class_id: str | None = None
+    student_id: str | None = None
+    session_id: str | None = None
+    photo_id: str | None = None
+    photo_ids: list[str] = []
+    face_index: int | None = None
+    sample_id: str | None = None
+    request: str | None = None
+    """``METHOD /route/{template}`` of a refused request (the template: never a value)."""
 
 
 class HeadPointerDoc(Document):

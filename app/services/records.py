@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -693,6 +694,53 @@ class FaceAssignments(_Repository):
         self._store.delete(key)
 
 
+# --- the audit log -----------------------------------------------------------------------------
+
+
+class AuditEvents(_Repository):
+    """One object per event, at the bucket's root (outside ``classes/``: deleting a class or a
+    student keeps it), created if absent and never rewritten or deleted by the service."""
+
+    def add(self, doc: layout.AuditEventDoc) -> bool:
+        """Write the event; False when it is there already (a retry of a write that landed)."""
+        return self._create(layout.audit_key(doc.at.date(), doc.id, doc.class_id), doc)
+
+    def keys(self, first: date, last: date) -> list[tuple[str, layout.AuditRef]]:
+        """``(key, what it names)`` of every event from ``first`` to ``last`` (UTC days,
+        inclusive), oldest first. A month is listed whole when more than
+        :data:`DAYS_LISTED_ONE_BY_ONE` of its days are wanted, else day by day."""
+        found: list[tuple[str, layout.AuditRef]] = []
+        for prefix in _audit_prefixes(first, last):
+            for key in self._store.list(prefix):
+                ref = layout.parse_audit_key(key)
+                if ref is not None and first <= ref.day <= last:
+                    found.append((key, ref))
+        found.sort(key=lambda item: (item[1].day, item[1].event_id))
+        return found
+
+    def get(self, key: str) -> layout.AuditEventDoc | None:
+        return self._read(key, layout.AuditEventDoc)
+
+
+DAYS_LISTED_ONE_BY_ONE = 7
+"""Up to a week of a month is listed day by day (a request each); more, the month at once (one
+request per 1000 events, and the other days' keys are dropped)."""
+
+
+def _audit_prefixes(first: date, last: date) -> list[str]:
+    by_month: dict[tuple[int, int], list[date]] = {}
+    for offset in range((last - first).days + 1):  # never past ``last``: 9999-12-31 is valid
+        day = first + timedelta(days=offset)
+        by_month.setdefault((day.year, day.month), []).append(day)
+    prefixes = []
+    for (year, month), days in by_month.items():
+        if len(days) > DAYS_LISTED_ONE_BY_ONE:
+            prefixes.append(layout.audit_month_prefix(year, month))
+        else:
+            prefixes.extend(layout.audit_day_prefix(d) for d in days)
+    return prefixes
+
+
 class Repositories:
     """Every repository over one store (``ctx.records``)."""
 
@@ -709,6 +757,7 @@ class Repositories:
         self.samples = Samples(store)
         self.corrections = StatusCorrections(store)
         self.assignments = FaceAssignments(store)
+        self.audit = AuditEvents(store)
 
     def staged(self, what: str) -> StagedWrites:
         """A new set of writes that land together or not at all (:mod:`app.services.staged`)."""

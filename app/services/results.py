@@ -377,3 +377,25 @@ class TermReport:
     date_to: dt.date | None
     sessions: list[TermSession]
     students: list[TermRow]
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event of the audit log (ids only)."""
+
+    id: str
+    at: dt.datetime
+    actor: str
+    action: str
+    outcome: str
+    class_id: str | None
+    student_id: str | None
+    session_id: str | None
+    photo_id: str | None
+    photo_ids: list[str]
+    face_index: int | None
+    sample_id: str | None
+    request: str | None

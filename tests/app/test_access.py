@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from app.api_keys import parse_api_keys
 from app.main import create_app
 from app.security import CLASS_INDEPENDENT_ROUTES, AccessPolicy
+from app.services import layout
 from app.storage import DiskObjectStore, ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import api_settings, running_app
@@ -90,6 +91,11 @@ def _v1_operations(app: FastAPI) -> list[tuple[str, str]]:
     return operations
 
 
+def _data_keys(store: ObjectStore) -> list[str]:
+    """Every key but the audit log's (a refusal is an event there)."""
+    return [key for key in store.list("") if not key.startswith(layout.AUDIT_PREFIX)]
+
+
 def _fill(path: str, class_id: str) -> str:
     filled = path.replace("{class_id}", class_id)
     return re.sub(r"\{[a-z_]+\}", "x", filled)
@@ -108,16 +114,22 @@ def test_every_v1_call_needs_a_key(keyed: Keyed) -> None:
 
 
 def test_a_scoped_key_is_refused_on_every_other_class(keyed: Keyed) -> None:
-    before = keyed.store.list("")
+    before = _data_keys(keyed.store)
+    audited_before = len(keyed.store.list(layout.AUDIT_PREFIX))
+    refused = 0
     for method, path in _v1_operations(keyed.app):
         response = keyed.client.request(method, _fill(path, "class-b"), headers=TEACHER_A)
         if "{class_id}" in path:
             assert response.status_code == 403, (method, path, response.text)
             assert "class-b" in response.json()["detail"]
+            refused += 1
         elif (method, path) not in CLASS_INDEPENDENT_ROUTES:
             # A call spanning every class that nobody has made scope-aware: refused, not leaked.
             assert response.status_code == 403, (method, path, response.text)
-    assert keyed.store.list("") == before
+            refused += 1
+    assert _data_keys(keyed.store) == before
+    # Every refusal is an event of the audit log, by the key's label.
+    assert len(keyed.store.list(layout.AUDIT_PREFIX)) == audited_before + refused
 
 
 def test_a_scoped_key_works_on_its_own_class(keyed: Keyed, cast_photos: dict[str, bytes]) -> None:
@@ -144,7 +156,7 @@ def test_a_scoped_key_works_on_its_own_class(keyed: Keyed, cast_photos: dict[str
 def test_enrolment_into_another_class_is_refused_and_stores_nothing(
     keyed: Keyed, cast_photos: dict[str, bytes]
 ) -> None:
-    before = keyed.store.list("")
+    before = _data_keys(keyed.store)
     response = keyed.client.post(
         "/v1/classes/class-b/students",
         data={"student_id": "intruder", "name": "Intruder"},
@@ -152,7 +164,7 @@ def test_enrolment_into_another_class_is_refused_and_stores_nothing(
         headers=TEACHER_A,
     )
     assert response.status_code == 403
-    assert keyed.store.list("") == before
+    assert _data_keys(keyed.store) == before
 
 
 def test_listing_classes_shows_only_the_key_classes(keyed: Keyed) -> None:
@@ -241,7 +253,7 @@ def test_locked_mobile_calls_need_a_key_for_their_class(
         assert call(None).status_code == 401
         assert call({"X-API-Key": "wrong-key-0000000000000"}).status_code == 401
         assert call(TEACHER_A).status_code == 403  # class-a only; the mobile class is class-b
-    assert locked_mobile.store.list("") == []
+    assert _data_keys(locked_mobile.store) == []
     response = register(TEACHER_B)
     assert response.status_code == 200, response.text
     # It went into the configured class, not into ``default``.
