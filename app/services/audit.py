@@ -64,6 +64,8 @@ class Action(StrEnum):
     STATUS_CLEAR = "status.clear"
     FACE_ASSIGN = "face.assign"
     MOBILE_REGISTER = "mobile.register_student"
+    PHOTO_PURGE = "retention.photo_purge"
+    STUDENT_PURGE = "retention.student_erase"
     STUDENT_EXPORT = "student.export"
     STUDENT_THUMBNAIL_READ = "student.thumbnail_read"
     PHOTO_THUMBNAIL_READ = "student.photo_thumbnail_read"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from app.services import layout, roster
 from app.services.attendance import session_states
+from app.services.audit import SYSTEM_ACTOR, Action, AuditEvent
 from app.services.background import ClassJobQueue
 from app.services.context import Context
 from app.services.errors import NotFoundError
@@ -118,6 +119,15 @@ def purge_photos(ctx: Context, class_id: str, now: dt.datetime, days: int) -> in
             note = layout.PhotoPurgedDoc(photo_id=photo_id, purged_at=now, retention_days=days)
             photos.purge(class_id, session_id, note)
             purged += 1
+            ctx.audit.record(
+                AuditEvent(
+                    action=Action.PHOTO_PURGE,
+                    actor=SYSTEM_ACTOR,
+                    class_id=class_id,
+                    session_id=session_id,
+                    photo_id=photo_id,
+                )
+            )
     if purged:
         # Copies drawn again after a correction, kept in memory, show the faces too.
         ctx.annotated.forget(layout.class_prefix(class_id))
@@ -172,6 +182,14 @@ def erase_inactive_students(
         except NotFoundError:
             continue  # erased meanwhile (by a teacher, or by another replica's purge)
         erased.append(student_id)
+        ctx.audit.record(
+            AuditEvent(
+                action=Action.STUDENT_PURGE,
+                actor=SYSTEM_ACTOR,
+                class_id=class_id,
+                student_id=student_id,
+            )
+        )
     return erased, skipped
 
 

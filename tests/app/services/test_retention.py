@@ -13,6 +13,7 @@ import pytest
 
 from app.images import encode_jpeg
 from app.services import attendance, corrections, export, layout, retention, students
+from app.services.audit import Action
 from app.services.classes import ClassChanges, get_class, update_class
 from app.services.context import Context
 from app.services.errors import InvalidInputError, PhotoPurgedError
@@ -88,6 +89,10 @@ def test_old_photos_lose_their_images_the_roster_stays_and_a_second_run_purges_n
         with pytest.raises(PhotoPurgedError):
             attendance.face_crop(ctx, CLASS_ID, "mon", old, 0)
         assert attendance.face_crop(ctx, CLASS_ID, "mon", new, 0)
+
+        today = utc_now().date()
+        purges = [e for e in ctx.audit.events(today, today) if e.action == Action.PHOTO_PURGE.value]
+        assert [(e.actor, e.session_id, e.photo_id) for e in purges] == [("system", "mon", old)]
 
         again = retention.purge_class(ctx, CLASS_ID, now)
         assert again.photos_purged == 0
@@ -214,6 +219,13 @@ def test_inactive_students_are_erased_with_everything_and_active_ones_stay() -> 
             ]
         assert ctx.records.students.exists(CLASS_ID, "eve")
         assert [s.id for s in students.list_students(ctx, CLASS_ID)] == ["ada", "bob"]
+        today = utc_now().date()
+        erasures = [
+            e.student_id
+            for e in ctx.audit.events(today, today, class_id=CLASS_ID)
+            if e.action == Action.STUDENT_PURGE.value and e.actor == "system"
+        ]
+        assert sorted(erasures) == ["cy", "dan"]
         assert retention.purge_class(ctx, CLASS_ID, now).students_erased == []
 
 
