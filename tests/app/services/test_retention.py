@@ -225,7 +225,7 @@ def test_inactive_students_are_erased_with_everything_and_active_ones_stay() -> 
             for e in ctx.audit.events(today, today, class_id=CLASS_ID)
             if e.action == Action.STUDENT_PURGE.value and e.actor == "system"
         ]
-        assert sorted(erasures) == ["cy", "dan"]
+        assert sorted(e or "" for e in erasures) == ["cy", "dan"]
         assert retention.purge_class(ctx, CLASS_ID, now).students_erased == []
 
 
