@@ -57,8 +57,35 @@ def set_status(
     by: str,
 ) -> RosterEntry:
     """Set a student's status by hand; it wins over recognition, also over later photos."""
+    return _correct(ctx, class_id, session_id, student_id, status, note, by)
+
+
+def clear_status(
+    ctx: Context, class_id: str, session_id: str, student_id: str, by: str
+) -> RosterEntry:
+    """Remove the manual status: recognition's applies again. 404 when there is none."""
+    return _correct(ctx, class_id, session_id, student_id, None, "", by)
+
+
+def _correct(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    student_id: str,
+    status: layout.Status | None,
+    note: str,
+    by: str,
+) -> RosterEntry:
+    """Write one correction (``status`` ``None``: the removal of the manual one) and return the
+    student's roster entry as it is now."""
     require_session(ctx, class_id, session_id)
     _require_enrolled(ctx, class_id, student_id)
+    if status is None:
+        latest = ctx.records.corrections.latest_of(class_id, session_id, student_id)
+        if latest is None or latest.status is None:
+            raise NotFoundError(
+                f"student {student_id!r} has no status set by hand in session {session_id!r}"
+            )
     ctx.records.corrections.add(
         class_id,
         session_id,
@@ -67,32 +94,6 @@ def set_status(
             student_id=student_id,
             status=status,
             note=note,
-            corrected_at=utc_now(),
-            corrected_by=by,
-        ),
-    )
-    return _enrolled_entry(ctx, class_id, session_id, student_id)
-
-
-def clear_status(
-    ctx: Context, class_id: str, session_id: str, student_id: str, by: str
-) -> RosterEntry:
-    """Remove the manual status: recognition's applies again. 404 when there is none."""
-    require_session(ctx, class_id, session_id)
-    _require_enrolled(ctx, class_id, student_id)
-    latest = ctx.records.corrections.latest_of(class_id, session_id, student_id)
-    if latest is None or latest.status is None:
-        raise NotFoundError(
-            f"student {student_id!r} has no status set by hand in session {session_id!r}"
-        )
-    ctx.records.corrections.add(
-        class_id,
-        session_id,
-        layout.StatusCorrectionDoc(
-            id=new_id(),
-            student_id=student_id,
-            status=None,
-            note="",
             corrected_at=utc_now(),
             corrected_by=by,
         ),
