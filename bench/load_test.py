@@ -38,7 +38,6 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.storage import S3ObjectStore
 from harness.reliability import (
     Acknowledged,
     Person,
@@ -104,13 +103,7 @@ def run_load(config: LoadConfig, server: S3ServerInfo, shared_dir: Path) -> dict
         environment["ROLLCALL_N_VIEWS"] = str(config.n_views)
     else:
         environment["ROLLCALL_N_VIEWS"] = ""  # unset: the service default
-    store = S3ObjectStore(
-        bucket,
-        endpoint_url=server.endpoint_url,
-        region=server.region,
-        access_key_id=server.access_key_id,
-        secret_access_key=server.secret_access_key,
-    )
+    store = server.object_store(bucket)
     people_dir = shared_dir / "faces" / "people"
     groups = group_photos(shared_dir / "faces" / "groups")
     with ServiceProcess(environment) as service:

@@ -27,7 +27,7 @@ from app.services.cleanup import PendingCleanup
 from app.services.ids import utc_now
 from app.services.records import JPEG, Repositories
 from app.settings import Settings
-from app.storage import DiskObjectStore, ObjectStore, S3ObjectStore
+from app.storage import DiskObjectStore, ObjectStore
 from harness.s3server import SeaweedS3Server
 
 CLASS_ID = "bench-retention"
@@ -110,13 +110,7 @@ def main() -> None:
     with SeaweedS3Server() as server:
         info = server.info
         info.client().create_bucket(Bucket="bench-retention")
-        store = S3ObjectStore(
-            "bench-retention",
-            endpoint_url=info.endpoint_url,
-            region=info.region,
-            access_key_id=info.access_key_id,
-            secret_access_key=info.secret_access_key,
-        )
+        store = info.object_store("bench-retention")
         measure("s3 (SeaweedFS on loopback)", store, args)
 
 

@@ -26,7 +26,7 @@ from app.services import attendance, layout, reports
 from app.services.context import Context
 from app.services.ids import new_id, utc_now
 from app.settings import Settings
-from app.storage import DiskObjectStore, ObjectStore, S3ObjectStore
+from app.storage import DiskObjectStore, ObjectStore
 from harness.s3server import SeaweedS3Server
 from ml.config import PipelineConfig
 from ml.pipeline import FacePipeline
@@ -149,13 +149,7 @@ def main() -> None:
     with SeaweedS3Server() as server:
         info = server.info
         info.client().create_bucket(Bucket="bench-roster")
-        store = S3ObjectStore(
-            "bench-roster",
-            endpoint_url=info.endpoint_url,
-            region=info.region,
-            access_key_id=info.access_key_id,
-            secret_access_key=info.secret_access_key,
-        )
+        store = info.object_store("bench-roster")
         measure("S3", store, args)
 
 

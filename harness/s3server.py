@@ -42,6 +42,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from app.storage import S3ObjectStore
+
 logger = logging.getLogger(__name__)
 
 WEED_BINARY_ENV = "ROLLCALL_WEED_BINARY"
@@ -67,6 +69,18 @@ class S3ServerInfo:
     region: str
     data_dir: Path
     startup_seconds: float
+
+    def object_store(self, bucket: str) -> S3ObjectStore:
+        """The service's store on ``bucket`` of this server (the bucket must exist)."""
+        from app.storage import S3ObjectStore
+
+        return S3ObjectStore(
+            bucket,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+        )
 
     def boto3_kwargs(self) -> dict[str, Any]:
         """Arguments for ``boto3.client("s3", **kwargs)`` that reach this server."""
