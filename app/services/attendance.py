@@ -539,12 +539,7 @@ def face_crop(
         data = ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ORIGINAL)
     except ObjectNotFoundError:
         raise _image_gone(ctx, class_id, session_id, photo_id) from None
-    return thumbnails.face_crop_jpeg(
-        data,
-        doc.faces[face_index].box,
-        context=thumbnails.FACE_CROP_CONTEXT,
-        max_side=thumbnails.FACE_CROP_PX,
-    )
+    return thumbnails.session_face_jpeg(data, doc.faces[face_index].box)
 
 
 def session_states(

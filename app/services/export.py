@@ -107,12 +107,9 @@ def _entries(ctx: Context, class_id: str, doc: layout.StudentDoc) -> list[_Entry
         )
     for state in session_states(ctx, class_id):
         for photo in state.photos:
+            # A photo whose images the retention purge removed has no face to cut: its entries
+            # are left out while streaming, like any object gone meanwhile.
             faces = [face for face in state.faces_of(photo) if face.student_id == student_id]
-            if (
-                faces
-                and records.session_photos.purged(class_id, state.doc.id, photo.id) is not None
-            ):
-                continue  # its images were removed under the retention policy: no face to cut
             for face in faces:
                 name = f"class-photo-faces/{state.doc.id}_{photo.id}_{face.index}.jpg"
                 entries.append(
@@ -138,9 +135,7 @@ def _b64(text: str) -> bytes:
 
 def _face(ctx: Context, class_id: str, session_id: str, photo_id: str, box: layout.Box) -> bytes:
     data = ctx.records.session_photos.image(class_id, session_id, photo_id, layout.ORIGINAL)
-    return thumbnails.face_crop_jpeg(
-        data, box, context=thumbnails.FACE_CROP_CONTEXT, max_side=thumbnails.FACE_CROP_PX
-    )
+    return thumbnails.session_face_jpeg(data, box)
 
 
 def _attendance_csv(ctx: Context, class_id: str, student_id: str) -> bytes:

@@ -85,6 +85,11 @@ def face_crop_jpeg(data: bytes, box: Box | None, *, context: float, max_side: in
     return buffer.getvalue()
 
 
+def session_face_jpeg(data: bytes, box: Box) -> bytes:
+    """The crop of one face of a stored session photo (served, and put in a student's export)."""
+    return face_crop_jpeg(data, box, context=FACE_CROP_CONTEXT, max_side=FACE_CROP_PX)
+
+
 def face_crop_of_image(image: RGBImage, box: Box, *, context: float, max_side: int) -> bytes:
     """:func:`face_crop_jpeg` of a decoded photo (a face of a photo being stored)."""
     height, width = image.shape[:2]
