@@ -38,7 +38,13 @@ from app.services.results import (
     face_label,
     rounded_box,
 )
-from app.services.students import Upload, decode_upload, list_students, require_student
+from app.services.students import (
+    Upload,
+    decode_upload,
+    enrolled_student,
+    list_students,
+    require_student,
+)
 from app.storage import ObjectNotFoundError
 from ml.annotate import annotate
 from ml.pipeline import Recognition
@@ -578,7 +584,7 @@ def list_sessions(ctx: Context, class_id: str) -> list[SessionSummary]:
 def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentAttendance:
     """The student's attendance in every session whose roster has them."""
     doc = require_student(ctx, class_id, student_id)
-    student = next((s for s in list_students(ctx, class_id) if s.id == student_id), None)
+    student = enrolled_student(ctx, class_id, student_id)
     entries = []
     states = session_states(ctx, class_id) if student is not None else []
     for state in states:

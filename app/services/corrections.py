@@ -18,8 +18,8 @@ from app.services.attendance import photo_doc, require_session, session_photo
 from app.services.context import Context
 from app.services.errors import ConflictError, NotFoundError
 from app.services.ids import new_id, utc_now
-from app.services.results import RosterEntry, SessionPhotoDetail
-from app.services.students import list_students, require_student
+from app.services.results import RosterEntry, SessionPhotoDetail, Student
+from app.services.students import enrolled_student
 from app.storage import ObjectNotFoundError
 from ml.types import DetectedFace, RGBImage
 
@@ -28,23 +28,22 @@ logger = logging.getLogger(__name__)
 MAX_NOTE_LENGTH = 500
 
 
-def _enrolled_entry(ctx: Context, class_id: str, session_id: str, student_id: str) -> RosterEntry:
+def _entry_now(ctx: Context, class_id: str, session_id: str, student: Student) -> RosterEntry:
     """The student's roster entry in the session now."""
-    doc = require_session(ctx, class_id, session_id)
-    state = roster.load_state(ctx, class_id, doc)
-    for student in list_students(ctx, class_id):
-        if student.id == student_id:
-            return roster.roster_entry(
-                student, state.sightings().get(student_id), state.manual_status(student_id)
-            )
-    raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
+    state = roster.load_state(ctx, class_id, require_session(ctx, class_id, session_id))
+    return roster.roster_entry(
+        student, state.sightings().get(student.id), state.manual_status(student.id)
+    )
 
 
-def _require_enrolled(ctx: Context, class_id: str, student_id: str) -> None:
-    require_student(ctx, class_id, student_id)
-    if ctx.records.embeddings.count(class_id, student_id) == 0:
-        # student.json without a photo that counts: a registration in flight or cut off.
+def _require_enrolled(ctx: Context, class_id: str, student_id: str) -> Student:
+    ctx.require_class(class_id)
+    student = enrolled_student(ctx, class_id, student_id)
+    if student is None:
+        # No student.json, or one without a photo that counts: a registration in flight or cut
+        # off.
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
+    return student
 
 
 def set_status(
@@ -79,7 +78,7 @@ def _correct(
     """Write one correction (``status`` ``None``: the removal of the manual one) and return the
     student's roster entry as it is now."""
     require_session(ctx, class_id, session_id)
-    _require_enrolled(ctx, class_id, student_id)
+    student = _require_enrolled(ctx, class_id, student_id)
     if status is None:
         latest = ctx.records.corrections.latest_of(class_id, session_id, student_id)
         if latest is None or latest.status is None:
@@ -98,7 +97,7 @@ def _correct(
             corrected_by=by,
         ),
     )
-    return _enrolled_entry(ctx, class_id, session_id, student_id)
+    return _entry_now(ctx, class_id, session_id, student)
 
 
 def assign_face(

@@ -394,6 +394,16 @@ def list_students(ctx: Context, class_id: str) -> list[Student]:
     return result
 
 
+def enrolled_student(ctx: Context, class_id: str, student_id: str) -> Student | None:
+    """The student as :func:`list_students` lists them, or ``None`` when not enrolled (no
+    ``student.json``, or no registration photo that counts yet): without listing the class."""
+    doc = ctx.records.students.get(class_id, student_id)
+    if doc is None:
+        return None
+    count = _photo_count(ctx, class_id, student_id)
+    return _student(doc, count) if count else None
+
+
 def require_student(ctx: Context, class_id: str, student_id: str) -> layout.StudentDoc:
     ctx.require_class(class_id)
     doc = ctx.records.students.get(class_id, student_id)
