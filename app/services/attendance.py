@@ -429,11 +429,7 @@ class _NamedPhoto:
 
 def _named_photo(ctx: Context, class_id: str, session_id: str, photo_id: str) -> _NamedPhoto:
     doc = photo_doc(ctx, class_id, session_id, photo_id)
-    assignments = {
-        face: assignment
-        for (pid, face), assignment in ctx.records.assignments.latest(class_id, session_id).items()
-        if pid == photo_id
-    }
+    assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
     faces = roster.name_faces(doc, assignments)
     names: dict[str, str] = {}
     wanted = {f.student_id for f in faces if f.student_id} | {

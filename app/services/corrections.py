@@ -121,11 +121,7 @@ def assign_face(
         )
     if student_id is not None:
         _require_enrolled(ctx, class_id, student_id)
-    assignments = {
-        face: doc
-        for (pid, face), doc in ctx.records.assignments.latest(class_id, session_id).items()
-        if pid == photo_id
-    }
+    assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
     faces = roster.name_faces(photo, assignments)
     current = faces[face_index]
     if student_id is not None:

@@ -294,10 +294,14 @@ def assignments_prefix(class_id: str, session_id: str) -> str:
     return f"{session_prefix(class_id, session_id)}assignments/"
 
 
+def photo_assignments_prefix(class_id: str, session_id: str, photo_id: str) -> str:
+    return f"{assignments_prefix(class_id, session_id)}{photo_id}/"
+
+
 def assignment_key(
     class_id: str, session_id: str, photo_id: str, face_index: int, assignment_id: str
 ) -> str:
-    return f"{assignments_prefix(class_id, session_id)}{photo_id}/{face_index}/{assignment_id}.json"
+    return f"{photo_assignments_prefix(class_id, session_id, photo_id)}{face_index}/{assignment_id}.json"
 
 
 def parse_assignment_key(class_id: str, session_id: str, key: str) -> tuple[str, int] | None:

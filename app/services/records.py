@@ -678,6 +678,17 @@ class FaceAssignments(_Repository):
                 latest[face] = doc
         return latest
 
+    def of_photo(
+        self, class_id: str, session_id: str, photo_id: str
+    ) -> dict[int, layout.FaceAssignmentDoc]:
+        """``face index -> newest assignment`` of one photo (one listing of that photo's)."""
+        keys = self._store.list(layout.photo_assignments_prefix(class_id, session_id, photo_id))
+        return {
+            face: doc
+            for (pid, face), doc in self.latest(class_id, session_id, keys).items()
+            if pid == photo_id
+        }
+
     def naming(
         self, class_id: str, session_id: str, student_id: str
     ) -> list[tuple[str, layout.FaceAssignmentDoc]]:
