@@ -20,8 +20,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from app.commands import class_id_is_valid, configure_logging
 from app.services.context import Context
-from app.services.ids import is_slug
 from app.services.importer import (
     OriginalSource,
     Outcome,
@@ -118,12 +118,9 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("app", "ml"):
-        logging.getLogger(name).setLevel(settings.log_level)
+    configure_logging(settings.log_level)
     class_id = args.class_id or settings.legacy_class
-    if not is_slug(class_id):
-        sys.stderr.write(f"--class must match [a-z0-9][a-z0-9_-]{{0,63}}, got {class_id[:100]!r}\n")
+    if not class_id_is_valid(class_id):
         return 2
     storage = settings.storage_kwargs()
     try:

@@ -19,6 +19,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
+from app.commands import configure_logging
 from app.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
 from app.routers import audit, classes, console, health, legacy, sessions, students
@@ -75,14 +76,6 @@ def _queue_backfills(context: Context) -> None:
         return  # queued again by the first request that reads each class
     for class_id in class_ids:
         context.backfill.request(class_id)
-
-
-def configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("app", "ml"):
-        logging.getLogger(name).setLevel(level)
 
 
 def create_app(

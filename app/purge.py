@@ -18,9 +18,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from app.commands import class_id_is_valid, configure_logging
 from app.services.context import Context
 from app.services.errors import NotFoundError
-from app.services.ids import is_slug, utc_now
+from app.services.ids import utc_now
 from app.services.results import ClassPurge, PurgeReport
 from app.services.retention import purge_all, purge_class
 from app.settings import Settings
@@ -108,13 +109,8 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("app", "ml"):
-        logging.getLogger(name).setLevel(settings.log_level)
-    if args.class_id is not None and not is_slug(args.class_id):
-        sys.stderr.write(
-            f"--class must match [a-z0-9][a-z0-9_-]{{0,63}}, got {args.class_id[:100]!r}\n"
-        )
+    configure_logging(settings.log_level)
+    if args.class_id is not None and not class_id_is_valid(args.class_id):
         return 2
     try:
         store = create_object_store(**settings.storage_kwargs())

@@ -8,9 +8,9 @@ which the old keys can leave ``ROLLCALL_DATA_KEYS_OLD``. Stop the service while 
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from app.commands import configure_logging
 from app.settings import Settings
 from app.storage import (
     EncryptingObjectStore,
@@ -22,8 +22,7 @@ from app.storage.encryption import reseal_all
 
 def main() -> int:
     settings = Settings()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("app").setLevel(settings.log_level)
+    configure_logging(settings.log_level, ("app",))
     store = create_object_store(**settings.storage_kwargs())
     if not isinstance(store, EncryptingObjectStore):
         sys.stderr.write("ROLLCALL_DATA_KEY is not set: nothing to encrypt with\n")
