@@ -575,6 +575,11 @@ class Samples(_Repository):
         except ValidationError as error:
             raise ValueError(f"unreadable sample {key}") from error
 
+    def count(self, class_id: str, student_id: str) -> int:
+        """The student's samples, from one listing (nothing read)."""
+        keys = self._store.list(layout.samples_prefix(class_id, student_id))
+        return sum(1 for key in keys if layout.parse_sample_key(class_id, key) is not None)
+
     def of_student(self, class_id: str, student_id: str) -> list[layout.SampleDoc]:
         """Every readable sample of the student, oldest first."""
         found = []

@@ -74,10 +74,11 @@ def keep_bounded(ctx: Context, class_id: str, student_id: str) -> list[str]:
     """Drop the student's samples beyond the bound; returns the ids dropped. Best effort: a
     failure leaves one sample too many until the next confirmed face."""
     try:
-        docs = ctx.records.samples.of_student(class_id, student_id)
         limit = ctx.settings.max_samples_per_student
-        if len(docs) <= limit:
+        # Called after every confirmed face: the samples are read only when there are too many.
+        if ctx.records.samples.count(class_id, student_id) <= limit:
             return []
+        docs = ctx.records.samples.of_student(class_id, student_id)
         candidates = []
         for doc in docs:
             try:
