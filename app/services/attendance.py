@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,7 @@ from app.services.results import (
     SessionPhotoAdded,
     SessionPhotoDetail,
     SessionSummary,
+    Student,
     StudentAttendance,
     face_label,
     rounded_box,
@@ -581,10 +583,24 @@ def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentA
     """The student's attendance in every session whose roster has them."""
     doc = require_student(ctx, class_id, student_id)
     student = enrolled_student(ctx, class_id, student_id)
+    entries = (
+        attendance_entries(session_states(ctx, class_id), student) if student is not None else []
+    )
+    return StudentAttendance(
+        student_id=doc.id,
+        name=doc.name,
+        present_count=sum(1 for e in entries if e.present),
+        session_count=len(entries),
+        sessions=entries,
+    )
+
+
+def attendance_entries(
+    states: Sequence[roster.SessionState], student: Student
+) -> list[AttendanceEntry]:
+    """The student's entry in each of ``states`` whose roster has them, in their order."""
     entries = []
-    states = session_states(ctx, class_id) if student is not None else []
     for state in states:
-        assert student is not None  # for mypy: no states otherwise
         for entry in state.roster([student]):
             entries.append(
                 AttendanceEntry(
@@ -600,10 +616,4 @@ def student_attendance(ctx: Context, class_id: str, student_id: str) -> StudentA
                     note=entry.note,
                 )
             )
-    return StudentAttendance(
-        student_id=doc.id,
-        name=doc.name,
-        present_count=sum(1 for e in entries if e.present),
-        session_count=len(entries),
-        sessions=entries,
-    )
+    return entries

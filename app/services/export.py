@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from app.services import layout, thumbnails
-from app.services.attendance import csv_cell, session_states, student_attendance
+from app.services.attendance import attendance_entries, csv_cell, session_states
 from app.services.context import Context
 from app.services.errors import NotFoundError
 from app.services.ids import utc_now
-from app.services.students import require_student
+from app.services.results import AttendanceEntry
+from app.services.students import enrolled_student, require_student
 from app.storage import ObjectNotFoundError
 from ml.fusion import FACENET
 
@@ -105,7 +106,8 @@ def _entries(ctx: Context, class_id: str, doc: layout.StudentDoc) -> list[_Entry
         entries.append(
             _Entry(f"samples/{sample.id}.jpg", "sample", partial(_b64, sample.crop_jpeg))
         )
-    for state in session_states(ctx, class_id):
+    states = session_states(ctx, class_id)
+    for state in states:
         for photo in state.photos:
             # A photo whose images the retention purge removed has no face to cut: its entries
             # are left out while streaming, like any object gone meanwhile.
@@ -119,9 +121,10 @@ def _entries(ctx: Context, class_id: str, doc: layout.StudentDoc) -> list[_Entry
                         partial(_face, ctx, class_id, state.doc.id, photo.id, face.doc.box),
                     )
                 )
-    entries.append(
-        _Entry("attendance.csv", "attendance", partial(_attendance_csv, ctx, class_id, student_id))
-    )
+    # The same session states as the faces above: the sessions are read once.
+    student = enrolled_student(ctx, class_id, student_id)
+    history = attendance_entries(states, student) if student is not None else []
+    entries.append(_Entry("attendance.csv", "attendance", partial(_attendance_csv, history)))
     return entries
 
 
@@ -138,14 +141,13 @@ def _face(ctx: Context, class_id: str, session_id: str, photo_id: str, box: layo
     return thumbnails.session_face_jpeg(data, box)
 
 
-def _attendance_csv(ctx: Context, class_id: str, student_id: str) -> bytes:
-    history = student_attendance(ctx, class_id, student_id)
+def _attendance_csv(history: list[AttendanceEntry]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(
         ["session_id", "session", "date", "status", "source", "recorded_at", "photo_id", "note"]
     )
-    for entry in history.sessions:
+    for entry in history:
         writer.writerow(
             [
                 entry.session_id,
