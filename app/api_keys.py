@@ -8,7 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from app.services.ids import is_slug
+from app.core.ids import is_slug
 
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256

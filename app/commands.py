@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app.services.ids import is_slug
+from app.core.ids import is_slug
 
 
 def configure_logging(level: str, packages: Sequence[str] = ("app", "ml")) -> None:

@@ -1,21 +1,24 @@
-"""Dependency aliases shared by the routers (``Annotated``, FastAPI style)."""
+"""Dependency aliases shared by the routers (``Annotated``, FastAPI style).
+
+Endpoints are plain ``def`` functions: FastAPI runs them in its thread pool, where they call the
+services (blocking: models, storage) directly and return the service's result, which
+``response_model`` validates and serialises.
+"""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, UploadFile
-from starlette.concurrency import run_in_threadpool
 
+from app.core.errors import PayloadTooLargeError
+from app.core.ids import BIDI_CONTROLS, SLUG_PATTERN
+from app.core.uploads import Upload
 from app.security import actor_label, legacy_actor_label
-from app.services.audit import Action, AuditEvent, AuditLog
+from app.services.audit import Action, AuditLog, AuditSubject
 from app.services.context import Context
-from app.services.errors import PayloadTooLargeError
-from app.services.ids import BIDI_CONTROLS, SLUG_PATTERN
-from app.services.students import Upload
 
 
 def get_context(request: Request) -> Context:
@@ -30,40 +33,18 @@ Actor = Annotated[str, Depends(actor_label)]
 
 @dataclass(frozen=True)
 class AuditRecorder:
-    """Records an event of the audit log as the caller (``await audit(Action.X, class_id=...)``).
+    """Records an event of the audit log as the caller: ``audit(Action.X, AuditSubject(...))``.
 
     Endpoints call it after their service returned: the outcome is known (a change that failed is
     no event) and the ids are the ones the service used (a student id made from a name). A
-    dependency that records around the endpoint would see neither. The write runs in the thread
-    pool and never raises (:meth:`AuditLog.record`)."""
+    dependency that records around the endpoint would see neither. It never raises
+    (:meth:`AuditLog.record`)."""
 
     log: AuditLog
     actor: str
 
-    async def __call__(
-        self,
-        action: Action,
-        *,
-        class_id: str | None,
-        student_id: str | None = None,
-        session_id: str | None = None,
-        photo_id: str | None = None,
-        photo_ids: Sequence[str] = (),
-        face_index: int | None = None,
-        sample_id: str | None = None,
-    ) -> None:
-        event = AuditEvent(
-            action=action,
-            actor=self.actor,
-            class_id=class_id,
-            student_id=student_id,
-            session_id=session_id,
-            photo_id=photo_id,
-            photo_ids=tuple(photo_ids),
-            face_index=face_index,
-            sample_id=sample_id,
-        )
-        await run_in_threadpool(self.log.record, event)
+    def __call__(self, action: Action, subject: AuditSubject) -> None:
+        self.log.record(action, self.actor, subject)
 
 
 def audit_recorder(ctx: ContextDep, actor: Actor) -> AuditRecorder:
@@ -82,11 +63,13 @@ LegacyAudit = Annotated[AuditRecorder, Depends(legacy_audit_recorder)]
 """The audit log, as the caller of the mobile client's calls (``mobile app`` without a key)."""
 
 _SLUG_HELP = "URL-safe id: `[a-z0-9][a-z0-9_-]{0,63}`"
-ClassId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
-StudentId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
-SessionId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
-PhotoId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
-SampleId = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description=_SLUG_HELP)]
+ClassId = Slug
+StudentId = Slug
+SessionId = Slug
+PhotoId = Slug
+SampleId = Slug
+FaceIndex = Annotated[int, Path(ge=0, le=10_000)]
 
 
 MAX_FILENAME_LENGTH = 255
@@ -109,10 +92,11 @@ def display_filename(filename: str | None) -> str | None:
     return cleaned[:MAX_FILENAME_LENGTH]
 
 
-async def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
-    """Read one uploaded file, refusing (413) anything over ``max_bytes``."""
+def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
+    """Read one uploaded file (already spooled by the form parser), refusing (413) anything over
+    ``max_bytes``."""
     filename = display_filename(upload.filename)
-    data = await upload.read(max_bytes + 1)
+    data = upload.file.read(max_bytes + 1)
     if len(data) > max_bytes:
         name = filename or "file"
         raise PayloadTooLargeError(
@@ -121,5 +105,5 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
     return Upload(filename=filename, data=data)
 
 
-async def read_uploads(uploads: list[UploadFile], max_bytes: int) -> list[Upload]:
-    return [await read_upload(upload, max_bytes) for upload in uploads]
+def read_uploads(uploads: list[UploadFile], max_bytes: int) -> list[Upload]:
+    return [read_upload(upload, max_bytes) for upload in uploads]

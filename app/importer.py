@@ -7,7 +7,7 @@ Rollcall's own storage (``S3_BUCKET_NAME``, else ``ROLLCALL_DATA_DIR``; it may b
 Rollcall's keys are all under ``classes/``). Prints one line per student (imported, already
 present, refused with the reason) and a summary; a progress bar goes to stderr. Safe to run twice,
 also while the service runs; the original objects are only listed and read, never changed.
-See :mod:`app.services.importer`.
+See :mod:`app.services.imports.original`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from app.commands import class_id_is_valid, configure_logging
 from app.services.context import Context
-from app.services.importer import (
+from app.services.imports.original import (
     OriginalSource,
     Outcome,
     StudentReport,
@@ -106,7 +106,7 @@ def run(
             if reports
             else "nothing to import\n"
         )
-        if counts[Outcome.IMPORTED]:
+        if counts[Outcome.IMPORTED] and ctx.uses_head:
             out.write("training the class's recognition head...\n")
             ctx.trainer.wait_idle(timeout=600)
     finally:

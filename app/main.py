@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from app.commands import configure_logging
-from app.images import ImageError, ImageTooLargeError
+from app.core.errors import ServiceError
+from app.core.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
 from app.routers import audit, classes, console, health, legacy, sessions, students
 from app.routers.errors import detail, status_code
@@ -33,8 +34,7 @@ from app.security import (
     authorize_legacy,
 )
 from app.services.context import Context
-from app.services.errors import ServiceError
-from app.services.retention import RetentionPurger
+from app.services.privacy import RetentionPurger
 from app.settings import Settings
 from app.storage import (
     DataKeyError,

@@ -3,7 +3,7 @@
 
 The same settings and storage as the service (``.env``, ``S3_BUCKET_NAME`` or
 ``ROLLCALL_DATA_DIR``); safe while the service runs, also beside its own background purge (every
-step is idempotent, see :mod:`app.services.retention`). Prints one line per class (photos
+step is idempotent, see :mod:`app.services.privacy.retention`). Prints one line per class (photos
 purged, students erased) and a total; exit status 1 when the storage is unavailable. No face
 model is loaded: the purge only lists, reads and deletes objects, and the service retrains a
 class's head when it finds a student erased.
@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from app.commands import class_id_is_valid, configure_logging
+from app.core.errors import NotFoundError
+from app.core.ids import utc_now
 from app.services.context import Context
-from app.services.errors import NotFoundError
-from app.services.ids import utc_now
-from app.services.results import ClassPurge, PurgeReport
-from app.services.retention import purge_all, purge_class
+from app.services.privacy import ClassPurge, PurgeReport, purge_all, purge_class
 from app.settings import Settings
 from app.storage import ObjectStore, StorageUnavailableError, create_object_store
 from ml.config import PipelineConfig
@@ -86,7 +85,8 @@ def run(
     """One purge as of ``now`` (default: the current time); writes the report to ``out``."""
     pipeline = FacePipeline(PipelineConfig(), _NoFaceModel(), _NoFaceModel())
     ctx = Context.build(settings, store, pipeline)
-    # Nothing trains here: the service retrains a head that knows an erased student.
+    # Nothing trains here: where the head is used, the service retrains one that knows an erased
+    # student (the matcher drops it meanwhile).
     ctx.trainer.close()
     ctx.backfill.close()
     now = now if now is not None else utc_now()

@@ -41,8 +41,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api_keys import ApiKey, key_digest, parse_api_keys
-from app.services.audit import MOBILE_APP_ACTOR, Action, AuditEvent
-from app.services.ids import is_slug
+from app.core.ids import is_slug
+from app.services.audit import MOBILE_APP_ACTOR, Action, AuditSubject
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -198,11 +198,10 @@ def _authenticated_key(request: Request, policy: AccessPolicy) -> ApiKey:
 _AUDITED_PATH_IDS = ("student_id", "session_id", "photo_id", "sample_id")
 
 
-async def _forbidden(
-    key: ApiKey, detail: str, request: Request, class_id: str | None
-) -> HTTPException:
+def _forbidden(key: ApiKey, detail: str, request: Request, class_id: str | None) -> HTTPException:
     """The 403, logged and recorded in the audit log (ids only: values that are not ids, which
-    path validation has not refused yet at this point, are left out)."""
+    path validation has not refused yet at this point, are left out). Blocking: it writes the
+    event (call it from the thread pool)."""
     logger.warning("refused %s %s to %s: %s", request.method, request.url.path, key.label, detail)
     context = getattr(request.app.state, "context", None)
     if context is not None:
@@ -212,18 +211,12 @@ async def _forbidden(
             if name in _AUDITED_PATH_IDS and is_slug(str(value))
         }
         route_path = getattr(request.scope.get("route"), "path", None)
-        event = AuditEvent(
-            action=Action.ACCESS_DENIED,
-            actor=key.label,
+        subject = AuditSubject(
             class_id=class_id if class_id is not None and is_slug(class_id) else None,
-            outcome="denied",
             request=f"{request.method} {route_path}" if route_path else request.method,
-            student_id=ids.get("student_id"),
-            session_id=ids.get("session_id"),
-            photo_id=ids.get("photo_id"),
-            sample_id=ids.get("sample_id"),
+            **ids,
         )
-        await run_in_threadpool(context.audit.record, event)
+        context.audit.record(Action.ACCESS_DENIED, key.label, subject, outcome="denied")
     return HTTPException(status_code=403, detail=detail)
 
 
@@ -246,12 +239,12 @@ async def authorize_class(
     if class_id is not None:
         if not key.allows(str(class_id)):
             detail = f"this API key may not access class {class_id!r}"
-            raise await _forbidden(key, detail, request, str(class_id))
+            raise await run_in_threadpool(_forbidden, key, detail, request, str(class_id))
         return
     route_path = getattr(request.scope.get("route"), "path", request.url.path)
     if key.classes is not None and (request.method, route_path) not in CLASS_INDEPENDENT_ROUTES:
         detail = "this API key is limited to some classes; this call spans every class"
-        raise await _forbidden(key, detail, request, None)
+        raise await run_in_threadpool(_forbidden, key, detail, request, None)
 
 
 async def authorize_legacy(request: Request) -> None:
@@ -263,7 +256,7 @@ async def authorize_legacy(request: Request) -> None:
     key = _authenticated_key(request, policy)
     if not key.allows(policy.legacy_class):
         detail = f"this API key may not access class {policy.legacy_class!r}"
-        raise await _forbidden(key, detail, request, policy.legacy_class)
+        raise await run_in_threadpool(_forbidden, key, detail, request, policy.legacy_class)
 
 
 @dataclass(frozen=True)
@@ -281,14 +274,15 @@ class ClassScope:
         """The classes the key is limited to; ``None``: every class."""
         return self.key.classes if self.key is not None else None
 
-    async def require(self, class_id: str) -> None:
-        """403 (recorded in the audit log) unless the key allows ``class_id``."""
+    def require(self, class_id: str) -> None:
+        """403 (recorded in the audit log) unless the key allows ``class_id``; blocking (called
+        from endpoints, which run in the thread pool)."""
         if self.key is None or self.key.allows(class_id):
             return
         detail = f"this API key may not access class {class_id!r}"
         if self.request is None:
             raise HTTPException(status_code=403, detail=detail)
-        raise await _forbidden(self.key, detail, self.request, class_id)
+        raise _forbidden(self.key, detail, self.request, class_id)
 
 
 def class_scope(request: Request) -> ClassScope:

@@ -15,9 +15,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.api_keys import parse_api_keys
-from app.images import ANNOTATED_MAX_SIDE
-from app.services.ids import SLUG_PATTERN
-from app.services.policy import MAX_RETENTION_DAYS, RETENTION_DEFAULTS
+from app.core.ids import SLUG_PATTERN
+from app.core.images import ANNOTATED_MAX_SIDE
+from app.core.policy import MAX_RETENTION_DAYS, RETENTION_DEFAULTS, RetentionPolicy
 from app.storage import Keyring, ServerSideEncryption
 from app.storage.encryption import DataKey, parse_old_keys
 from ml.config import PipelineConfig
@@ -364,6 +364,12 @@ class Settings(BaseSettings):
             device=self.device,
             intra_op_threads=self.intra_op_threads,
             **overrides,
+        )
+
+    def retention_policy(self) -> RetentionPolicy:
+        """The deployment's retention (each class may override it)."""
+        return RetentionPolicy(
+            self.session_photo_retention_days, self.student_inactive_retention_days
         )
 
     def auto_confirm_rule(self) -> AutoConfirmRule:

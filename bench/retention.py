@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from app import purge
-from app.services import layout
-from app.services.cleanup import PendingCleanup
-from app.services.ids import utc_now
-from app.services.records import JPEG, Repositories
+from app.core.ids import utc_now
+from app.records import Repositories, documents, keys
+from app.records.base import JPEG
+from app.records.cleanup import PendingCleanup
 from app.settings import Settings
 from app.storage import DiskObjectStore, ObjectStore
 from harness.s3server import SeaweedS3Server
@@ -36,20 +36,23 @@ CLASS_ID = "bench-retention"
 def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> None:
     records = Repositories(store, PendingCleanup())
     now = utc_now()
-    records.classes.create(layout.ClassDoc(id=CLASS_ID, name="Bench", created_at=now))
+    records.classes.create(documents.ClassDoc(id=CLASS_ID, name="Bench", created_at=now))
     rng = np.random.default_rng(0)
     student_ids = [f"s{i:02d}" for i in range(students)]
     for student_id in student_ids:
         records.students.claim(
-            CLASS_ID, layout.StudentDoc(id=student_id, name=student_id, created_at=now)
+            CLASS_ID, documents.StudentDoc(id=student_id, name=student_id, created_at=now)
         )
-        store.put(layout.student_photo_key(CLASS_ID, student_id, "p"), os.urandom(30_000))
+        store.put(
+            keys.STUDENT_PHOTO.key(class_id=CLASS_ID, student_id=student_id, photo_id="p"),
+            os.urandom(30_000),
+        )
         views = rng.normal(size=(15, 512)).astype(np.float32)
         store.put(
-            layout.embedding_key(CLASS_ID, student_id, "p"), layout.embeddings_to_bytes(views)
+            keys.embedding_key(CLASS_ID, student_id, "p"), documents.embeddings_to_bytes(views)
         )
     faces = [
-        layout.FaceDoc(
+        documents.FaceDoc(
             box=(10.0 * i, 10.0, 10.0 * i + 40, 50.0),
             detection_score=0.99,
             student_id=student_id,
@@ -61,14 +64,16 @@ def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> None:
         session_id = f"w{s:03d}"
         records.sessions.create(
             CLASS_ID,
-            layout.SessionDoc(id=session_id, label=session_id, date=now.date(), created_at=now),
+            documents.SessionDoc(id=session_id, label=session_id, date=now.date(), created_at=now),
         )
         for p in range(photos):
             photo_id = f"{session_id}-{p}"
-            for name, size in ((layout.ORIGINAL, 400_000), (layout.ANNOTATED, 200_000)):
-                key = layout.session_photo_key(CLASS_ID, session_id, photo_id, name)
+            for name, size in ((keys.ORIGINAL, 400_000), (keys.ANNOTATED, 200_000)):
+                key = keys.SESSION_PHOTO.key(
+                    class_id=CLASS_ID, session_id=session_id, photo_id=photo_id, name=name
+                )
                 store.put(key, os.urandom(size), content_type=JPEG)
-            doc = layout.SessionPhotoDoc(
+            doc = documents.SessionPhotoDoc(
                 id=photo_id,
                 created_at=now,
                 width=4000,
@@ -76,13 +81,18 @@ def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> None:
                 unknown_threshold=0.4,
                 faces=faces,
             )
-            key = layout.session_photo_key(CLASS_ID, session_id, photo_id, layout.RESULT)
+            key = keys.SESSION_PHOTO.key(
+                class_id=CLASS_ID, session_id=session_id, photo_id=photo_id, name=keys.RESULT
+            )
             store.put(key, doc.to_json_bytes())
         for student_id in student_ids:
-            record = layout.RecordDoc(
+            record = documents.RecordDoc(
                 student_id=student_id, photo_id=f"{session_id}-0", recorded_at=now, similarity=0.8
             )
-            store.put(layout.record_key(CLASS_ID, session_id, student_id), record.to_json_bytes())
+            store.put(
+                keys.RECORD.key(class_id=CLASS_ID, session_id=session_id, student_id=student_id),
+                record.to_json_bytes(),
+            )
 
 
 def measure(name: str, store: ObjectStore, args: argparse.Namespace) -> None:

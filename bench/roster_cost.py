@@ -1,12 +1,15 @@
 """What deriving attendance on every read costs, on the disk store and on S3 (SeaweedFS on
 loopback): ``uv run python -m bench.roster_cost [--students 30] [--sessions 60] [--photos 2]``.
 
-The roster is never stored: each read lists the session's folder and reads its photos' results and
-the newest correction of each student (``app/services/roster.py``). The class is written straight
+The roster is never stored: each read lists the class's sessions and reads their photos' results
+and the newest correction of each student (``app/services/attendance/roster.py``), through the
+per-process cache of parsed documents (``app/records/cache.py``). The class is written straight
 through the repositories (no face model runs): every student enrolled a year ago with one
 embedding; each session ``session.json``, its photos' ``result.json`` (half the class named on
-each) and one teacher's correction. Prints the median of 5 reads of: one session's roster, the
-list of sessions with their counts, the term report, and one student's history.
+each) and one teacher's correction. Prints, for one session's roster, the list of sessions with
+their counts, the term report and one student's history: the median of 5 reads by a process that
+has read them before (warm), and of 3 reads by a fresh one each (cold: just started, or another
+replica).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.services import attendance, layout, reports
+from app.core.ids import new_id, utc_now
+from app.records import documents, keys
+from app.services import attendance
 from app.services.context import Context
-from app.services.ids import new_id, utc_now
 from app.settings import Settings
 from app.storage import DiskObjectStore, ObjectStore
 from harness.s3server import SeaweedS3Server
@@ -49,32 +53,39 @@ class _NoModel:
         raise AssertionError("no face model in this benchmark")
 
 
-def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> Context:
+def _context(store: ObjectStore) -> Context:
     pipeline = FacePipeline(PipelineConfig(), _NoModel(), _NoModel())
     ctx = Context.build(Settings(_env_file=None), store, pipeline)
+    ctx.trainer.close()
+    ctx.backfill.close()
+    return ctx
+
+
+def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> Context:
+    ctx = _context(store)
     records = ctx.records
     now = utc_now()
-    records.classes.create(layout.ClassDoc(id=CLASS_ID, name="Bench", created_at=now))
+    records.classes.create(documents.ClassDoc(id=CLASS_ID, name="Bench", created_at=now))
     ids = [f"s{i:03d}" for i in range(students)]
     enrolled = now - dt.timedelta(days=365)
-    views = layout.embeddings_to_bytes(np.ones((2, 512), np.float32))
+    views = documents.embeddings_to_bytes(np.ones((2, 512), np.float32))
     for student_id in ids:
         records.students.claim(
-            CLASS_ID, layout.StudentDoc(id=student_id, name=student_id, created_at=enrolled)
+            CLASS_ID, documents.StudentDoc(id=student_id, name=student_id, created_at=enrolled)
         )
-        store.put(layout.embedding_key(CLASS_ID, student_id, "p1"), views)
+        store.put(keys.embedding_key(CLASS_ID, student_id, "p1"), views)
     first = dt.date.today() - dt.timedelta(days=sessions)
     for n in range(sessions):
         session_id = f"d{n:03d}"
         records.sessions.create(
             CLASS_ID,
-            layout.SessionDoc(
+            documents.SessionDoc(
                 id=session_id, label="Lesson", date=first + dt.timedelta(days=n), created_at=now
             ),
         )
         for p in range(photos):
             faces = [
-                layout.FaceDoc(
+                documents.FaceDoc(
                     box=(0, 0, 10, 10),
                     detection_score=0.9,
                     student_id=student_id,
@@ -83,15 +94,17 @@ def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> Conte
                 )
                 for student_id in ids[p % 2 :: 2]
             ]
-            doc = layout.SessionPhotoDoc(
+            doc = documents.SessionPhotoDoc(
                 id=f"p{p}", created_at=now, width=10, height=10, unknown_threshold=0.4, faces=faces
             )
-            key = layout.session_photo_key(CLASS_ID, session_id, doc.id, layout.RESULT)
+            key = keys.SESSION_PHOTO.key(
+                class_id=CLASS_ID, session_id=session_id, photo_id=doc.id, name=keys.RESULT
+            )
             store.put(key, doc.to_json_bytes())
         records.corrections.add(
             CLASS_ID,
             session_id,
-            layout.StatusCorrectionDoc(
+            documents.StatusCorrectionDoc(
                 id=new_id(),
                 student_id=ids[0],
                 status="late",
@@ -102,11 +115,23 @@ def fill(store: ObjectStore, students: int, sessions: int, photos: int) -> Conte
     return ctx
 
 
-def median_ms(read: Callable[[], object]) -> float:
+COLD_REPEATS = 3
+
+READS: dict[str, Callable[[Context], object]] = {
+    "one roster": lambda ctx: attendance.get_session(ctx, CLASS_ID, "d000"),
+    "sessions list": lambda ctx: attendance.list_sessions(ctx, CLASS_ID),
+    "term report": lambda ctx: attendance.term_report(ctx, CLASS_ID, None, None),
+    "student history": lambda ctx: attendance.student_attendance(ctx, CLASS_ID, "s000"),
+}
+
+
+def median_ms(read: Callable[[Context], object], contexts: Callable[[], Context], n: int) -> float:
+    """The median time of ``n`` reads, each by ``contexts()``'s context."""
     times = []
-    for _ in range(REPEATS):
+    for _ in range(n):
+        ctx = contexts()
         start = time.perf_counter()
-        read()
+        read(ctx)
         times.append(time.perf_counter() - start)
     return round(1000 * statistics.median(times), 1)
 
@@ -114,24 +139,22 @@ def median_ms(read: Callable[[], object]) -> float:
 def measure(name: str, store: ObjectStore, args: argparse.Namespace) -> None:
     ctx = fill(store, args.students, args.sessions, args.photos)
     try:
-        figures = {
-            "one roster": median_ms(lambda: attendance.get_session(ctx, CLASS_ID, "d000")),
-            "sessions list": median_ms(lambda: attendance.list_sessions(ctx, CLASS_ID)),
-            "term report": median_ms(lambda: reports.term_report(ctx, CLASS_ID, None, None)),
-            "student history": median_ms(
-                lambda: attendance.student_attendance(ctx, CLASS_ID, "s000")
-            ),
+        warm = {what: median_ms(read, lambda: ctx, REPEATS) for what, read in READS.items()}
+        cold = {
+            what: median_ms(read, lambda: _context(store), COLD_REPEATS)
+            for what, read in READS.items()
         }
     finally:
         ctx.trainer.close()
         ctx.backfill.close()
         ctx.cleanup.close()
     load = os.getloadavg()
-    print(
-        f"{name}: "
-        + ", ".join(f"{what} {ms:.0f} ms" for what, ms in figures.items())
-        + f" (median of {REPEATS}; load average {load[0]:.2f})"
-    )
+    for label, figures in (("warm", warm), ("cold", cold)):
+        print(
+            f"{name} {label}: "
+            + ", ".join(f"{what} {ms:.0f} ms" for what, ms in figures.items())
+            + f" (load average {load[0]:.2f})"
+        )
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.images import ANNOTATED_MAX_SIDE
+from app.core.images import ANNOTATED_MAX_SIDE
 from bench.class_photo import tiled_class_photo_file
 from bench.common import REPO_DIR, BenchContext, JsonDict, load_average, rounded, unit_rows
 from bench.groups import class_identities, read_group_photos
@@ -113,8 +113,8 @@ def stage_photos(ctx: BenchContext) -> dict[str, Path]:
 def draw_and_encode(image: RGBImage, recognition: Recognition, max_side: int | None) -> int:
     """What the service adds after recognition for the phone: the annotated copy (``max_side``:
     ``ROLLCALL_ANNOTATED_MAX_SIDE``), JPEG-encoded, base64'd; returns the base64 length."""
-    from app.images import encode_jpeg
-    from app.services.results import face_label
+    from app.core.images import encode_jpeg
+    from app.services.recognition.drawing import face_label
 
     labels = [face_label(m.student_id, {}, m.too_small) for m in recognition.faces]
     annotated = annotate(image, recognition.faces, labels, max_side=max_side)
@@ -147,7 +147,7 @@ def recognise_bytes(
     pipeline: FacePipeline, data: bytes, max_pixels: int, gallery: Gallery
 ) -> object:
     """What the service does with an uploaded photo: decode, then ``FacePipeline.recognise``."""
-    from app.images import decode_image
+    from app.core.images import decode_image
 
     return pipeline.recognise(decode_image(data, max_pixels=max_pixels), gallery)
 
@@ -163,7 +163,7 @@ def rollcall_stages(
     matches on the fused similarity. End to end is ``FacePipeline.recognise`` of each setting,
     timed on its own.
     """
-    from app.images import decode_image
+    from app.core.images import decode_image
     from ml.segmentation import GrabCutHeadSegmenter, apply_head_mask
 
     pipeline = ours.pipeline

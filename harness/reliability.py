@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from app.services import layout
+from app.records import documents, keys
 from app.storage import ObjectNotFoundError, ObjectStore
 from ml.fusion import FACENET
 
@@ -156,10 +156,10 @@ def find_lost(client: httpx.Client, store: ObjectStore, acknowledged: Acknowledg
             if entry is None or entry["photo_count"] < 1:
                 lost.append(f"student {class_id}/{student_id} not listed with a photo: {entry}")
                 continue
-            prefix = layout.student_prefix(class_id, student_id) + "embeddings/"
+            prefix = keys.STUDENT.prefix(class_id=class_id, student_id=student_id) + "embeddings/"
             for key in store.list(prefix):
                 try:
-                    layout.embeddings_from_bytes(store.get(key))
+                    documents.embeddings_from_bytes(store.get(key))
                 except (ObjectNotFoundError, ValueError) as error:
                     lost.append(f"embedding {key} unreadable: {error!r}")
     for (class_id, session_id), student_ids in acknowledged.present.items():
@@ -181,7 +181,7 @@ def _ok_json(response: httpx.Response) -> Any:
 
 
 def find_half_written(store: ObjectStore, class_ids: Iterable[str] | None = None) -> list[str]:
-    """Objects that are not part of a whole fact, for the service's layout (:mod:`app.services.layout`):
+    """Objects that are not part of a whole fact, for the service's layout (:mod:`app.records.keys`):
 
     * a student folder without ``student.json``, or ``student.json`` without any embedding;
     * an embedding without its photo and quality report, or a photo without its embedding;
@@ -193,24 +193,24 @@ def find_half_written(store: ObjectStore, class_ids: Iterable[str] | None = None
         class_ids = store.list_children("classes")
     problems: list[str] = []
     for class_id in class_ids:
-        keys = store.list(layout.class_prefix(class_id))
-        problems += _student_problems(class_id, keys)
-        problems += _session_problems(store, class_id, keys)
-        problems += _head_problems(store, class_id, keys)
+        listed = store.list(keys.CLASS.prefix(class_id=class_id))
+        problems += _student_problems(class_id, listed)
+        problems += _session_problems(store, class_id, listed)
+        problems += _head_problems(store, class_id, listed)
     return problems
 
 
-def _student_problems(class_id: str, keys: list[str]) -> list[str]:
-    prefix = layout.students_prefix(class_id)
+def _student_problems(class_id: str, listed: list[str]) -> list[str]:
+    prefix = keys.STUDENT.prefix(class_id=class_id)
     files: dict[str, set[str]] = defaultdict(set)
-    for key in keys:
+    for key in listed:
         if key.startswith(prefix):
             student_id, rest = key[len(prefix) :].split("/", 1)
             files[student_id].add(rest)
     problems = []
     for student_id, names in sorted(files.items()):
         where = f"{class_id}/{student_id}"
-        refs = [layout.parse_embedding_key(class_id, f"{prefix}{student_id}/{n}") for n in names]
+        refs = [keys.parse_embedding_key(class_id, f"{prefix}{student_id}/{n}") for n in names]
         embedded = {r.photo_id for r in refs if r is not None and r.model == FACENET}
         # Other models' embeddings (dlib) are written after the photo and before FaceNet's.
         secondary = {r.photo_id for r in refs if r is not None and r.model != FACENET}
@@ -233,12 +233,12 @@ def _student_problems(class_id: str, keys: list[str]) -> list[str]:
 _PHOTO_OBJECTS = {"original.jpg", "annotated.jpg", "result.json"}
 
 
-def _session_problems(store: ObjectStore, class_id: str, keys: list[str]) -> list[str]:
-    prefix = layout.sessions_prefix(class_id)
+def _session_problems(store: ObjectStore, class_id: str, listed: list[str]) -> list[str]:
+    prefix = keys.SESSION.prefix(class_id=class_id)
     photos: dict[tuple[str, str], set[str]] = defaultdict(set)
     records: list[tuple[str, str]] = []
     sessions: set[str] = set()
-    for key in keys:
+    for key in listed:
         if not key.startswith(prefix):
             continue
         parts = key[len(prefix) :].split("/")
@@ -249,7 +249,7 @@ def _session_problems(store: ObjectStore, class_id: str, keys: list[str]) -> lis
             records.append((parts[0], key))
     problems = []
     for session_id in sorted(sessions):
-        if layout.session_key(class_id, session_id) not in keys:
+        if keys.SESSION.key(class_id=class_id, session_id=session_id) not in listed:
             problems.append(f"session {class_id}/{session_id}: objects without session.json")
     for (session_id, photo_id), names in sorted(photos.items()):
         if names != _PHOTO_OBJECTS:
@@ -269,20 +269,20 @@ def _session_problems(store: ObjectStore, class_id: str, keys: list[str]) -> lis
     return problems
 
 
-def _head_problems(store: ObjectStore, class_id: str, keys: list[str]) -> list[str]:
-    pointer_key = layout.head_pointer_key(class_id)
-    if pointer_key not in keys:
+def _head_problems(store: ObjectStore, class_id: str, listed: list[str]) -> list[str]:
+    pointer_key = keys.HEAD_POINTER.key(class_id=class_id)
+    if pointer_key not in listed:
         return []
     try:
-        pointer = layout.HeadPointerDoc.model_validate_json(store.get(pointer_key))
+        pointer = documents.HeadPointerDoc.model_validate_json(store.get(pointer_key))
     except (ObjectNotFoundError, ValueError) as error:
         return [f"head pointer of {class_id} unreadable: {error!r}"]
-    if pointer.key in keys or store.exists(pointer.key):
+    if pointer.key in listed or store.exists(pointer.key):
         return []
     # The listing and the pointer were read at different moments: a trainer may have saved a new
     # version and moved the pointer in between. Only a pointer that names nothing *now* is wrong.
     try:
-        latest = layout.HeadPointerDoc.model_validate_json(store.get(pointer_key))
+        latest = documents.HeadPointerDoc.model_validate_json(store.get(pointer_key))
     except ObjectNotFoundError:
         return []
     except ValueError as error:

@@ -23,9 +23,23 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+CLOCK_OFFSET_ENV = "ROLLCALL_TEST_CLOCK_OFFSET_DAYS"
+"""Days to move the wall clock (``datetime.now``, ``time.time``) ahead for the whole run, the
+monotonic clock untouched: ``.ci/run`` runs the fast set a year ahead, so that a test which
+depends on today's date fails on the day it is written, not a day later."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In CI the real data must be there: without it every real-data test would skip and the run
     would pass having tested nothing, so the run stops here with an error instead."""
+    offset = os.environ.get(CLOCK_OFFSET_ENV, "").strip()
+    if offset:
+        import datetime as dt
+
+        import time_machine
+
+        moved = dt.datetime.now(dt.UTC) + dt.timedelta(days=int(offset))
+        time_machine.travel(moved, tick=True).start()
     path = find_shared_dir()
     if running_in_ci() and not path.is_dir():
         raise pytest.UsageError(
@@ -49,12 +63,28 @@ MODEL_FIXTURES = frozenset(
 """Fixtures that load the real face models: a test using one is marked ``models``."""
 
 
+S3_FIXTURES = frozenset({"s3_server", "s3_admin_client", "s3_store_factory", "new_s3_bucket"})
+"""Fixtures that start or use the SeaweedFS S3 server."""
+
+
+def _uses_real_s3(item: pytest.Item) -> bool:
+    """A test of the S3 server: through a fixture, or run once per backend with ``"s3"``."""
+    if S3_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "s3" in {str(value) for value in callspec.params.values()}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that loads the real models (through a model fixture) ``models``, so that
-    ``pytest -m "not slow and not models"`` is the fast set (README, "Two commands")."""
+    ``pytest -m "not slow and not models"`` is the fast set (README, "Two commands"), and every
+    test of the real S3 server ``s3`` (a clock moved by ``faketime`` cannot sign its requests:
+    ``.ci/run`` runs the fast set a year ahead without them)."""
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.models)
+        if _uses_real_s3(item):
+            item.add_marker(pytest.mark.s3)
 
 
 @pytest.fixture(scope="session")

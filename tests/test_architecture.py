@@ -50,22 +50,159 @@ def _violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
     return found
 
 
+HTTP = (
+    "fastapi",
+    "starlette",
+    "app.schemas",
+    "app.routers",
+    "app.deps",
+    "app.security",
+    "app.main",
+)
+
 RULES = {
     "ml": ("app", "bench", "harness", "tests"),
     "app": ("bench", "harness", "tests"),
     "harness": ("bench", "tests"),
     "bench": ("tests",),
-    "app.storage": ("app.services", "app.routers", "app.schemas", "app.main", "fastapi"),
-    "app.services": (
-        "fastapi",
-        "starlette",
-        "app.schemas",
-        "app.routers",
-        "app.deps",
-        "app.security",
-        "app.main",
-    ),
+    # The shared leaves: below everything else of the service.
+    "app.core": ("app.storage", "app.records", "app.services", "app.settings", *HTTP),
+    "app.storage": ("app.core", "app.records", "app.services", "app.settings", *HTTP),
+    "app.records": ("app.services", "app.settings", *HTTP),
+    "app.settings": ("app.records", "app.services", *HTTP),
+    "app.services": HTTP,
 }
+
+SERVICE_FLOORS = (
+    "recognition",
+    "audit",
+    "context",
+    "classes",
+    "enrolment",
+    "attendance",
+    "privacy",
+    "mobile",
+    "imports",
+)
+"""``app.services``' packages (and the ``context`` module), lowest first: each may import only
+those below it. Data flows down; no feature reaches sideways into a sibling."""
+PUBLIC_PACKAGES = ("audit", "classes", "enrolment", "attendance", "privacy", "mobile")
+"""Features that others use through their package's names (its ``__init__``), never through
+its modules: what a feature does not export is its own business."""
+MAX_MODULE_LINES = 500
+MAX_MODULES_PER_FOLDER = 15
+
+
+def _service_part(name: str) -> str | None:
+    """``"attendance"`` for ``app.services.attendance.roster``; ``None`` outside the services."""
+    parts = name.split(".")
+    if len(parts) < 3 or parts[:2] != ["app", "services"]:
+        return None
+    return parts[2] if parts[2] in SERVICE_FLOORS else None
+
+
+def test_services_import_only_the_floors_below_them() -> None:
+    found = []
+    for module, path in _modules("app.services").items():
+        own = _service_part(module)
+        for name in sorted(_imports(module, path)):
+            other = _service_part(name)
+            above = own and other and SERVICE_FLOORS.index(other) > SERVICE_FLOORS.index(own)
+            if above:
+                found.append(f"{module} imports {name}, a floor above it")
+    assert found == []
+
+
+def test_features_are_used_through_their_package() -> None:
+    found = []
+    for module, path in _modules("app").items():
+        own = _service_part(module)
+        for name in sorted(_imports(module, path)):
+            other = _service_part(name)
+            if other in PUBLIC_PACKAGES and other != own and name.count(".") > 2:
+                submodule = ".".join(name.split(".")[:4])
+                if submodule in _modules("app"):
+                    found.append(f"{module} reaches into {submodule}")
+    assert found == []
+
+
+def test_no_import_circle() -> None:
+    """Every import (inside functions and under ``TYPE_CHECKING`` too) between the project's
+    modules; ``from package import module`` is an edge to that module."""
+    modules: dict[str, Path] = {}
+    for package in ("app", "ml", "bench", "harness"):
+        modules.update(_modules(package))
+    graph = {
+        module: sorted(_dependencies(module, path, modules)) for module, path in modules.items()
+    }
+    assert _cycles(graph) == []
+
+
+def _dependencies(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``module`` imports: ``from a import b`` is ``a.b`` when that is a
+    module, else ``a``; a package imported for one of its modules is not an edge."""
+    names = _imports(module, path)
+    found = set()
+    for name in names:
+        if name in modules and not any(other.startswith(name + ".") for other in names):
+            found.add(name)
+        elif name not in modules:
+            parent = name.rpartition(".")[0]
+            while parent and parent not in modules:
+                parent = parent.rpartition(".")[0]
+            if parent:
+                found.add(parent)
+    return found - {module}
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for child in graph.get(node, []):
+            if child not in index:
+                visit(child)
+                low[node] = min(low[node], low[child])
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_modules_and_folders_stay_readable() -> None:
+    """No module of ``app`` over 500 lines, no folder with more than 15 modules side by side."""
+    too_long = [
+        f"{module}: {lines} lines"
+        for module, path in _modules("app").items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
+    crowded = [
+        f"{folder.relative_to(ROOT)}: {count} modules"
+        for folder in sorted({path.parent for path in _modules("app").values()})
+        if (count := len(list(folder.glob("*.py")))) > MAX_MODULES_PER_FOLDER
+    ]
+    assert too_long == [] and crowded == []
 
 
 @pytest.mark.parametrize("package", sorted(RULES))
@@ -76,7 +213,7 @@ def test_import_rules(package: str) -> None:
 def test_services_reach_the_store_only_through_the_repositories() -> None:
     """``ctx.store`` is used by :mod:`app.services.context` (which builds the repositories) and
     nowhere else in the services: keys are built and objects read and written in
-    :mod:`app.services.records` (and by the heads' own store, :class:`app.services.heads.HeadStore`)."""
+    :mod:`app.records`."""
     found = []
     for module, path in _modules("app.services").items():
         tree = ast.parse(path.read_text(encoding="utf-8"))

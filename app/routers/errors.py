@@ -1,4 +1,4 @@
-"""Domain errors as HTTP: the one place that gives each :mod:`app.services.errors` type its status
+"""Domain errors as HTTP: the one place that gives each :mod:`app.core.errors` type its status
 code and its ``detail``, and the OpenAPI descriptions of the error responses (every 4xx body has a
 human-readable ``detail`` string; request-validation errors add the field-by-field list under
 ``errors``)."""
@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.services.errors import (
+from app.core.errors import (
     ConflictError,
     InvalidInputError,
     NameAmbiguousError,

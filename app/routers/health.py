@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from app import schemas
 from app.services.context import Context
@@ -24,13 +23,13 @@ async def healthz() -> schemas.HealthOut:
     summary="Models loaded and storage reachable (503 otherwise)",
     responses={503: {"model": schemas.ReadyOut}},
 )
-async def readyz(request: Request) -> JSONResponse:
+def readyz(request: Request) -> JSONResponse:
     context: Context | None = getattr(request.app.state, "context", None)
     if context is None:
         body = schemas.ReadyOut(status="not ready", models=False, storage="not configured")
         return JSONResponse(body.model_dump(), status_code=503)
     try:
-        await run_in_threadpool(context.store.ping)
+        context.store.ping()
     except StorageUnavailableError as error:
         body = schemas.ReadyOut(
             status="not ready",

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from app import schemas
 from app.deps import ContextDep, LegacyAudit, read_upload, read_uploads
 from app.routers.errors import errors
 from app.routers.sessions import base64_jpeg
-from app.services import legacy
-from app.services.audit import Action
+from app.services import mobile
+from app.services.audit import Action, AuditSubject
 
 router = APIRouter(tags=["mobile client"])
 
@@ -28,30 +27,29 @@ router = APIRouter(tags=["mobile client"])
     ),
     responses=errors(413, 422, 503),
 )
-async def register_student(
+def register_student(
     ctx: ContextDep,
     audit: LegacyAudit,
     files: Annotated[list[UploadFile], File(description="One or more photos of the student")],
     student_name: Annotated[str, Form(description="The student's name")],
 ) -> schemas.LegacyRegisterOut:
-    uploads = await read_uploads(files, ctx.settings.max_upload_bytes)
-    result = await run_in_threadpool(legacy.register_student, ctx, student_name, uploads)
-    await audit(
+    uploads = read_uploads(files, ctx.settings.max_upload_bytes)
+    result = mobile.register_student(ctx, student_name, uploads)
+    audit(
         Action.MOBILE_REGISTER,
-        class_id=ctx.settings.legacy_class,
-        student_id=result.student.id,
-        photo_ids=[photo.photo_id for photo in result.photos],
+        AuditSubject(
+            class_id=ctx.settings.legacy_class,
+            student_id=result.student.id,
+            photo_ids=[photo.photo_id for photo in result.photos],
+        ),
     )
-    return schemas.LegacyRegisterOut.model_validate(
-        {
-            "message": "Student registered",
-            "student_id": result.student.id,
-            "name": result.student.name,
-            "photos_added": len(result.photos),
-            "quality": result.photos,
-            "warnings": result.warnings,
-        },
-        from_attributes=True,
+    return schemas.LegacyRegisterOut(
+        message="Student registered",
+        student_id=result.student.id,
+        name=result.student.name,
+        photos_added=len(result.photos),
+        quality=result.photos,
+        warnings=result.warnings,
     )
 
 
@@ -65,20 +63,17 @@ async def register_student(
     ),
     responses=errors(413, 422, 503),
 )
-async def detect(
+def detect(
     ctx: ContextDep,
     audit: LegacyAudit,
     file: Annotated[UploadFile, File(description="A photo of the class")],
 ) -> schemas.LegacyDetectOut:
-    upload = await read_upload(file, ctx.settings.max_upload_bytes)
-    result = await run_in_threadpool(legacy.detect, ctx, upload)
-    await audit(Action.MOBILE_DETECT, class_id=ctx.settings.legacy_class)
-    return schemas.LegacyDetectOut.model_validate(
-        {
-            "names": result.names,
-            "image": base64_jpeg(result.annotated_jpeg or b""),
-            "message": result.message,
-            "faces": result.faces,
-        },
-        from_attributes=True,
+    upload = read_upload(file, ctx.settings.max_upload_bytes)
+    result = mobile.detect(ctx, upload)
+    audit(Action.MOBILE_DETECT, AuditSubject(class_id=ctx.settings.legacy_class))
+    return schemas.LegacyDetectOut(
+        names=result.names,
+        image=base64_jpeg(result.annotated_jpeg or b""),
+        message=result.message,
+        faces=result.faces,
     )

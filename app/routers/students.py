@@ -3,14 +3,14 @@ a student's confirmed faces (samples)."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from app import schemas
+from app.core.ids import SLUG_PATTERN
 from app.deps import (
     Audit,
     ClassId,
@@ -21,12 +21,19 @@ from app.deps import (
     read_upload,
     read_uploads,
 )
-from app.routers.downloads import attachment
+from app.routers.downloads import (
+    CACHE_AN_HOUR,
+    JPEG_RESPONSES,
+    REVALIDATE,
+    attachment,
+    audited_jpeg,
+)
 from app.routers.errors import errors
-from app.services import attendance, export, samples, students
-from app.services.audit import Action
-from app.services.ids import SLUG_PATTERN
-from app.services.students import Existing
+from app.services import attendance, enrolment, privacy
+from app.services.attendance import StudentAttendance
+from app.services.audit import Action, AuditSubject
+from app.services.enrolment import Enrolment, Existing, PhotoCheck, Student
+from app.services.privacy import ErasureReport
 
 router = APIRouter(prefix="/v1/classes/{class_id}/students", tags=["students"])
 
@@ -36,17 +43,16 @@ _PHOTOS_HELP = "Photos of the student, each showing exactly one face"
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=schemas.EnrolmentOut,
+    response_model=Enrolment,
     summary="Enrol a student from one or more photos",
     description=(
         "Every photo is checked (readable image, exactly one face) before anything is stored. "
         "The response has a quality report per photo and warns when the face is very similar to "
-        "another enrolled student. The student is recognisable as soon as this returns; the "
-        "class's head is retrained in the background."
+        "another enrolled student. The student is recognisable as soon as this returns."
     ),
     responses=errors(404, 409, 413, 422, 503),
 )
-async def create_student(
+def create_student(
     ctx: ContextDep,
     audit: Audit,
     class_id: ClassId,
@@ -61,26 +67,27 @@ async def create_student(
             "a name already enrolled in the class (case-insensitive) is a 409.",
         ),
     ] = None,
-) -> schemas.EnrolmentOut:
-    uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
+) -> Enrolment:
+    uploads = read_uploads(photos, ctx.settings.max_upload_bytes)
     if student_id is None:
-        enrolled = await run_in_threadpool(students.enrol_named, ctx, class_id, name, uploads)
+        enrolled = enrolment.enrol_named(ctx, class_id, name, uploads)
     else:
-        enrolled = await run_in_threadpool(
-            students.enrol, ctx, class_id, student_id, name, uploads, Existing.REFUSE
-        )
-    await audit(
-        Action.STUDENT_ENROL,
+        enrolled = enrolment.enrol(ctx, class_id, student_id, name, uploads, Existing.REFUSE)
+    audit(Action.STUDENT_ENROL, _enrolled(class_id, enrolled))
+    return enrolled
+
+
+def _enrolled(class_id: str, enrolled: Enrolment) -> AuditSubject:
+    return AuditSubject(
         class_id=class_id,
         student_id=enrolled.student.id,
         photo_ids=[photo.photo_id for photo in enrolled.photos],
     )
-    return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
 
 
 @router.post(
     "/check",
-    response_model=schemas.PhotoCheckOut,
+    response_model=PhotoCheck,
     summary="Check a registration photo without storing anything",
     description=(
         "The quality report, face box and look-alike warnings that enrolment would give for this "
@@ -90,148 +97,130 @@ async def create_student(
     ),
     responses=errors(404, 413, 422, 503),
 )
-async def check_photo(
+def check_photo(
     ctx: ContextDep,
     class_id: ClassId,
     photo: Annotated[UploadFile, File(description="A photo showing exactly one face")],
     student_id: Annotated[str | None, Form(pattern=SLUG_PATTERN)] = None,
-) -> schemas.PhotoCheckOut:
-    upload = await read_upload(photo, ctx.settings.max_upload_bytes)
-    checked = await run_in_threadpool(students.check_photo, ctx, class_id, upload, student_id)
-    return schemas.PhotoCheckOut.model_validate(checked, from_attributes=True)
+) -> PhotoCheck:
+    upload = read_upload(photo, ctx.settings.max_upload_bytes)
+    return enrolment.check_photo(ctx, class_id, upload, student_id)
 
 
-@router.get(
-    "", response_model=list[schemas.StudentOut], summary="List students", responses=errors(404, 422)
-)
-async def list_students(ctx: ContextDep, class_id: ClassId) -> list[schemas.StudentOut]:
-    listed = await run_in_threadpool(students.list_students, ctx, class_id)
-    return [schemas.StudentOut.model_validate(s, from_attributes=True) for s in listed]
+@router.get("", response_model=list[Student], summary="List students", responses=errors(404, 422))
+def list_students(ctx: ContextDep, class_id: ClassId) -> list[Student]:
+    return enrolment.list_students(ctx, class_id)
 
 
 @router.get(
     "/{student_id}",
-    response_model=schemas.StudentDetail,
+    response_model=schemas.StudentDetailOut,
     summary="Show a student with the quality report of each photo",
     responses=errors(404, 422),
 )
-async def get_student(
+def get_student(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
-) -> schemas.StudentDetail:
-    detail = await run_in_threadpool(students.get_student, ctx, class_id, student_id)
-    return schemas.StudentDetail.model_validate(
-        {
-            **{f.name: getattr(detail, f.name) for f in dataclasses.fields(detail)},
-            "samples": [
-                {
-                    **{f.name: getattr(sample, f.name) for f in dataclasses.fields(sample)},
-                    "crop_url": sample_crop_url(class_id, student_id, sample.sample_id),
-                }
-                for sample in detail.samples
-            ],
-        },
-        from_attributes=True,
-    )
+) -> schemas.StudentDetailOut:
+    detail = enrolment.get_student(ctx, class_id, student_id)
+    samples = [
+        schemas.SampleOut(
+            **dict(sample), crop_url=sample_crop_url(class_id, student_id, sample.sample_id)
+        )
+        for sample in detail.samples
+    ]
+    return schemas.StudentDetailOut(**{**dict(detail), "samples": samples})
 
 
 def sample_crop_url(class_id: str, student_id: str, sample_id: str) -> str:
     return f"/v1/classes/{class_id}/students/{student_id}/samples/{sample_id}.jpg"
 
 
-_JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
-# Photo ids are never reused, so a photo's thumbnail never changes and may be cached; an hour at
-# most, so that a deleted student's face does not linger in browsers. A student's may change.
-_CACHE_AN_HOUR = {"Cache-Control": "private, max-age=3600"}
-_REVALIDATE = {"Cache-Control": "private, no-cache"}
-
-
 @router.get(
     "/{student_id}/thumbnail.jpg",
     response_class=Response,
     summary="A small JPEG of the student's first registration photo, cut around the face",
-    responses={**_JPEG, **errors(404, 422)},
+    responses={**JPEG_RESPONSES, **errors(404, 422)},
 )
-async def student_thumbnail(
+def student_thumbnail(
     ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId
 ) -> Response:
-    data = await run_in_threadpool(students.student_thumbnail, ctx, class_id, student_id)
-    await audit(Action.STUDENT_THUMBNAIL_READ, class_id=class_id, student_id=student_id)
-    return Response(content=data, media_type="image/jpeg", headers=_REVALIDATE)
+    # A student's first photo may change (deleted): revalidate.
+    return audited_jpeg(
+        partial(enrolment.student_thumbnail, ctx, class_id, student_id),
+        audit,
+        Action.STUDENT_THUMBNAIL_READ,
+        AuditSubject(class_id=class_id, student_id=student_id),
+        REVALIDATE,
+    )
 
 
 @router.get(
     "/{student_id}/photos/{photo_id}/thumbnail.jpg",
     response_class=Response,
     summary="A small JPEG of one registration photo, cut around the face",
-    responses={**_JPEG, **errors(404, 422)},
+    responses={**JPEG_RESPONSES, **errors(404, 422)},
 )
-async def photo_thumbnail(
+def photo_thumbnail(
     ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, photo_id: PhotoId
 ) -> Response:
-    data = await run_in_threadpool(students.photo_thumbnail, ctx, class_id, student_id, photo_id)
-    await audit(
-        Action.PHOTO_THUMBNAIL_READ, class_id=class_id, student_id=student_id, photo_id=photo_id
+    return audited_jpeg(
+        partial(enrolment.photo_thumbnail, ctx, class_id, student_id, photo_id),
+        audit,
+        Action.PHOTO_THUMBNAIL_READ,
+        AuditSubject(class_id=class_id, student_id=student_id, photo_id=photo_id),
+        CACHE_AN_HOUR,
     )
-    return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
 
 
 @router.get(
     "/{student_id}/attendance",
-    response_model=schemas.StudentAttendance,
+    response_model=StudentAttendance,
     summary="The student's attendance in every session of the class",
     responses=errors(404, 422),
 )
-async def student_attendance(
+def student_attendance(
     ctx: ContextDep, class_id: ClassId, student_id: StudentId
-) -> schemas.StudentAttendance:
-    found = await run_in_threadpool(attendance.student_attendance, ctx, class_id, student_id)
-    return schemas.StudentAttendance.model_validate(found, from_attributes=True)
+) -> StudentAttendance:
+    return attendance.student_attendance(ctx, class_id, student_id)
 
 
 @router.patch(
     "/{student_id}",
-    response_model=schemas.StudentOut,
+    response_model=Student,
     summary="Rename a student",
     responses=errors(404, 422),
 )
-async def rename_student(
+def rename_student(
     ctx: ContextDep,
     audit: Audit,
     class_id: ClassId,
     student_id: StudentId,
     body: schemas.StudentRename,
-) -> schemas.StudentOut:
-    renamed = await run_in_threadpool(students.rename_student, ctx, class_id, student_id, body.name)
+) -> Student:
+    renamed = enrolment.rename_student(ctx, class_id, student_id, body.name)
     # The ids only: the new name is no more in the log than the old one.
-    await audit(Action.STUDENT_RENAME, class_id=class_id, student_id=student_id)
-    return schemas.StudentOut.model_validate(renamed, from_attributes=True)
+    audit(Action.STUDENT_RENAME, AuditSubject(class_id=class_id, student_id=student_id))
+    return renamed
 
 
 @router.post(
     "/{student_id}/photos",
     status_code=status.HTTP_201_CREATED,
-    response_model=schemas.EnrolmentOut,
+    response_model=Enrolment,
     summary="Add photos to a student",
     responses=errors(404, 413, 422, 503),
 )
-async def add_photos(
+def add_photos(
     ctx: ContextDep,
     audit: Audit,
     class_id: ClassId,
     student_id: StudentId,
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
-) -> schemas.EnrolmentOut:
-    uploads = await read_uploads(photos, ctx.settings.max_upload_bytes)
-    enrolled = await run_in_threadpool(
-        students.enrol, ctx, class_id, student_id, None, uploads, Existing.REQUIRE
-    )
-    await audit(
-        Action.STUDENT_PHOTOS_ADD,
-        class_id=class_id,
-        student_id=student_id,
-        photo_ids=[photo.photo_id for photo in enrolled.photos],
-    )
-    return schemas.EnrolmentOut.model_validate(enrolled, from_attributes=True)
+) -> Enrolment:
+    uploads = read_uploads(photos, ctx.settings.max_upload_bytes)
+    enrolled = enrolment.enrol(ctx, class_id, student_id, None, uploads, Existing.REQUIRE)
+    audit(Action.STUDENT_PHOTOS_ADD, _enrolled(class_id, enrolled))
+    return enrolled
 
 
 @router.delete(
@@ -239,15 +228,15 @@ async def add_photos(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Erase a student: photos, embeddings, samples, attendance and corrections",
     description=(
-        "Past class photos keep the face, unnamed; the head is retrained without the student. "
-        "With `report=true` the answer is 200 with what was removed, by kind."
+        "Past class photos keep the face, unnamed. With `report=true` the answer is 200 with "
+        "what was removed, by kind."
     ),
     responses={
-        200: {"model": schemas.ErasureReportOut, "description": "With `report=true`."},
+        200: {"model": ErasureReport, "description": "With `report=true`."},
         **errors(404, 422),
     },
 )
-async def delete_student(
+def delete_student(
     ctx: ContextDep,
     audit: Audit,
     class_id: ClassId,
@@ -256,29 +245,30 @@ async def delete_student(
         bool, Query(description="Answer 200 with the objects removed, by kind, instead of 204.")
     ] = False,
 ) -> Response:
-    erased = await run_in_threadpool(students.delete_student, ctx, class_id, student_id)
+    erased = privacy.erase_student(ctx, class_id, student_id)
     # The erased student's id stays in the audit log; their name is nowhere.
-    await audit(Action.STUDENT_DELETE, class_id=class_id, student_id=student_id)
+    audit(Action.STUDENT_DELETE, AuditSubject(class_id=class_id, student_id=student_id))
     if not report:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    out = schemas.ErasureReportOut.model_validate(erased, from_attributes=True)
-    return Response(content=out.model_dump_json(), media_type="application/json")
+    return Response(content=erased.model_dump_json(), media_type="application/json")
 
 
 @router.get(
     "/{student_id}/samples/{sample_id}.jpg",
     response_class=Response,
     summary="A small JPEG of a confirmed face (a sample)",
-    responses={**_JPEG, **errors(404, 422)},
+    responses={**JPEG_RESPONSES, **errors(404, 422)},
 )
-async def sample_crop(
+def sample_crop(
     ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, sample_id: SampleId
 ) -> Response:
-    data = await run_in_threadpool(samples.sample_crop, ctx, class_id, student_id, sample_id)
-    await audit(
-        Action.SAMPLE_CROP_READ, class_id=class_id, student_id=student_id, sample_id=sample_id
+    return audited_jpeg(
+        partial(enrolment.sample_crop, ctx, class_id, student_id, sample_id),
+        audit,
+        Action.SAMPLE_CROP_READ,
+        AuditSubject(class_id=class_id, student_id=student_id, sample_id=sample_id),
+        CACHE_AN_HOUR,
     )
-    return Response(content=data, media_type="image/jpeg", headers=_CACHE_AN_HOUR)
 
 
 @router.delete(
@@ -287,11 +277,14 @@ async def sample_crop(
     summary="Remove a confirmed face (a wrong one): the student is matched without it",
     responses=errors(404, 422),
 )
-async def delete_sample(
+def delete_sample(
     ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId, sample_id: SampleId
 ) -> Response:
-    await run_in_threadpool(samples.delete_sample, ctx, class_id, student_id, sample_id)
-    await audit(Action.SAMPLE_DELETE, class_id=class_id, student_id=student_id, sample_id=sample_id)
+    enrolment.delete_sample(ctx, class_id, student_id, sample_id)
+    audit(
+        Action.SAMPLE_DELETE,
+        AuditSubject(class_id=class_id, student_id=student_id, sample_id=sample_id),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -306,12 +299,12 @@ async def delete_sample(
     ),
     responses={200: {"content": {"application/zip": {}}}, **errors(404, 422)},
 )
-async def export_student(
+def export_student(
     ctx: ContextDep, audit: Audit, class_id: ClassId, student_id: StudentId
 ) -> Response:
-    found = await run_in_threadpool(export.student_export, ctx, class_id, student_id)
+    found = privacy.student_export(ctx, class_id, student_id)
     # Recorded when the export is handed out (the zip is then streamed).
-    await audit(Action.STUDENT_EXPORT, class_id=class_id, student_id=student_id)
+    audit(Action.STUDENT_EXPORT, AuditSubject(class_id=class_id, student_id=student_id))
     return StreamingResponse(
         found.chunks,
         media_type="application/zip",

@@ -83,6 +83,12 @@ class ObjectStore(Protocol):
         """Every key under the folder ``prefix`` (``""`` = everything), full keys, sorted."""
         ...
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """:meth:`list` with a version tag of each object: a tag changes whenever the object is
+        written again, so a reader may cache what it parsed from an object by ``(key, tag)``
+        (S3: the ETag and the time of the write; disk: the modification time and the size)."""
+        ...
+
     def list_children(self, prefix: str) -> builtins.list[str]:
         """Names of the non-empty sub-folders directly under ``prefix``, sorted (objects excluded)."""
         ...

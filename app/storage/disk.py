@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.storage.base import (
@@ -200,17 +201,31 @@ class DiskObjectStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
+        return sorted(key for key, _ in self._walk(prefix))
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        for key, path in self._walk(prefix):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # deleted since its folder was read
+            # A write replaces the file (put renames a new file over it: a new inode).
+            versions[key] = f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
+        return dict(sorted(versions.items()))
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """``(key, file path)`` of every object under the folder ``prefix``."""
         base = self._folder(prefix)
         folder = normalize_prefix(prefix)
-        keys: builtins.list[str] = []
         # os.walk skips directories that vanish while it runs (concurrent deletes).
         for directory, dir_names, file_names in os.walk(base):
             dir_names[:] = [name for name in dir_names if is_valid_segment(name)]
             relative = os.path.relpath(directory, base)
             parent = folder if relative == "." else f"{folder}{relative.replace(os.sep, '/')}/"
-            keys.extend(parent + name for name in file_names if is_valid_key(parent + name))
-        keys.sort()
-        return keys
+            for name in file_names:
+                if is_valid_key(parent + name):
+                    yield parent + name, Path(directory, name)
 
     def list_children(self, prefix: str) -> builtins.list[str]:
         base = self._folder(prefix)

@@ -320,6 +320,9 @@ class EncryptingObjectStore:
     def list(self, prefix: str) -> builtins.list[str]:
         return self._inner.list(prefix)
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        return self._inner.list_versions(prefix)
+
     def list_children(self, prefix: str) -> builtins.list[str]:
         return self._inner.list_children(prefix)
 

@@ -322,17 +322,21 @@ class S3ObjectStore:
         return True
 
     def list(self, prefix: str) -> list[str]:
-        keys: builtins.list[str] = []
+        return sorted(self.list_versions(prefix))
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        versions: dict[str, str] = {}
         for page in self._pages(Prefix=normalize_prefix(prefix)):
             for item in page.get("Contents", []):
                 key = item.get("Key", "")
                 # Foreign objects (folder markers "a/", names with upper case...) are not ours.
                 if is_valid_key(key):
-                    keys.append(key)
+                    modified = item.get("LastModified")
+                    stamp = modified.isoformat() if modified is not None else ""
+                    versions[key] = f"{item.get('ETag', '')}@{stamp}"
                 else:
                     logger.debug("list %s: skipping foreign key %r", self.description, key)
-        keys.sort()
-        return keys
+        return dict(sorted(versions.items()))
 
     def list_children(self, prefix: str) -> builtins.list[str]:
         folder = normalize_prefix(prefix)

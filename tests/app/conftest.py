@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from app.services.context import Context
-    from app.services.heads import HeadTrainer
+    from app.services.recognition.heads import HeadTrainer
     from app.settings import Settings
     from ml.pipeline import FacePipeline
 

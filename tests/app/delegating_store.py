@@ -33,6 +33,9 @@ class DelegatingStore:
     def list(self, prefix: str) -> builtins.list[str]:
         return self.inner.list(prefix)
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        return self.inner.list_versions(prefix)
+
     def list_children(self, prefix: str) -> builtins.list[str]:
         return self.inner.list_children(prefix)
 

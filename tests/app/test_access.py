@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from app.api_keys import parse_api_keys
 from app.main import create_app
+from app.records import keys
 from app.security import CLASS_INDEPENDENT_ROUTES, AccessPolicy
-from app.services import layout
 from app.storage import DiskObjectStore, ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import api_settings, running_app
@@ -93,7 +93,7 @@ def _v1_operations(app: FastAPI) -> list[tuple[str, str]]:
 
 def _data_keys(store: ObjectStore) -> list[str]:
     """Every key but the audit log's (a refusal is an event there)."""
-    return [key for key in store.list("") if not key.startswith(layout.AUDIT_PREFIX)]
+    return [key for key in store.list("") if not key.startswith(keys.AUDIT_PREFIX)]
 
 
 def _fill(path: str, class_id: str) -> str:
@@ -115,7 +115,7 @@ def test_every_v1_call_needs_a_key(keyed: Keyed) -> None:
 
 def test_a_scoped_key_is_refused_on_every_other_class(keyed: Keyed) -> None:
     before = _data_keys(keyed.store)
-    audited_before = len(keyed.store.list(layout.AUDIT_PREFIX))
+    audited_before = len(keyed.store.list(keys.AUDIT_PREFIX))
     refused = 0
     for method, path in _v1_operations(keyed.app):
         response = keyed.client.request(method, _fill(path, "class-b"), headers=TEACHER_A)
@@ -129,7 +129,7 @@ def test_a_scoped_key_is_refused_on_every_other_class(keyed: Keyed) -> None:
             refused += 1
     assert _data_keys(keyed.store) == before
     # Every refusal is an event of the audit log, by the key's label.
-    assert len(keyed.store.list(layout.AUDIT_PREFIX)) == audited_before + refused
+    assert len(keyed.store.list(keys.AUDIT_PREFIX)) == audited_before + refused
 
 
 def test_a_scoped_key_works_on_its_own_class(keyed: Keyed, cast_photos: dict[str, bytes]) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.services import layout
+from app.records import keys
 from app.storage import ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import context_of, is_photo_embedding, running_app
@@ -109,9 +109,9 @@ def test_racing_creators_of_one_id_one_wins_the_rest_store_nothing(
         client.post("/v1/classes", json={"id": "c", "name": "c"})
         responses = _run_together([_enrol(client, "c", "zoe", photo) for photo in ten_photos[:4]])
         assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
-        keys = object_store.list(layout.student_prefix("c", "zoe"))
-        assert sum(is_photo_embedding(key) for key in keys) == 1
-        assert sum(key.endswith(".jpg") for key in keys) == 1
+        listed = object_store.list(keys.STUDENT.prefix(class_id="c", student_id="zoe"))
+        assert sum(is_photo_embedding(key) for key in listed) == 1
+        assert sum(key.endswith(".jpg") for key in listed) == 1
 
 
 def test_mobile_registrations_of_one_name_keep_every_photo(
@@ -165,8 +165,9 @@ def test_concurrent_photos_of_one_session_record_each_student_once(
             sid for r in responses for sid in r.json()["recorded"] + r.json()["already_present"]
         }
         stored = {
-            layout.last_segment(key, ".json")
-            for key in object_store.list(layout.records_prefix("c", "s"))
+            ref.student_id
+            for key in object_store.list(keys.RECORD.prefix(class_id="c", session_id="s"))
+            if (ref := keys.RECORD.parse(key)) is not None
         }
         assert stored == set(recorded) == recognised
         assert stored, "the same photo recognised nobody: nothing was tested"

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.services import layout
+from app.records import keys
 from app.storage import DiskObjectStore, ObjectStore
 from ml.annotate import KNOWN_COLOUR, TOO_SMALL_COLOUR, UNKNOWN_COLOUR
 from ml.pipeline import FacePipeline
@@ -153,7 +153,7 @@ def test_detect_before_any_registration_stores_only_its_audit_event(
     assert all(face["known"] is False for face in body["faces"])
     # Nothing but the call's event in the audit log (not even the class).
     [event] = store.list("")
-    assert event.startswith(layout.AUDIT_PREFIX)
+    assert event.startswith(keys.AUDIT_PREFIX)
 
 
 def test_big_photos_come_back_capped_and_small_faces_grey(

@@ -7,6 +7,7 @@ run in file order on it; the destructive ones (rename, delete) come last.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.services import layout
+from app.records import keys
 from app.storage import ObjectStore
 from ml.head import ProjectionHead
 from ml.pipeline import FacePipeline
@@ -41,7 +42,10 @@ def enrolled(
     cast_photos: dict[str, bytes],
 ) -> Iterator[Enrolled]:
     store = module_store(request.param)
-    with running_app(cast_pipeline, store) as client:
+    # The head in use, as ROLLCALL_USE_HEAD=true makes it: it is trained (in the background)
+    # only where it is used, and these tests follow its training and its erasure.
+    pipeline = cast_pipeline.with_config(dataclasses.replace(cast_pipeline.config, use_head=True))
+    with running_app(pipeline, store) as client:
         response = client.post("/v1/classes", json={"id": CLASS_ID, "name": "Big Bang Theory"})
         assert response.status_code == 201, response.text
         enrolments = {}
@@ -139,7 +143,7 @@ def test_session_records_everyone_once(enrolled: Enrolled, bbt3: bytes) -> None:
         assert entry["present"] is True
         assert entry["photo_id"] == body["photo_id"]
         assert entry["similarity"] > 0.3
-    records = enrolled.store.list(layout.records_prefix(CLASS_ID, "s01e01"))
+    records = enrolled.store.list(keys.RECORD.prefix(class_id=CLASS_ID, session_id="s01e01"))
     assert len(records) == 5
 
     listed = client.get(f"/v1/classes/{CLASS_ID}/sessions").json()
@@ -264,8 +268,10 @@ def test_delete_student_erases_them(enrolled: Enrolled, bbt3: bytes) -> None:
     response = client.delete(f"/v1/classes/{CLASS_ID}/students/howard")
     assert response.status_code == 204
     # Gone from storage at once: record, photos, embeddings, attendance records.
-    assert store.list(layout.student_prefix(CLASS_ID, "howard")) == []
-    assert not store.exists(layout.record_key(CLASS_ID, "s01e01", "howard"))
+    assert store.list(keys.STUDENT.prefix(class_id=CLASS_ID, student_id="howard")) == []
+    assert not store.exists(
+        keys.RECORD.key(class_id=CLASS_ID, session_id="s01e01", student_id="howard")
+    )
     assert client.get(f"/v1/classes/{CLASS_ID}/students/howard").status_code == 404
     # Not recognised any more, even before the head is retrained.
     body = client.post(f"/v1/classes/{CLASS_ID}/recognise", files=_photo(bbt3)).json()
@@ -278,7 +284,7 @@ def test_delete_student_erases_them(enrolled: Enrolled, bbt3: bytes) -> None:
     assert head_after["state"] == "ready"
     assert head_after["version"] > head_before["version"]
     assert head_after["student_count"] == len(CAST) - 1
-    for key in store.list(layout.head_prefix(CLASS_ID)):
+    for key in store.list(keys.HEAD.prefix(class_id=CLASS_ID)):
         if key.endswith(".safetensors"):
             assert "howard" not in ProjectionHead.from_bytes(store.get(key)).student_ids
     assert not any("/howard" in key for key in store.list(f"classes/{CLASS_ID}/students/"))

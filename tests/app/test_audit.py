@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.services import layout
+from app.records import keys
 from app.storage import ObjectStore, StorageUnavailableError
 from ml.pipeline import FacePipeline
 from tests.app.conftest import context_of, running_app
@@ -318,14 +318,14 @@ def test_every_change_and_read_is_an_event_by_key_label(audited: Audited) -> Non
         "GET /v1/classes/{class_id}/students/{student_id}/thumbnail.jpg",
     }
     # Every event is one object under audit/, none was rewritten.
-    keys = audited.store.list(layout.AUDIT_PREFIX)
-    assert len(keys) == len(events) == len(audited.expected)
+    listed = audited.store.list(keys.AUDIT_PREFIX)
+    assert len(listed) == len(events) == len(audited.expected)
 
 
 def test_no_event_holds_a_name_a_note_or_an_image(audited: Audited) -> None:
-    keys = audited.store.list(layout.AUDIT_PREFIX)
-    assert keys
-    for key in keys:
+    listed = audited.store.list(keys.AUDIT_PREFIX)
+    assert listed
+    for key in listed:
         body = audited.store.get(key)
         assert len(body) < 1000, key  # ids, not image data
         text = body.decode("utf-8").lower()
@@ -415,7 +415,7 @@ class AuditDown(DelegatingStore):
         content_type: str = "application/octet-stream",
         if_absent: bool = False,
     ) -> None:
-        if self.down and key.startswith(layout.AUDIT_PREFIX):
+        if self.down and key.startswith(keys.AUDIT_PREFIX):
             raise StorageUnavailableError("audit refused", reason="storage server unreachable")
         super().put(key, data, content_type=content_type, if_absent=if_absent)
 
@@ -428,7 +428,7 @@ def test_a_change_succeeds_when_its_event_cannot_be_written_yet(
         response = client.post("/v1/classes", json={"id": "c", "name": "C"})
         assert response.status_code == 201, response.text
         cleanup = context_of(client).cleanup
-        assert cleanup.pending == 1 and store.list(layout.AUDIT_PREFIX) == []
+        assert cleanup.pending == 1 and store.list(keys.AUDIT_PREFIX) == []
         store.down = False
         cleanup.run_now()  # or the background retry, whichever comes first
         deadline = time.monotonic() + 30

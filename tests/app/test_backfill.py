@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.services import layout
-from app.services.gallery import GalleryCache
-from app.services.records import parse_listing
+from app.records import keys
+from app.records.students import parse_listing
+from app.services.recognition.gallery import GalleryCache
 from app.storage import ObjectStore
 from ml.fusion import DLIB, FACENET
 from ml.pipeline import FacePipeline
@@ -24,7 +24,9 @@ CLASS_ID = "physics"
 
 
 def _dlib_keys(store: ObjectStore) -> list[str]:
-    return [k for k in store.list(layout.students_prefix(CLASS_ID)) if "/embeddings/dlib/" in k]
+    return [
+        k for k in store.list(keys.STUDENT.prefix(class_id=CLASS_ID)) if "/embeddings/dlib/" in k
+    ]
 
 
 def test_students_enrolled_before_dlib_are_back_filled(
@@ -77,10 +79,10 @@ def test_students_enrolled_before_dlib_are_back_filled(
         threshold = reply.json()["unknown_threshold"]
         for face in faces:
             assert face["known"] == (face["score"] >= threshold)
-    keys = _dlib_keys(object_store)
-    assert len(keys) == len(CAST)
-    parsed = parse_listing(CLASS_ID, object_store.list(layout.students_prefix(CLASS_ID)))
-    assert sorted(keys) == parsed.secondary
+    listed = _dlib_keys(object_store)
+    assert len(listed) == len(CAST)
+    parsed = parse_listing(CLASS_ID, object_store.list(keys.STUDENT.prefix(class_id=CLASS_ID)))
+    assert sorted(listed) == parsed.secondary
     after = GalleryCache(object_store).get(CLASS_ID)
     assert after.model_progress(DLIB) == (len(CAST), len(CAST))
     assert after.gallery.models == (FACENET, DLIB)
@@ -104,7 +106,9 @@ def test_back_fill_is_idempotent_and_skips_erased_photos(
             )
     # A registration photo lost its image (e.g. removed by hand): that photo keeps FaceNet alone.
     (raj_photo,) = [
-        k for k in object_store.list(layout.student_prefix(CLASS_ID, "raj")) if k.endswith(".jpg")
+        k
+        for k in object_store.list(keys.STUDENT.prefix(class_id=CLASS_ID, student_id="raj"))
+        if k.endswith(".jpg")
     ]
     object_store.delete(raj_photo)
     with running_app(fast_face_pipeline, object_store) as client:
@@ -113,7 +117,7 @@ def test_back_fill_is_idempotent_and_skips_erased_photos(
         assert len(_dlib_keys(object_store)) == 1
         again = backfill.fill_class(CLASS_ID)
         assert (again.written, again.failed) == (0, 1)
-        listing = object_store.list(layout.students_prefix(CLASS_ID))
+        listing = object_store.list(keys.STUDENT.prefix(class_id=CLASS_ID))
         assert any("/penny/embeddings/dlib/" in k for k in listing)
         # Erasing the student removes the back-filled embeddings with everything else.
         assert client.delete(f"/v1/classes/{CLASS_ID}/students/penny").status_code == 204

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.services.cleanup import PendingCleanup
+from app.records.cleanup import PendingCleanup
 from app.storage import StorageUnavailableError
 
 RETRY_WAIT_S = 0.8

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageChops, ImageStat
 
-from app.services import thumbnails
+from app.core import thumbnails
 from app.storage import ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, api_settings, running_app, trainer_of

@@ -615,7 +615,7 @@ def test_student_ids_are_made_by_the_server(
     previews."""
     from playwright.sync_api import expect
 
-    from app.services.ids import slugify
+    from app.core.ids import slugify
 
     class_id = "names"
     httpx.post(

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.services import layout
+from app.records import keys
 from app.storage import ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, context_of, running_app, trainer_of
@@ -521,7 +521,7 @@ def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     # What must be gone from every object afterwards: the photos and embeddings, as bytes.
     held = [
         store.get(key)
-        for key in store.list(layout.student_prefix(CLASS_ID, "raj"))
+        for key in store.list(keys.STUDENT.prefix(class_id=CLASS_ID, student_id="raj"))
         if key.endswith((".jpg", ".npy"))
     ]
     assert len(held) == 3  # the registration photo, FaceNet's and dlib's embeddings
@@ -549,7 +549,7 @@ def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     for key in store.list(""):
         body = store.get(key)
         assert not any(photo_or_embedding in body for photo_or_embedding in held), key
-        if key.startswith(layout.AUDIT_PREFIX):
+        if key.startswith(keys.AUDIT_PREFIX):
             # The audit log alone keeps the erased students' ids, never their names.
             assert '"Raj"' not in body.decode() and '"Penny"' not in body.decode(), key
             continue
@@ -567,7 +567,7 @@ def test_erasure_removes_samples_and_corrections(term: Term) -> None:
     assert client.get(term.url("/students/raj/export")).status_code == 404
     gallery = context_of(client).galleries.get(CLASS_ID)
     assert set(gallery.student_ids) == {"sheldon", "leonard", "howard"}
-    owners = {layout.parse_sample_key(CLASS_ID, key) for key in gallery.sample_keys}
+    owners = {keys.SAMPLE.parse(key) for key in gallery.sample_keys}
     assert {ref.student_id for ref in owners if ref is not None} <= set(gallery.student_ids)
 
 

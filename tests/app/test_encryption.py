@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services import layout
+from app.records import keys
 from app.storage import (
     DataKeyError,
     EncryptingObjectStore,
@@ -322,7 +322,7 @@ def test_the_service_encrypts_what_it_stores_and_reads_what_it_stored_before(
                 assert name.title().encode() not in raw, object_key
 
         # An altered object: a clear 503, not a 500, and the rest of the class still answers.
-        penny = layout.student_key("bbt", "penny")
+        penny = keys.STUDENT.key(class_id="bbt", student_id="penny")
         altered = bytearray(store.get(penny))
         altered[-1] ^= 0x80
         store.put(penny, bytes(altered))

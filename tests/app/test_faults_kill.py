@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services import layout
+from app.records import documents, keys
 from app.storage import S3ObjectStore
 from harness.reliability import (
     Person,
@@ -94,14 +94,14 @@ def _register(
 
 
 def _stored_state(store: S3ObjectStore, class_id: str, student_id: str, photo_count: int) -> str:
-    keys = store.list(layout.student_prefix(class_id, student_id))
-    embeddings = sum(is_photo_embedding(key) for key in keys)
+    listed = store.list(keys.STUDENT.prefix(class_id=class_id, student_id=student_id))
+    embeddings = sum(is_photo_embedding(key) for key in listed)
     if not keys:
         return "nothing stored"
     # Per photo: the photo, its quality report, dlib's and FaceNet's embeddings; plus student.json.
-    if embeddings == photo_count and len(keys) == 4 * photo_count + 1:
+    if embeddings == photo_count and len(listed) == 4 * photo_count + 1:
         return "complete"
-    return f"cut mid-write ({len(keys)} objects, {embeddings}/{photo_count} embeddings)"
+    return f"cut mid-write ({len(listed)} objects, {embeddings}/{photo_count} embeddings)"
 
 
 def _assert_consistent(client: httpx.Client, store: S3ObjectStore, class_id: str) -> list[str]:
@@ -113,8 +113,10 @@ def _assert_consistent(client: httpx.Client, store: S3ObjectStore, class_id: str
         assert student["photo_count"] >= 1, student
         detail = client.get(f"/v1/classes/{class_id}/students/{student['id']}").json()
         assert len(detail["photos"]) == student["photo_count"]
-        for key in store.list(layout.student_prefix(class_id, student["id"]) + "embeddings/"):
-            layout.embeddings_from_bytes(store.get(key))
+        for key in store.list(
+            keys.STUDENT.prefix(class_id=class_id, student_id=student["id"]) + "embeddings/"
+        ):
+            documents.embeddings_from_bytes(store.get(key))
     problems = find_half_written(store, [class_id])
     assert all(any(kind in p for kind in TOLERATED_AFTER_KILL) for p in problems), problems
     return problems
@@ -145,7 +147,7 @@ def test_sigkill_during_registrations_leaves_every_listed_student_whole(
     }
     for (trigger_name, trigger), person in zip(triggers.items(), candidates[1:3], strict=True):
         photos = person.photos(6)
-        prefix = layout.student_prefix(class_id, person.student_id)
+        prefix = keys.STUDENT.prefix(class_id=class_id, student_id=person.student_id)
         outcome: list[Any] = []
 
         def send(
@@ -251,7 +253,7 @@ def test_sigkill_during_head_training_keeps_the_previous_head_then_rebuilds(
     assert seen_training, "training finished before it could be killed"
     killable.service.kill()
     client.close()
-    pointer_at_kill = killable.store.get(layout.head_pointer_key(class_id))
+    pointer_at_kill = killable.store.get(keys.HEAD_POINTER.key(class_id=class_id))
     killable.restart()
     with killable.client() as fresh:
         after_restart = _head(fresh, class_id)

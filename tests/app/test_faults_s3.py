@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.services import layout
+from app.records import keys
 from app.storage import S3ObjectStore
 from harness.reliability import (
     Acknowledged,
@@ -520,7 +520,7 @@ def test_attendance_cut_by_s3_death_keeps_only_whole_facts(
             # a concurrent upload may already have answered "already present" because of it.
             # The photo is complete, so the roster counts everyone its faces name.
             (photo_id,) = roster["photo_ids"]
-            assert len(inner.list(layout.records_prefix("c", "s"))) == 1
+            assert len(inner.list(keys.RECORD.prefix(class_id="c", session_id="s"))) == 1
             faces = client.get(f"/v1/classes/c/sessions/s/photos/{photo_id}").json()["faces"]
             assert sorted(present) == sorted(f["student_id"] for f in faces if f["student_id"])
         # The client's retry records everybody.
@@ -528,7 +528,12 @@ def test_attendance_cut_by_s3_death_keeps_only_whole_facts(
         assert retried.status_code == 201
         assert len(retried.json()["recorded"]) + len(retried.json()["already_present"]) >= 4
         # A photo cut off before its result.json (a killed process) is not listed.
-        inner.put(layout.session_photo_key("c", "s", "cut-off", "original.jpg"), b"jpeg")
+        inner.put(
+            keys.SESSION_PHOTO.key(
+                class_id="c", session_id="s", photo_id="cut-off", name="original.jpg"
+            ),
+            b"jpeg",
+        )
         photo_ids = client.get("/v1/classes/c/sessions/s").json()["photo_ids"]
         assert "cut-off" not in photo_ids and retried.json()["photo_id"] in photo_ids
 

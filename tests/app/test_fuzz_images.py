@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.images import ImageError, ImageTooLargeError, decode_image
+from app.core.images import ImageError, ImageTooLargeError, decode_image
 
 pytestmark = pytest.mark.slow  # hundreds of generated images through the decoder and the API
 

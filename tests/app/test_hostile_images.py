@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
-from app.images import decode_image
+from app.core.images import decode_image
 from app.storage import DiskObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import running_app, trainer_of

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
+from app.core.images import ImageError, ImageTooLargeError, decode_image, encode_jpeg
 
 LIMIT = 40_000_000
 

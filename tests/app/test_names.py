@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.services.ids import SLUG_PATTERN
+from app.core.ids import SLUG_PATTERN
 from app.storage import DiskObjectStore, ObjectStore
 from ml.pipeline import FacePipeline
 from tests.app.conftest import is_photo_embedding, running_app

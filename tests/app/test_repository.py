@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from app.services import layout
+from app.core.ids import utc_now
+from app.records import documents, keys
+from app.records.heads import HeadStore
 from app.services.context import Context
-from app.services.gallery import GalleryCache
-from app.services.heads import HeadStore, usable_head
-from app.services.ids import utc_now
+from app.services.recognition.gallery import GalleryCache
+from app.services.recognition.heads import usable_head
 from app.settings import Settings
 from app.storage import ObjectStore
 from ml.config import PipelineConfig
@@ -72,20 +73,24 @@ def student_views(seed: int, n_photos: int = 1, n_views: int = 4) -> list[Embedd
 
 
 def put_student(store: ObjectStore, student_id: str, seed: int, n_photos: int = 1) -> list[str]:
-    doc = layout.StudentDoc(id=student_id, name=student_id.title(), created_at=utc_now())
-    store.put(layout.student_key(CLASS_ID, student_id), doc.to_json_bytes(), if_absent=True)
-    keys = []
+    doc = documents.StudentDoc(id=student_id, name=student_id.title(), created_at=utc_now())
+    store.put(
+        keys.STUDENT.key(class_id=CLASS_ID, student_id=student_id),
+        doc.to_json_bytes(),
+        if_absent=True,
+    )
+    listed = []
     for index, views in enumerate(student_views(seed, n_photos)):
-        key = layout.embedding_key(CLASS_ID, student_id, f"p{index}")
-        store.put(key, layout.embeddings_to_bytes(views))
-        keys.append(key)
-    return keys
+        key = keys.embedding_key(CLASS_ID, student_id, f"p{index}")
+        store.put(key, documents.embeddings_to_bytes(views))
+        listed.append(key)
+    return listed
 
 
 @pytest.fixture
 def store(object_store: ObjectStore) -> ObjectStore:
-    doc = layout.ClassDoc(id=CLASS_ID, name="Physics", created_at=utc_now())
-    object_store.put(layout.class_key(CLASS_ID), doc.to_json_bytes())
+    doc = documents.ClassDoc(id=CLASS_ID, name="Physics", created_at=utc_now())
+    object_store.put(keys.CLASS.key(class_id=CLASS_ID), doc.to_json_bytes())
     return object_store
 
 
@@ -107,15 +112,15 @@ def test_gallery_follows_the_bucket_across_workers(store: ObjectStore) -> None:
     assert second.signature != first.signature
 
     # Deleting student.json takes a student out at once, before the rest of their objects go.
-    store.delete(layout.student_key(CLASS_ID, "bob"))
+    store.delete(keys.STUDENT.key(class_id=CLASS_ID, student_id="bob"))
     assert worker_a.get(CLASS_ID).student_ids == ("ada", "cyd")
     assert worker_b.get(CLASS_ID).student_ids == ("ada", "cyd")
 
 
 def test_gallery_ignores_embeddings_of_a_student_without_record(store: ObjectStore) -> None:
     put_student(store, "ada", seed=1)
-    orphan = layout.embedding_key(CLASS_ID, "ghost", "p0")
-    store.put(orphan, layout.embeddings_to_bytes(student_views(9)[0]))
+    orphan = keys.embedding_key(CLASS_ID, "ghost", "p0")
+    store.put(orphan, documents.embeddings_to_bytes(student_views(9)[0]))
     snapshot = GalleryCache(store).get(CLASS_ID)
     assert snapshot.student_ids == ("ada",)
     assert orphan not in snapshot.embedding_keys
@@ -130,7 +135,7 @@ def test_gallery_matches_the_right_student(store: ObjectStore) -> None:
     assert best is not None and best[0] == "cyd"
 
 
-def _current(ctx: Context) -> tuple[layout.HeadPointerDoc, ProjectionHead]:
+def _current(ctx: Context) -> tuple[documents.HeadPointerDoc, ProjectionHead]:
     current = ctx.heads.current(CLASS_ID)
     assert current is not None, "no head"
     return current
@@ -174,7 +179,7 @@ def test_head_versions_replace_each_other_and_forget_deleted_students(store: Obj
         assert ctx.heads.versions(CLASS_ID) == [1, 2]
 
         # Deleting a student makes the head that knew them unusable at once ...
-        store.delete_prefix(layout.student_prefix(CLASS_ID, "bob"))
+        store.delete_prefix(keys.STUDENT.prefix(class_id=CLASS_ID, student_id="bob"))
         snapshot = ctx.galleries.get(CLASS_ID)
         assert usable_head(head, snapshot) is None
         # ... and the next head is trained without them, from scratch, replacing every older one.
@@ -183,14 +188,16 @@ def test_head_versions_replace_each_other_and_forget_deleted_students(store: Obj
         assert head.student_ids == ("ada", "cyd", "dan")
         assert ctx.heads.versions(CLASS_ID) == [3]
         for version in ctx.heads.versions(CLASS_ID):
-            stored = ProjectionHead.from_bytes(store.get(layout.head_key(CLASS_ID, version)))
+            stored = ProjectionHead.from_bytes(
+                store.get(keys.HEAD.key(class_id=CLASS_ID, version=version))
+            )
             assert "bob" not in stored.student_ids
 
         # Down to one student: no head at all.
         for student in ("cyd", "dan"):
-            store.delete_prefix(layout.student_prefix(CLASS_ID, student))
+            store.delete_prefix(keys.STUDENT.prefix(class_id=CLASS_ID, student_id=student))
         ctx.trainer.train_now(CLASS_ID)
-        assert store.list(layout.head_prefix(CLASS_ID)) == []
+        assert store.list(keys.HEAD.prefix(class_id=CLASS_ID)) == []
     finally:
         ctx.trainer.close()
 
@@ -212,7 +219,7 @@ def test_a_head_erased_before_a_failed_training_is_never_used_again(store: Objec
         ctx.trainer.train_now(CLASS_ID)
         assert _current(ctx)[0].version == 1
         # "bob" is erased; the next training removes the head that knew him first, then fails.
-        store.delete_prefix(layout.student_prefix(CLASS_ID, "bob"))
+        store.delete_prefix(keys.STUDENT.prefix(class_id=CLASS_ID, student_id="bob"))
         failing = _context(store, FailingPipeline())
         try:
             with pytest.raises(RuntimeError):

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from app import purge
-from app.services import layout
-from app.services.retention import RetentionPurger
+from app.records import keys
+from app.services.privacy import RetentionPurger
 from ml.pipeline import FacePipeline
 from tests.app.conftest import MakeObjectStore, api_settings, context_of, running_app
 
@@ -88,8 +88,8 @@ def test_retention_on_the_api_the_cron_command_and_the_background_purge(
             assert response.status_code == 410, response.text
             assert "retention policy" in response.json()["detail"]
         assert client.get(f"{url}/sessions/wk1/photos/{upload['photo_id']}").status_code == 200
-        keys = store.list(layout.session_photos_prefix(CLASS_ID, "wk1"))
-        assert sorted(k.rsplit("/", 1)[-1] for k in keys) == [layout.PURGED, layout.RESULT]
+        listed = store.list(keys.SESSION_PHOTO.prefix(class_id=CLASS_ID, session_id="wk1"))
+        assert sorted(k.rsplit("/", 1)[-1] for k in listed) == [keys.PURGED, keys.RESULT]
         again = purge.run(
             api_settings(), store, class_id=CLASS_ID, out=io.StringIO(), now=created + 15 * DAY
         )
@@ -112,8 +112,10 @@ def test_retention_on_the_api_the_cron_command_and_the_background_purge(
         listed = client.get(f"{url}/students").json()
         assert [s["id"] for s in listed] == ["sheldon"]
         for gone in ("leonard", "penny"):
-            assert not store.list(layout.student_prefix(CLASS_ID, gone))
-            assert not [key for key in store.list(layout.class_prefix(CLASS_ID)) if gone in key]
+            assert not store.list(keys.STUDENT.prefix(class_id=CLASS_ID, student_id=gone))
+            assert not [
+                key for key in store.list(keys.CLASS.prefix(class_id=CLASS_ID)) if gone in key
+            ]
         roster = {
             e["student_id"]: e["status"] for e in client.get(f"{url}/sessions/wk1").json()["roster"]
         }

@@ -176,6 +176,24 @@ def test_listing_paginates(make_object_store: MakeObjectStore) -> None:
     assert store.list("") == [f"kids/{folder}/x.json" for folder in folders]
 
 
+def test_list_versions_tags_change_when_an_object_is_written_again(
+    object_store: ObjectStore,
+) -> None:
+    object_store.put("v/a.json", b"first")
+    object_store.put("v/b.json", b"other")
+    object_store.put("w/c.json", b"elsewhere")
+    before = object_store.list_versions("v")
+    assert list(before) == object_store.list("v") == ["v/a.json", "v/b.json"]
+    assert object_store.list_versions("v") == before  # nothing written: the same tags
+    time.sleep(0.01)  # S3 stamps writes to the millisecond
+    object_store.put("v/a.json", b"second!")
+    after = object_store.list_versions("v")
+    assert after["v/a.json"] != before["v/a.json"]
+    assert after["v/b.json"] == before["v/b.json"]
+    object_store.delete("v/b.json")
+    assert list(object_store.list_versions("v")) == ["v/a.json"]
+
+
 def test_list_children_names_immediate_folders(object_store: ObjectStore) -> None:
     for key in ["cls/a/x.json", "cls/b/y/z.json", "cls/c-d/w.json", "cls/top.json", "other.json"]:
         object_store.put(key, b"1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.services import attendance, reports
+from app.services import attendance
 from app.storage import DiskObjectStore
 from bench.roster_cost import CLASS_ID, fill
 
@@ -15,7 +15,7 @@ def test_the_benchmark_class(tmp_path: Path) -> None:
         listed = attendance.list_sessions(ctx, CLASS_ID)
         # One photo naming every other student (s000, s002); s000 also marked late by hand.
         assert [(s.present_count, s.photo_count) for s in listed] == [(2, 1)] * 3
-        report = reports.term_report(ctx, CLASS_ID, None, None)
+        report = attendance.term_report(ctx, CLASS_ID, None, None)
         statuses = {row.student_id: row.statuses for row in report.students}
         assert statuses == {
             "s000": ["late"] * 3,

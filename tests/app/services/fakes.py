@@ -17,10 +17,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from app.services import layout
-from app.services.context import Context, Inference
-from app.services.ids import new_id, utc_now
-from app.services.students import PreparedPhoto
+from app.core.ids import new_id, utc_now
+from app.records import documents
+from app.services.context import Context
+from app.services.enrolment import PreparedPhoto
+from app.services.recognition.inference import Inference
 from app.settings import Settings
 from app.storage import (
     ObjectExistsError,
@@ -45,6 +46,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
+        self._versions: dict[str, int] = {}
+        self._writes = 0
         self._lock = threading.Lock()
 
     def put(
@@ -60,6 +63,8 @@ class MemoryStore:
             if if_absent and key in self._objects:
                 raise ObjectExistsError(key)
             self._objects[key] = bytes(data)
+            self._writes += 1
+            self._versions[key] = self._writes
 
     def get(self, key: str) -> bytes:
         with self._lock:
@@ -75,6 +80,15 @@ class MemoryStore:
         folder = normalize_prefix(prefix)
         with self._lock:
             return sorted(k for k in self._objects if k.startswith(folder))
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        folder = normalize_prefix(prefix)
+        with self._lock:
+            return {
+                key: str(self._versions[key])
+                for key in sorted(self._objects)
+                if key.startswith(folder)
+            }
 
     def list_children(self, prefix: str) -> builtins.list[str]:
         folder = normalize_prefix(prefix)
@@ -237,7 +251,7 @@ def service_context(store: ObjectStore | None = None) -> Iterator[Context]:
     pipeline = FacePipeline(PipelineConfig(), _UnusedModel(), _UnusedModel())
     ctx = Context.build(Settings(_env_file=None), store or MemoryStore(), pipeline)
     ctx.inference = ScriptedInference(pipeline)
-    doc = layout.ClassDoc(id=CLASS_ID, name="Physics", created_at=utc_now())
+    doc = documents.ClassDoc(id=CLASS_ID, name="Physics", created_at=utc_now())
     assert ctx.records.classes.create(doc)
     try:
         yield ctx

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
-from app.images import encode_jpeg
-from app.services import attendance, layout, students
+from app.core.errors import ConflictError, NotFoundError
+from app.core.images import encode_jpeg
+from app.core.uploads import Upload
+from app.records import keys
+from app.services import attendance, enrolment
 from app.services.context import Context
-from app.services.errors import ConflictError, NotFoundError
-from app.services.students import Existing, Upload
+from app.services.enrolment import Existing
 from tests.app.services.fakes import (
     CLASS_ID,
     FailingStore,
@@ -27,13 +29,15 @@ def _photo(seed: int = 7) -> Upload:
 
 def _enrol(ctx: Context, *student_ids: str) -> None:
     for seed, student_id in enumerate(student_ids, start=1):
-        students.enrol_prepared(
+        enrolment.enrol_prepared(
             ctx, CLASS_ID, student_id, student_id.title(), [prepared(seed)], Existing.REFUSE
         )
 
 
 def test_a_student_is_recorded_once_by_the_first_photo_that_recognises_them() -> None:
     with service_context() as ctx:
+        # The students are enrolled the morning of the session (a past date, whatever today is).
+        ctx.clock = lambda: datetime(2026, 11, 30, 8, tzinfo=UTC)
         _enrol(ctx, "ada", "bob", "cy")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date(2026, 11, 30))
         scripted(ctx).script = ["ada", None, "ada"]
@@ -66,7 +70,9 @@ def test_a_failing_record_write_removes_the_photo_and_the_records_of_that_upload
         _enrol(ctx, "ada", "bob")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", None)
         before = store.keys()
-        store.fail_put = lambda key: key == layout.record_key(CLASS_ID, "mon", "bob")
+        store.fail_put = lambda key: (
+            key == keys.RECORD.key(class_id=CLASS_ID, session_id="mon", student_id="bob")
+        )
         scripted(ctx).script = ["ada", "bob"]
         with pytest.raises(OSError):
             attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
@@ -82,15 +88,21 @@ def test_records_that_cannot_be_removed_keep_their_photo() -> None:
         _enrol(ctx, "ada", "bob")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", None)
         scripted(ctx).script = ["ada", "bob"]
-        store.fail_put = lambda key: key == layout.record_key(CLASS_ID, "mon", "bob")
-        store.fail_delete = lambda key: key == layout.record_key(CLASS_ID, "mon", "ada")
+        store.fail_put = lambda key: (
+            key == keys.RECORD.key(class_id=CLASS_ID, session_id="mon", student_id="bob")
+        )
+        store.fail_delete = lambda key: (
+            key == keys.RECORD.key(class_id=CLASS_ID, session_id="mon", student_id="ada")
+        )
         with pytest.raises(OSError):
             attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
         # Another upload may already have answered "already present" on the strength of Ada's
         # record: it stays, with the complete photo it points at, and nothing is retried.
         record = ctx.records.attendance.get(CLASS_ID, "mon", "ada")
         assert record is not None
-        assert ctx.records.session_photos.complete_ids(CLASS_ID, "mon") == [record.photo_id]
+        assert ctx.records.sessions.folder(CLASS_ID, "mon").complete_photo_ids() == [
+            record.photo_id
+        ]
         assert ctx.cleanup.pending == 0
 
 
@@ -100,7 +112,7 @@ def test_session_photo_names_students_as_they_are_called_now() -> None:
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", None)
         scripted(ctx).script = ["ada", None]
         added = attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
-        students.rename_student(ctx, CLASS_ID, "ada", "Ada Lovelace")
+        enrolment.rename_student(ctx, CLASS_ID, "ada", "Ada Lovelace")
         photo = attendance.session_photo(ctx, CLASS_ID, "mon", added.photo_id)
         assert [f.name for f in photo.faces] == ["Ada Lovelace", None]
         assert attendance.face_crop(ctx, CLASS_ID, "mon", added.photo_id, 1)[:2] == b"\xff\xd8"
@@ -117,7 +129,7 @@ def test_session_ids_are_claimed_once_and_deleting_removes_everything() -> None:
         attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
         attendance.delete_session(ctx, CLASS_ID, "mon")
         assert attendance.list_sessions(ctx, CLASS_ID) == []
-        assert ctx.records.sessions.listing(CLASS_ID, "mon") == []
+        assert ctx.records.sessions.folder(CLASS_ID, "mon").objects == {}
 
 
 def test_recognition_without_recording_writes_nothing() -> None:

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.services import layout
-from app.services.audit import Action, AuditEvent, AuditLog, default_range
-from app.services.cleanup import PendingCleanup
-from app.services.errors import InvalidInputError
-from app.services.records import AuditEvents
+from app.core.errors import InvalidInputError
+from app.records import keys
+from app.records.audit import AuditEvents
+from app.records.cleanup import PendingCleanup
+from app.services.audit import Action, AuditLog, AuditSubject, default_range
 from app.storage import StorageUnavailableError
 from tests.app.services.fakes import FailingStore, MemoryStore
 
@@ -45,32 +45,30 @@ def _log(store: MemoryStore, cleanup: PendingCleanup, clock: Clock) -> AuditLog:
     return AuditLog(AuditEvents(store), cleanup, clock)
 
 
-def _event(action: Action, class_id: str | None, **ids: str) -> AuditEvent:
-    return AuditEvent(
-        action=action,
-        actor="key 1",
-        class_id=class_id,
-        student_id=ids.get("student_id"),
-        session_id=ids.get("session_id"),
+def _event(action: Action, class_id: str | None, **ids: str) -> tuple[Action, str, AuditSubject]:
+    """What a caller records: the action, the actor and the ids."""
+    subject = AuditSubject(
+        class_id=class_id, student_id=ids.get("student_id"), session_id=ids.get("session_id")
     )
+    return action, "key 1", subject
 
 
 def test_audit_keys_parse_back_to_what_built_them() -> None:
-    key = layout.audit_key(DAY, "20261129t101010123-0a1b2c3d", "physics-7b")
+    key = keys.audit_key(DAY, "20261129t101010123-0a1b2c3d", "physics-7b")
     assert key == "audit/2026/11/29/20261129t101010123-0a1b2c3d.physics-7b.json"
-    assert layout.parse_audit_key(key) == layout.AuditRef(
+    assert keys.parse_audit_key(key) == keys.AuditRef(
         DAY, "20261129t101010123-0a1b2c3d", "physics-7b"
     )
-    bare = layout.audit_key(DAY, "20261129t101010123-0a1b2c3d", None)
-    assert layout.parse_audit_key(bare) == layout.AuditRef(DAY, "20261129t101010123-0a1b2c3d", None)
+    bare = keys.audit_key(DAY, "20261129t101010123-0a1b2c3d", None)
+    assert keys.parse_audit_key(bare) == keys.AuditRef(DAY, "20261129t101010123-0a1b2c3d", None)
     for other in (
         "audit/2026/11/29/x.json.tmp",
         "audit/2026/13/01/x.json",
         "audit/2026/11/x.json",
         "audit/2026/11/29/x..json",
-        layout.class_key("physics"),
+        keys.CLASS.key(class_id="physics"),
     ):
-        assert layout.parse_audit_key(other) is None, other
+        assert keys.parse_audit_key(other) is None, other
 
 
 def test_events_by_date_range_and_class_newest_first(cleanup: PendingCleanup) -> None:
@@ -81,13 +79,13 @@ def test_events_by_date_range_and_class_newest_first(cleanup: PendingCleanup) ->
     days = [dt.date(2026, 9, 30), dt.date(2026, 10, 1), dt.date(2026, 10, 20), DAY]
     for number, day in enumerate(days):
         clock.at(day)
-        log.record(_event(Action.SESSION_CREATE, "a", session_id=f"s{number}"))
+        log.record(*_event(Action.SESSION_CREATE, "a", session_id=f"s{number}"))
         clock.at(day, hour=10)
-        log.record(_event(Action.SESSION_CREATE, "b", session_id=f"s{number}"))
+        log.record(*_event(Action.SESSION_CREATE, "b", session_id=f"s{number}"))
     clock.at(DAY, hour=11)
-    log.record(_event(Action.ACCESS_DENIED, None))
-    keys = store.list("")
-    assert len(keys) == 9 and all(k.startswith("audit/") for k in keys)
+    log.record(*_event(Action.ACCESS_DENIED, None))
+    listed = store.list("")
+    assert len(listed) == 9 and all(k.startswith("audit/") for k in listed)
 
     everything = log.events(days[0], DAY)
     assert [e.at for e in everything] == sorted((e.at for e in everything), reverse=True)
@@ -125,7 +123,7 @@ def test_concurrent_events_never_overwrite_each_other(cleanup: PendingCleanup) -
 
     def record(number: int) -> None:
         barrier.wait(timeout=30)
-        log.record(_event(Action.STATUS_SET, "a", student_id=f"s{number}"))
+        log.record(*_event(Action.STATUS_SET, "a", student_id=f"s{number}"))
 
     threads = [threading.Thread(target=record, args=(n,)) for n in range(20)]
     for thread in threads:
@@ -143,7 +141,7 @@ def test_an_event_is_retried_while_the_store_is_down(
     store.put_error = StorageUnavailableError("down", reason="storage server unreachable")
     store.fail_put = lambda key: key.startswith("audit/")
     log = _log(store, cleanup, Clock(dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC)))
-    log.record(_event(Action.STUDENT_DELETE, "a", student_id="ada"))  # does not raise
+    log.record(*_event(Action.STUDENT_DELETE, "a", student_id="ada"))  # does not raise
     assert store.keys() == [] and cleanup.pending == 1
     assert cleanup.run_now() == 1  # still down: kept
     store.heal()
@@ -155,6 +153,6 @@ def test_an_event_is_retried_while_the_store_is_down(
     store.put_error = OSError("disk full")
     store.fail_put = lambda key: True
     with caplog.at_level(logging.ERROR, logger="app.services.audit"):
-        log.record(_event(Action.STUDENT_DELETE, "a", student_id="bob"))
+        log.record(*_event(Action.STUDENT_DELETE, "a", student_id="bob"))
     assert any('"student_id":"bob"' in r.getMessage() for r in caplog.records)
     assert cleanup.pending == 0

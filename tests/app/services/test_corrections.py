@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from app.images import encode_jpeg
-from app.services import attendance, corrections, layout, roster, students
+from app.core.ids import new_id, utc_now
+from app.core.images import encode_jpeg
+from app.core.uploads import Upload
+from app.records import documents
+from app.services import attendance, enrolment
+from app.services.attendance import roster
 from app.services.context import Context
-from app.services.ids import new_id, utc_now
-from app.services.students import Existing, Upload
+from app.services.enrolment import Existing
 from app.settings import Settings
 from ml.samples import DEFAULT_AUTO_CONFIRM, DEFAULT_MAX_SAMPLES, AutoConfirmRule
 from tests.app.services.fakes import (
@@ -25,7 +28,7 @@ from tests.app.services.fakes import (
 
 def _enrol(ctx: Context, *student_ids: str) -> None:
     for seed, student_id in enumerate(student_ids, start=1):
-        students.enrol_prepared(
+        enrolment.enrol_prepared(
             ctx, CLASS_ID, student_id, student_id.title(), [prepared(seed)], Existing.REFUSE
         )
 
@@ -34,14 +37,14 @@ def _photo(seed: int = 7) -> Upload:
     return Upload("class.jpg", encode_jpeg(image(seed)))
 
 
-def _face(student_id: str | None) -> layout.FaceDoc:
-    return layout.FaceDoc(
+def _face(student_id: str | None) -> documents.FaceDoc:
+    return documents.FaceDoc(
         box=(0, 0, 10, 10), detection_score=0.9, student_id=student_id, similarity=0.8
     )
 
 
-def _assignment(face: int, student_id: str | None, minutes: int) -> layout.FaceAssignmentDoc:
-    return layout.FaceAssignmentDoc(
+def _assignment(face: int, student_id: str | None, minutes: int) -> documents.FaceAssignmentDoc:
+    return documents.FaceAssignmentDoc(
         id=new_id(),
         photo_id="p",
         face_index=face,
@@ -51,7 +54,7 @@ def _assignment(face: int, student_id: str | None, minutes: int) -> layout.FaceA
     )
 
 
-PHOTO = layout.SessionPhotoDoc(
+PHOTO = documents.SessionPhotoDoc(
     id="p",
     created_at=utc_now(),
     width=64,
@@ -66,7 +69,7 @@ def test_an_assignment_moves_the_name_within_the_photo() -> None:
     assert [(f.student_id, f.source) for f in faces] == [
         (None, None),  # recognition's Ada: the teacher put her on face 2
         ("bob", roster.RECOGNISED),
-        ("ada", roster.TEACHER),
+        ("ada", enrolment.TEACHER),
     ]
 
 
@@ -74,7 +77,7 @@ def test_nobody_of_the_class() -> None:
     faces = roster.name_faces(PHOTO, {0: _assignment(0, None, 0)})
     assert (faces[0].student_id, faces[0].source, faces[0].not_in_class) == (
         None,
-        roster.TEACHER,
+        enrolment.TEACHER,
         True,
     )
 
@@ -90,8 +93,8 @@ def test_statuses_and_sources() -> None:
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date.today())
         scripted(ctx).script = ["ada", "bob", None]
         photo = attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
-        corrections.set_status(ctx, CLASS_ID, "mon", "bob", "excused", "dentist", "key 1")
-        corrections.assign_face(ctx, CLASS_ID, "mon", photo.photo_id, 2, "cy", "console")
+        attendance.set_status(ctx, CLASS_ID, "mon", "bob", "excused", "dentist", "key 1")
+        attendance.assign_face(ctx, CLASS_ID, "mon", photo.photo_id, 2, "cy", "console")
         entries = {e.student_id: e for e in attendance.get_session(ctx, CLASS_ID, "mon").roster}
         assert (entries["ada"].status, entries["ada"].source) == ("present", "recognised")
         assert (entries["bob"].status, entries["bob"].present, entries["bob"].note) == (
@@ -129,7 +132,7 @@ def test_no_sample_of_a_student_marked_absent_nor_when_learning_is_off() -> None
     with service_context() as ctx:
         _enrol(ctx, "ada", "bob")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date.today())
-        corrections.set_status(ctx, CLASS_ID, "mon", "ada", "absent", "", "console")
+        attendance.set_status(ctx, CLASS_ID, "mon", "ada", "absent", "", "console")
         scripted(ctx).embed = True
         scripted(ctx).script = ["ada", "bob"]
         attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
@@ -157,7 +160,7 @@ def test_a_failed_upload_leaves_no_sample() -> None:
             raise AssertionError("the upload should have failed")
         store.heal()
         assert ctx.records.samples.of_student(CLASS_ID, "ada") == []
-        assert ctx.records.session_photos.complete_ids(CLASS_ID, "mon") == []
+        assert ctx.records.sessions.folder(CLASS_ID, "mon").complete_photo_ids() == []
 
 
 def test_the_service_confirms_faces_by_the_measured_rule() -> None:

@@ -8,16 +8,17 @@ import io
 import json
 import zipfile
 
-from app.services import export, layout, students
-from app.services.students import Existing
+from app.records import keys
+from app.services import enrolment, privacy
+from app.services.enrolment import Existing
 from tests.app.services.fakes import CLASS_ID, prepared, service_context
 
 
 def test_the_zip_is_streamed_one_file_at_a_time() -> None:
     with service_context() as ctx:
         photos = [prepared(seed) for seed in range(1, 4)]
-        students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", photos, Existing.REFUSE)
-        found = export.student_export(ctx, CLASS_ID, "ada")
+        enrolment.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", photos, Existing.REFUSE)
+        found = privacy.student_export(ctx, CLASS_ID, "ada")
         chunks = [chunk for chunk in found.chunks if chunk]
         data = b"".join(chunks)
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -36,11 +37,13 @@ def test_the_zip_is_streamed_one_file_at_a_time() -> None:
 
 def test_an_object_gone_during_the_export_is_left_out_and_not_counted() -> None:
     with service_context() as ctx:
-        students.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
-        found = export.student_export(ctx, CLASS_ID, "ada")
+        enrolment.enrol_prepared(ctx, CLASS_ID, "ada", "Ada", [prepared(1)], Existing.REFUSE)
+        found = privacy.student_export(ctx, CLASS_ID, "ada")
         (info,) = ctx.records.student_photos.counted(CLASS_ID, "ada")
         first = next(found.chunks)  # student.json is out; the photo is deleted now
-        ctx.store.delete(layout.student_photo_key(CLASS_ID, "ada", info.id))
+        ctx.store.delete(
+            keys.STUDENT_PHOTO.key(class_id=CLASS_ID, student_id="ada", photo_id=info.id)
+        )
         archive = zipfile.ZipFile(io.BytesIO(first + b"".join(found.chunks)))
         assert f"registration-photos/{info.id}.jpg" not in archive.namelist()
         counts = json.loads(archive.read("manifest.json"))["counts"]

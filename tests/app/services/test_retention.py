@@ -11,14 +11,16 @@ import zipfile
 
 import pytest
 
-from app.images import encode_jpeg
-from app.services import attendance, corrections, export, layout, retention, students
+from app.core.errors import InvalidInputError, PhotoPurgedError
+from app.core.ids import utc_now
+from app.core.images import encode_jpeg
+from app.core.uploads import Upload
+from app.records import documents, keys
+from app.services import attendance, enrolment, privacy
 from app.services.audit import Action
 from app.services.classes import ClassChanges, get_class, update_class
 from app.services.context import Context
-from app.services.errors import InvalidInputError, PhotoPurgedError
-from app.services.ids import utc_now
-from app.services.students import Existing, Upload
+from app.services.enrolment import Existing
 from tests.app.services.fakes import (
     CLASS_ID,
     MemoryStore,
@@ -33,7 +35,7 @@ DAY = dt.timedelta(days=1)
 
 def _enrol(ctx: Context, *student_ids: str) -> None:
     for seed, student_id in enumerate(student_ids, start=1):
-        students.enrol_prepared(
+        enrolment.enrol_prepared(
             ctx, CLASS_ID, student_id, student_id.title(), [prepared(seed)], Existing.REFUSE
         )
 
@@ -56,7 +58,7 @@ def _roster(ctx: Context, session_id: str) -> list[tuple[str, str, str | None]]:
 
 
 def _photo_objects(store: MemoryStore, session_id: str, photo_id: str) -> set[str]:
-    prefix = layout.session_photo_prefix(CLASS_ID, session_id, photo_id)
+    prefix = keys.SESSION_PHOTO.prefix(class_id=CLASS_ID, session_id=session_id, photo_id=photo_id)
     return {key[len(prefix) :] for key in store.list(prefix)}
 
 
@@ -66,20 +68,20 @@ def test_old_photos_lose_their_images_the_roster_stays_and_a_second_run_purges_n
         _enrol(ctx, "ada", "bob")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", dt.date.today())
         old = _upload(ctx, "mon", "ada", None)
-        corrections.set_status(ctx, CLASS_ID, "mon", "bob", "late", "bus", "console")
+        attendance.set_status(ctx, CLASS_ID, "mon", "bob", "late", "bus", "console")
         new = _upload(ctx, "mon", "ada", seed=8)
         before = _roster(ctx, "mon")
         # The newer photo is exactly 30 days old: still kept (the cut-off is strict).
         now = _created_at(ctx, "mon", new) + 30 * DAY
 
-        report = retention.purge_class(ctx, CLASS_ID, now)
+        report = privacy.purge_class(ctx, CLASS_ID, now)
 
         assert (report.photos_purged, report.students_erased) == (1, [])
-        assert _photo_objects(store, "mon", old) == {layout.RESULT, layout.PURGED}
+        assert _photo_objects(store, "mon", old) == {keys.RESULT, keys.PURGED}
         assert _photo_objects(store, "mon", new) == {
-            layout.ORIGINAL,
-            layout.ANNOTATED,
-            layout.RESULT,
+            keys.ORIGINAL,
+            keys.ANNOTATED,
+            keys.RESULT,
         }
         assert _roster(ctx, "mon") == before
         assert ("ada", "present", old) in before
@@ -94,11 +96,11 @@ def test_old_photos_lose_their_images_the_roster_stays_and_a_second_run_purges_n
         purges = [e for e in ctx.audit.events(today, today) if e.action == Action.PHOTO_PURGE.value]
         assert [(e.actor, e.session_id, e.photo_id) for e in purges] == [("system", "mon", old)]
 
-        again = retention.purge_class(ctx, CLASS_ID, now)
+        again = privacy.purge_class(ctx, CLASS_ID, now)
         assert again.photos_purged == 0
-        assert _photo_objects(store, "mon", old) == {layout.RESULT, layout.PURGED}
+        assert _photo_objects(store, "mon", old) == {keys.RESULT, keys.PURGED}
         # One day later the newer photo goes too.
-        assert retention.purge_class(ctx, CLASS_ID, now + DAY).photos_purged == 1
+        assert privacy.purge_class(ctx, CLASS_ID, now + DAY).photos_purged == 1
 
 
 def test_an_upload_in_flight_is_never_touched() -> None:
@@ -106,10 +108,15 @@ def test_an_upload_in_flight_is_never_touched() -> None:
     with service_context(store) as ctx:
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", dt.date.today())
         # An upload cut off (or still running) before result.json: original and annotated only.
-        for name in (layout.ORIGINAL, layout.ANNOTATED):
-            store.put(layout.session_photo_key(CLASS_ID, "mon", "p1", name), b"jpeg")
-        assert retention.purge_class(ctx, CLASS_ID, utc_now() + 365 * DAY).photos_purged == 0
-        assert _photo_objects(store, "mon", "p1") == {layout.ORIGINAL, layout.ANNOTATED}
+        for name in (keys.ORIGINAL, keys.ANNOTATED):
+            store.put(
+                keys.SESSION_PHOTO.key(
+                    class_id=CLASS_ID, session_id="mon", photo_id="p1", name=name
+                ),
+                b"jpeg",
+            )
+        assert privacy.purge_class(ctx, CLASS_ID, utc_now() + 365 * DAY).photos_purged == 0
+        assert _photo_objects(store, "mon", "p1") == {keys.ORIGINAL, keys.ANNOTATED}
 
 
 def test_a_class_override_wins_over_the_default_and_null_restores_it() -> None:
@@ -124,10 +131,10 @@ def test_a_class_override_wins_over_the_default_and_null_restores_it() -> None:
         )
         assert info.retention is not None
         assert info.retention.effective_session_photo_retention_days == 0
-        assert retention.purge_class(ctx, CLASS_ID, eight_days + 3650 * DAY).photos_purged == 0
+        assert privacy.purge_class(ctx, CLASS_ID, eight_days + 3650 * DAY).photos_purged == 0
 
         update_class(ctx, CLASS_ID, ClassChanges(retention={"session_photo_retention_days": None}))
-        assert retention.purge_class(ctx, CLASS_ID, eight_days).photos_purged == 0  # default 30
+        assert privacy.purge_class(ctx, CLASS_ID, eight_days).photos_purged == 0  # default 30
 
         update_class(
             ctx,
@@ -143,7 +150,7 @@ def test_a_class_override_wins_over_the_default_and_null_restores_it() -> None:
             shown.retention.student_inactive_retention_days,
             shown.retention.effective_student_inactive_retention_days,
         ) == (7, 7, None, 0)
-        report = retention.purge_all(ctx, eight_days)
+        report = privacy.purge_all(ctx, eight_days)
         assert [(c.class_id, c.session_photo_days, c.photos_purged) for c in report.classes] == [
             (CLASS_ID, 7, 1)
         ]
@@ -155,7 +162,7 @@ def test_a_class_override_wins_over_the_default_and_null_restores_it() -> None:
 
 def test_a_naive_clock_is_refused() -> None:
     with service_context() as ctx, pytest.raises(ValueError, match="timezone-aware"):
-        retention.purge_all(ctx, dt.datetime(2026, 11, 29))
+        privacy.purge_all(ctx, dt.datetime(2026, 11, 29))
 
 
 def test_erasure_after_the_purge_removes_the_student_from_the_kept_facts() -> None:
@@ -164,15 +171,15 @@ def test_erasure_after_the_purge_removes_the_student_from_the_kept_facts() -> No
         _enrol(ctx, "ada", "bob")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", dt.date.today())
         photo = _upload(ctx, "mon", "ada", "bob")
-        retention.purge_class(ctx, CLASS_ID, _created_at(ctx, "mon", photo) + 31 * DAY)
+        privacy.purge_class(ctx, CLASS_ID, _created_at(ctx, "mon", photo) + 31 * DAY)
 
-        students.delete_student(ctx, CLASS_ID, "ada")
+        privacy.erase_student(ctx, CLASS_ID, "ada")
 
         result = ctx.records.session_photos.result(CLASS_ID, "mon", photo)
         assert result is not None
         assert [face.student_id for face in result.faces] == [None, "bob"]
         assert not any(b"ada" in store.get(key) for key in store.list(""))
-        assert _photo_objects(store, "mon", photo) == {layout.RESULT, layout.PURGED}
+        assert _photo_objects(store, "mon", photo) == {keys.RESULT, keys.PURGED}
 
 
 def test_the_export_leaves_out_the_faces_of_purged_photos() -> None:
@@ -180,8 +187,8 @@ def test_the_export_leaves_out_the_faces_of_purged_photos() -> None:
         _enrol(ctx, "ada")
         attendance.create_session(ctx, CLASS_ID, "mon", "Monday", dt.date.today())
         photo = _upload(ctx, "mon", "ada")
-        retention.purge_class(ctx, CLASS_ID, _created_at(ctx, "mon", photo) + 31 * DAY)
-        archive = b"".join(export.student_export(ctx, CLASS_ID, "ada").chunks)
+        privacy.purge_class(ctx, CLASS_ID, _created_at(ctx, "mon", photo) + 31 * DAY)
+        archive = b"".join(privacy.student_export(ctx, CLASS_ID, "ada").chunks)
         names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
         assert "attendance.csv" in names
         assert not [name for name in names if name.startswith("class-photo-faces/")]
@@ -196,29 +203,31 @@ def test_inactive_students_are_erased_with_everything_and_active_ones_stay() -> 
         now = utc_now() + 100 * DAY  # the cut-off is 40 days from today
         attendance.create_session(ctx, CLASS_ID, "old", "Old", dt.date.today())
         _upload(ctx, "old", "cy", "dan")
-        corrections.set_status(ctx, CLASS_ID, "old", "dan", "late", "", "console")
+        attendance.set_status(ctx, CLASS_ID, "old", "dan", "late", "", "console")
         recent = (utc_now() + 50 * DAY).date()
         attendance.create_session(ctx, CLASS_ID, "recent", "Recent", recent)
         _upload(ctx, "recent", "ada", "dan", seed=8)  # ada seen; dan seen but marked absent
-        corrections.set_status(ctx, CLASS_ID, "recent", "dan", "absent", "", "console")
-        corrections.set_status(ctx, CLASS_ID, "recent", "bob", "late", "", "console")
+        attendance.set_status(ctx, CLASS_ID, "recent", "dan", "absent", "", "console")
+        attendance.set_status(ctx, CLASS_ID, "recent", "bob", "late", "", "console")
         assert ctx.records.samples.of_student(CLASS_ID, "cy")
         # A registration that claimed its id as of the purge's now (in flight): never erased.
-        newcomer = layout.StudentDoc(id="eve", name="Eve", created_at=now)
+        newcomer = documents.StudentDoc(id="eve", name="Eve", created_at=now)
         assert ctx.records.students.claim(CLASS_ID, newcomer)
 
-        report = retention.purge_class(ctx, CLASS_ID, now)
+        report = privacy.purge_class(ctx, CLASS_ID, now)
 
         assert sorted(report.students_erased) == ["cy", "dan"]
         assert report.students_skipped == 0
         for gone in ("cy", "dan"):
-            assert not store.list(layout.student_prefix(CLASS_ID, gone))  # samples, photos...
+            assert not store.list(
+                keys.STUDENT.prefix(class_id=CLASS_ID, student_id=gone)
+            )  # samples, photos...
             assert not any(f"/{gone}".encode() in store.get(k) for k in store.list(""))
             assert not [
                 k for k in store.list("") if f"/{gone}/" in k or k.endswith(f"/{gone}.json")
             ]
         assert ctx.records.students.exists(CLASS_ID, "eve")
-        assert [s.id for s in students.list_students(ctx, CLASS_ID)] == ["ada", "bob"]
+        assert [s.id for s in enrolment.list_students(ctx, CLASS_ID)] == ["ada", "bob"]
         today = utc_now().date()
         erasures = [
             e.student_id
@@ -226,7 +235,7 @@ def test_inactive_students_are_erased_with_everything_and_active_ones_stay() -> 
             if e.action == Action.STUDENT_PURGE.value and e.actor == "system"
         ]
         assert sorted(e or "" for e in erasures) == ["cy", "dan"]
-        assert retention.purge_class(ctx, CLASS_ID, now).students_erased == []
+        assert privacy.purge_class(ctx, CLASS_ID, now).students_erased == []
 
 
 class _WritesDuringThePurge(MemoryStore):
@@ -235,12 +244,21 @@ class _WritesDuringThePurge(MemoryStore):
 
     student_id = ""
 
-    def list_children(self, prefix: str) -> list[str]:
-        if self.student_id and prefix == layout.sessions_prefix(CLASS_ID):
-            key = layout.student_photo_key(CLASS_ID, self.student_id, "in-flight")
+    def _write_meanwhile(self, prefix: str) -> None:
+        if self.student_id and prefix == keys.SESSION.prefix(class_id=CLASS_ID):
+            key = keys.STUDENT_PHOTO.key(
+                class_id=CLASS_ID, student_id=self.student_id, photo_id="in-flight"
+            )
             self.put(key, b"jpeg")
             self.student_id = ""
+
+    def list_children(self, prefix: str) -> list[str]:
+        self._write_meanwhile(prefix)
         return super().list_children(prefix)
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        self._write_meanwhile(prefix)
+        return super().list_versions(prefix)
 
 
 def test_a_student_written_to_during_the_purge_is_left_for_the_next_run() -> None:
@@ -252,14 +270,17 @@ def test_a_student_written_to_during_the_purge_is_left_for_the_next_run() -> Non
         _enrol(ctx, "ada")
         now = utc_now() + 31 * DAY
         store.student_id = "ada"
-        report = retention.purge_class(ctx, CLASS_ID, now)
+        report = privacy.purge_class(ctx, CLASS_ID, now)
         assert (report.students_erased, report.students_skipped) == ([], 1)
         assert ctx.records.students.exists(CLASS_ID, "ada")
         # A registration photo stored within the window counts as activity too.
-        info = layout.StudentPhotoDoc(
+        info = documents.StudentPhotoDoc(
             id="in-flight", created_at=now - DAY, box=(0, 0, 1, 1), quality={}
         )
-        store.put(layout.student_photo_info_key(CLASS_ID, "ada", "in-flight"), info.to_json_bytes())
-        assert retention.purge_class(ctx, CLASS_ID, now).students_erased == []
+        store.put(
+            keys.STUDENT_PHOTO_INFO.key(class_id=CLASS_ID, student_id="ada", photo_id="in-flight"),
+            info.to_json_bytes(),
+        )
+        assert privacy.purge_class(ctx, CLASS_ID, now).students_erased == []
         # Nothing written since, and the photo is old: erased.
-        assert retention.purge_class(ctx, CLASS_ID, now + 31 * DAY).students_erased == ["ada"]
+        assert privacy.purge_class(ctx, CLASS_ID, now + 31 * DAY).students_erased == ["ada"]

@@ -1,0 +1,243 @@
+"""A teacher correcting a session: a student's status by hand, and naming a face.
+
+Each correction is a new object (``StatusCorrectionDoc``, ``FaceAssignmentDoc``), never a
+rewrite; :mod:`app.services.attendance.roster` derives the attendance from them on every read. A
+face the teacher names becomes a sample of that student (:mod:`app.services.enrolment.samples`);
+samples taken from that face for anyone else are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from app.core.errors import ConflictError, NotFoundError
+from app.core.ids import new_id
+from app.core.images import decode_image
+from app.records import keys
+from app.records.documents import (
+    Box,
+    FaceAssignmentDoc,
+    FaceDoc,
+    SessionPhotoDoc,
+    Status,
+    StatusCorrectionDoc,
+)
+from app.services import enrolment
+from app.services.attendance import roster
+from app.services.attendance.models import RosterEntry, SessionPhotoDetail
+from app.services.attendance.photos import photo_doc, session_photo
+from app.services.attendance.sessions import require_session, session_state
+from app.services.context import Context
+from app.services.enrolment import Student
+from app.storage import ObjectNotFoundError
+from ml.types import DetectedFace, RGBImage
+
+logger = logging.getLogger(__name__)
+
+MAX_NOTE_LENGTH = 500
+
+
+def _entry_now(ctx: Context, class_id: str, session_id: str, student: Student) -> RosterEntry:
+    """The student's roster entry in the session now."""
+    state = session_state(ctx, class_id, session_id)
+    return roster.roster_entry(
+        student, state.sightings().get(student.id), state.manual_status(student.id)
+    )
+
+
+def _require_enrolled(ctx: Context, class_id: str, student_id: str) -> Student:
+    ctx.require_class(class_id)
+    student = enrolment.enrolled_student(ctx, class_id, student_id)
+    if student is None:
+        # No student.json, or one without a photo that counts: a registration in flight or cut
+        # off.
+        raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
+    return student
+
+
+def set_status(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    student_id: str,
+    status: Status,
+    note: str,
+    by: str,
+) -> RosterEntry:
+    """Set a student's status by hand; it wins over recognition, also over later photos."""
+    return _correct(ctx, class_id, session_id, student_id, status, note, by)
+
+
+def clear_status(
+    ctx: Context, class_id: str, session_id: str, student_id: str, by: str
+) -> RosterEntry:
+    """Remove the manual status: recognition's applies again. 404 when there is none."""
+    return _correct(ctx, class_id, session_id, student_id, None, "", by)
+
+
+def _correct(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    student_id: str,
+    status: Status | None,
+    note: str,
+    by: str,
+) -> RosterEntry:
+    """Write one correction (``status`` ``None``: the removal of the manual one) and return the
+    student's roster entry as it is now."""
+    require_session(ctx, class_id, session_id)
+    student = _require_enrolled(ctx, class_id, student_id)
+    if status is None:
+        latest = ctx.records.corrections.latest_of(class_id, session_id, student_id)
+        if latest is None or latest.status is None:
+            raise NotFoundError(
+                f"student {student_id!r} has no status set by hand in session {session_id!r}"
+            )
+    ctx.records.corrections.add(
+        class_id,
+        session_id,
+        StatusCorrectionDoc(
+            id=new_id(),
+            student_id=student_id,
+            status=status,
+            note=note,
+            corrected_at=ctx.now(),
+            corrected_by=by,
+        ),
+    )
+    return _entry_now(ctx, class_id, session_id, student)
+
+
+def assign_face(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    photo_id: str,
+    face_index: int,
+    student_id: str | None,
+    by: str,
+) -> SessionPhotoDetail:
+    """Name a face of a session photo (``None``: nobody of this class).
+
+    The student is then present from this photo; whoever the face named before loses what it gave
+    them (another face or photo may still show them); a student may be on one face per photo.
+    """
+    photo = photo_doc(ctx, class_id, session_id, photo_id)
+    if not 0 <= face_index < len(photo.faces):
+        raise NotFoundError(
+            f"photo {photo_id!r} has {len(photo.faces)} faces; no face number {face_index}"
+        )
+    if student_id is not None:
+        _require_enrolled(ctx, class_id, student_id)
+    assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
+    faces = roster.name_faces(photo, assignments)
+    current = faces[face_index]
+    if student_id is not None:
+        for face in faces:
+            if (
+                face.index != face_index
+                and face.source == enrolment.TEACHER
+                and face.student_id == student_id
+            ):
+                raise ConflictError(
+                    f"student {student_id!r} is already assigned to face {face.index} of this "
+                    "photo; assign that face to someone else (or to nobody) first"
+                )
+    if current.source == enrolment.TEACHER and current.student_id == student_id:
+        return session_photo(ctx, class_id, session_id, photo_id)  # already so: nothing to do
+    ctx.records.assignments.add(
+        class_id,
+        session_id,
+        FaceAssignmentDoc(
+            id=new_id(),
+            photo_id=photo_id,
+            face_index=face_index,
+            student_id=student_id,
+            assigned_at=ctx.now(),
+            assigned_by=by,
+        ),
+    )
+    # Samples follow the names: none of the face for whoever it named before, none of another
+    # face for the student now named here (recognition had put them there).
+    if current.student_id is not None and current.student_id != student_id:
+        enrolment.forget_face(ctx, class_id, current.student_id, session_id, photo_id, face_index)
+    if student_id is not None:
+        for face in faces:
+            if face.index != face_index and face.student_id == student_id:
+                enrolment.forget_face(ctx, class_id, student_id, session_id, photo_id, face.index)
+        _learn_face(ctx, class_id, session_id, photo, face_index, student_id, by)
+    return session_photo(ctx, class_id, session_id, photo_id)
+
+
+def _learn_face(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    photo: SessionPhotoDoc,
+    face_index: int,
+    student_id: str,
+    by: str,
+) -> None:
+    """Keep the face the teacher named as a sample of the student (not a face too small to
+    recognise, nor one that cannot be found again on the photo)."""
+    face_doc = photo.faces[face_index]
+    if not ctx.settings.learn_from_photos or face_doc.too_small:
+        return
+    try:
+        data = ctx.records.session_photos.image(class_id, session_id, photo.id, keys.ORIGINAL)
+    except ObjectNotFoundError:
+        return
+    image = decode_image(data, max_pixels=ctx.settings.max_image_pixels)
+    face = _face_on(ctx, image, face_doc)
+    if face is None:
+        logger.warning(
+            "face %d of %s/%s/%s not found again: no sample",
+            face_index,
+            class_id,
+            session_id,
+            photo.id,
+        )
+        return
+    enrolment.forget_face(ctx, class_id, student_id, session_id, photo.id, face_index)
+    doc = enrolment.new_sample(
+        student_id=student_id,
+        session_id=session_id,
+        photo=photo,
+        face_index=face_index,
+        embeddings={m: e[0] for m, e in ctx.inference.embed_face(image, face).items()},
+        crop_jpeg=enrolment.crop_of(image, face_doc),
+        confirmed_by=enrolment.TEACHER,
+        label=by,
+        confirmed_at=ctx.now(),
+    )
+    ctx.records.samples.create(class_id, doc)
+    enrolment.keep_bounded(ctx, class_id, student_id)
+    ctx.gallery_changed(class_id)
+
+
+def _face_on(ctx: Context, image: RGBImage, face_doc: FaceDoc) -> DetectedFace | None:
+    """The detected face of a stored face: with its stored landmarks, or (a photo stored before
+    they were kept) the detection on the photo that overlaps its box most."""
+    if face_doc.landmarks is not None:
+        return DetectedFace(
+            box=face_doc.box,
+            score=face_doc.detection_score,
+            landmarks=np.asarray(face_doc.landmarks, dtype=np.float32),
+        )
+    best, best_overlap = None, 0.5
+    for face in ctx.inference.detect(image):
+        overlap = _iou(face.box, face_doc.box)
+        if overlap > best_overlap:
+            best, best_overlap = face, overlap
+    return best
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,1 @@
+"""Bringing students in from elsewhere: the original server's bucket (:mod:`.original`)."""
