@@ -11,14 +11,15 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request, UploadFile
+from fastapi import Depends, Form, Path, Request, UploadFile
 
-from app.core.errors import PayloadTooLargeError
+from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.core.ids import BIDI_CONTROLS, SLUG_PATTERN
 from app.core.uploads import Upload
 from app.security import actor_label, legacy_actor_label
 from app.services.audit import Action, AuditLog, AuditSubject
 from app.services.context import Context
+from ml.pipeline import FaceChoice
 
 
 def get_context(request: Request) -> Context:
@@ -107,3 +108,37 @@ def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
 
 def read_uploads(uploads: list[UploadFile], max_bytes: int) -> list[Upload]:
     return [read_upload(upload, max_bytes) for upload in uploads]
+
+
+FACE_HELP = (
+    "Which face is the student's when the photo shows several: its number in the `faces` a check "
+    "(or a refusal) lists, largest first, or a box `x1,y1,x2,y2` around it. One value per photo, "
+    "in order; empty for the photo's only or dominant face."
+)
+FaceForm = Annotated[list[str] | None, Form(description=FACE_HELP)]
+
+
+def face_choices(values: list[str] | None) -> list[FaceChoice | None] | None:
+    """The ``face`` form values, read (422 when one is neither a number nor a box)."""
+    if not values:
+        return None
+    return [_face_choice(value) for value in values]
+
+
+def _face_choice(value: str) -> FaceChoice | None:
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    parts = text.split(",")
+    try:
+        if len(parts) == 4:
+            x1, y1, x2, y2 = (float(part) for part in parts)
+            if x2 > x1 and y2 > y1:
+                return (x1, y1, x2, y2)
+    except ValueError:
+        pass
+    raise InvalidInputError(
+        f"face: {text[:40]!r} is neither a face number nor a box x1,y1,x2,y2 (x2 > x1, y2 > y1)"
+    )

@@ -23,8 +23,8 @@ from app.commands import configure_logging
 from app.core.errors import ServiceError
 from app.core.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
-from app.routers import audit, classes, console, health, legacy, sessions, students
-from app.routers.errors import detail, status_code
+from app.routers import audit, classes, console, health, imports, legacy, sessions, students
+from app.routers.errors import detail, extra_fields, status_code
 from app.security import (
     API_KEY_HEADER,
     UNAUTHORISED_RESPONSES,
@@ -134,9 +134,7 @@ def create_app(
         finally:
             if purger is not None:
                 await run_in_threadpool(purger.close)
-            await run_in_threadpool(context.backfill.close)
-            await run_in_threadpool(context.trainer.close)
-            context.cleanup.close()
+            await run_in_threadpool(context.close)
             del app.state.context
             del app.state.retention
 
@@ -169,6 +167,7 @@ def create_app(
     app.include_router(students.router, **v1_access)
     app.include_router(sessions.router, **v1_access)
     app.include_router(audit.router, **v1_access)
+    app.include_router(imports.build_router(config.import_max_archive_bytes), **v1_access)
     _add_access_middleware(app, config, policy, legacy_paths)
     # Outermost: every JSON reply, whoever wrote it, says charset=utf-8.
     app.add_middleware(JsonCharsetMiddleware)
@@ -197,8 +196,11 @@ def _add_access_middleware(
 
 def _add_error_handlers(app: FastAPI, legacy_paths: list[str]) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": detail(error)}, status_code=status_code(error))
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": detail(error)}
+        if request.url.path not in legacy_paths:
+            body.update(extra_fields(error))
+        return JSONResponse(body, status_code=status_code(error))
 
     @app.exception_handler(ImageError)
     async def image_error(_: Request, error: ImageError) -> JSONResponse:

@@ -181,6 +181,16 @@ class Settings(BaseSettings):
         description="Longer side (pixels) of the annotated photo returned and stored; larger "
         "photos are shrunk (the original is stored as uploaded).",
     )
+    # --- roster imports (POST /v1/imports/..., python -m app.roster_import) ----------------------
+    import_max_archive_bytes: int = Field(
+        default=2 * 1024**3,
+        gt=0,
+        description="Largest photos archive (zip) an import accepts, bytes: a school's ID "
+        "photos, about 0.1-0.5 MB each.",
+    )
+    import_max_photos: int = Field(
+        default=20_000, ge=1, description="Most files in a photos archive."
+    )
     # --- learning from confirmed faces (ml/samples.py has the measurements) --------------------
     learn_from_photos: bool = Field(
         default=True,

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from ml.align import crop_face
 from ml.augment import augment_views
 from ml.config import PipelineConfig
+from ml.detection.geometry import box_iou
 from ml.embedder import embed_plain_and_mirrored
 from ml.fusion import FACENET
 from ml.head import HeadTrainingConfig, ProjectionHead, train_head
@@ -57,13 +58,24 @@ class NoFaceError(ValueError):
 
 
 class MultipleFacesError(ValueError):
-    """The registration photo contains more than one face."""
+    """The registration photo contains more than one face and none is clearly the student's:
+    ``faces`` are every face found, largest first (choose one with ``FacePipeline.enrol(...,
+    face=...)``)."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, faces: Sequence[DetectedFace] = ()):
         super().__init__(
             f"the photo shows {count} faces; a registration photo must show exactly one person"
         )
         self.count = count
+        self.faces = tuple(faces)
+
+
+FaceChoice = int | tuple[float, float, float, float]
+"""Which face of a registration photo is the student's: an index into the faces found, largest
+first, or a box ``(x1, y1, x2, y2)`` drawn around it."""
+CHOSEN_BOX_MIN_OVERLAP = 0.3
+"""A box chosen by hand names the detected face it overlaps most, at this intersection over
+union at least (a box drawn loosely around a head still overlaps its face by 0.4-0.6)."""
 
 
 class TooManyFacesError(ValueError):
@@ -114,6 +126,8 @@ class FaceEnrolment:
     """``(n_views, 512)`` raw FaceNet embeddings of the augmented views; row 0 is the crop itself."""
     secondary_views: Mapping[str, Embeddings] = field(default_factory=dict, repr=False)
     """Per secondary model (e.g. ``dlib``), the raw embeddings of its registration views."""
+    faces_found: tuple[DetectedFace, ...] = ()
+    """Every face of the photo, largest first (``face`` is one of them)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,19 @@ def assess_quality(
     )
 
 
+def chosen_face(faces: Sequence[DetectedFace], choice: FaceChoice) -> DetectedFace:
+    """The face ``choice`` names among ``faces`` (largest first); ``ValueError`` if none."""
+    if isinstance(choice, int):
+        if not 0 <= choice < len(faces):
+            raise ValueError(f"the photo shows {len(faces)} faces; there is no face {choice}")
+        return faces[choice]
+    overlaps = [box_iou(face.box, choice) for face in faces]
+    best = max(range(len(faces)), key=overlaps.__getitem__, default=None)
+    if best is None or overlaps[best] < CHOSEN_BOX_MIN_OVERLAP:
+        raise ValueError("no face found in the box given; draw it around the student's face")
+    return faces[best]
+
+
 def dominant_face(
     faces: Sequence[DetectedFace], shape: tuple[int, ...]
 ) -> tuple[DetectedFace, int]:
@@ -256,7 +283,7 @@ def dominant_face(
     others = [f for f in faces if f is not main]
     comparable = [f for f in others if f.size >= SECOND_FACE_RATIO * main.size]
     if comparable:
-        raise MultipleFacesError(1 + len(comparable))
+        raise MultipleFacesError(1 + len(comparable), largest_first(faces))
     height, width = shape[:2]
 
     def off_centre(face: DetectedFace) -> float:
@@ -264,8 +291,13 @@ def dominant_face(
         return math.hypot((x1 + x2) / 2 - width / 2, (y1 + y2) / 2 - height / 2)
 
     if any(off_centre(f) < off_centre(main) for f in others):
-        raise MultipleFacesError(len(faces))
+        raise MultipleFacesError(len(faces), largest_first(faces))
     return main, len(others)
+
+
+def largest_first(faces: Sequence[DetectedFace]) -> list[DetectedFace]:
+    """The order in which a registration photo's faces are numbered."""
+    return sorted(faces, key=lambda face: face.size, reverse=True)
 
 
 class FacePipeline:
@@ -362,23 +394,32 @@ class FacePipeline:
 
     # -- registration ---------------------------------------------------------------------------
 
-    def registration_face(self, image: RGBImage) -> tuple[DetectedFace, int]:
-        """The registered face and the number of background faces ignored (see :func:`dominant_face`)."""
+    def registration_face(
+        self, image: RGBImage, choice: FaceChoice | None = None
+    ) -> tuple[DetectedFace, list[DetectedFace]]:
+        """The registered face and the other faces, ignored: the one ``choice`` names, else the
+        dominant one (see :func:`dominant_face`)."""
         faces = self.detect(image)
         if not faces:
             raise NoFaceError("no face found in the photo")
-        return dominant_face(faces, image.shape)
+        if choice is None:
+            found, _ = dominant_face(faces, image.shape)
+        else:
+            found = chosen_face(largest_first(faces), choice)
+        return found, [face for face in faces if face is not found]
 
-    def enrol(self, image: RGBImage) -> FaceEnrolment:
-        """Embed one registration photo: ``n_views`` augmented FaceNet views of its face, and each
-        secondary model's embedding of it."""
+    def enrol(self, image: RGBImage, face: FaceChoice | None = None) -> FaceEnrolment:
+        """Embed one registration photo: ``n_views`` augmented FaceNet views of its face (the
+        one ``face`` names, else the dominant one), and each secondary model's embedding of it."""
         image = check_rgb_image(image)
-        face, ignored = self.registration_face(image)
-        crop = self.crop(image, face)
+        found, ignored = self.registration_face(image, face)
+        crop = self.crop(image, found)
         views = augment_views(crop, n_views=self.config.n_views, seed=self.config.seed)
         embeddings = self.embedder.embed(views)
-        quality = assess_quality(face, crop, image, ignored)
-        return FaceEnrolment(face, quality, crop, embeddings, self.secondary_views(image, face))
+        quality = assess_quality(found, crop, image, len(ignored))
+        secondary = self.secondary_views(image, found)
+        faces = tuple(largest_first([found, *ignored]))
+        return FaceEnrolment(found, quality, crop, embeddings, secondary, faces)
 
     def train_head(
         self, gallery: Gallery, previous: ProjectionHead | None = None

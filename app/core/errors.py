@@ -69,3 +69,17 @@ class StudentWithoutPhotosError(ConflictError):
 class PhotoPurgedError(NotFoundError):
     """The images of a session photo were removed under the retention policy (its attendance
     facts are kept)."""
+
+
+FoundFace = tuple[tuple[float, float, float, float], float]
+"""A face found on a photo: its box ``(x1, y1, x2, y2)`` and detection score."""
+
+
+class SeveralFacesError(InvalidInputError):
+    """A registration photo shows several faces and none is clearly the student's: ``faces``
+    are all of them, largest first; the request may name one (``face``)."""
+
+    def __init__(self, message: str, photo_index: int, faces: list[FoundFace]):
+        super().__init__(message)
+        self.photo_index = photo_index
+        self.faces = faces

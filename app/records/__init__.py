@@ -18,6 +18,7 @@ from app.records.cache import DocumentCache
 from app.records.classes import Classes
 from app.records.cleanup import PendingCleanup
 from app.records.heads import HeadStore
+from app.records.imports import ImportJobs
 from app.records.sessions import (
     AttendanceRecords,
     FaceAssignments,
@@ -41,7 +42,7 @@ class Repositories:
         self._cleanup = cleanup
         self.cache = cache if cache is not None else DocumentCache()
         self.classes = Classes(store)
-        self.students = Students(store, cleanup)
+        self.students = Students(store, cleanup, self.cache)
         self.student_photos = StudentPhotos(store)
         self.embeddings = StudentEmbeddings(store)
         self.samples = Samples(store)
@@ -52,6 +53,7 @@ class Repositories:
         self.corrections = StatusCorrections(store, self.cache)
         self.assignments = FaceAssignments(store, self.cache)
         self.audit = AuditEvents(store)
+        self.imports = ImportJobs(store)
 
     def staged(self, what: str) -> StagedWrites:
         """A new set of writes that land together or not at all (:mod:`app.records.staged`)."""
@@ -65,6 +67,7 @@ __all__ = [
     "DocumentCache",
     "FaceAssignments",
     "HeadStore",
+    "ImportJobs",
     "PendingCleanup",
     "Repositories",
     "Samples",

@@ -42,6 +42,9 @@ class ClassDoc(Document):
     id: str
     name: str
     created_at: datetime
+    source_id: str | None = None
+    """The ``sourcedId`` of the class in the school's roster it was imported from."""
+    class_code: str | None = None
     session_photo_retention_days: int | None = None
     """Days the class photos are kept (0: forever); ``None``: the deployment's default."""
     student_inactive_retention_days: int | None = None
@@ -52,6 +55,10 @@ class StudentDoc(Document):
     id: str
     name: str
     created_at: datetime
+    source_id: str | None = None
+    """The ``sourcedId`` (or student number) of the student in the school's roster they were
+    imported from. An imported student is enrolled even before a photo of theirs is stored
+    (the console shows them as needing one)."""
 
 
 class StudentPhotoDoc(Document):
@@ -60,6 +67,8 @@ class StudentPhotoDoc(Document):
     filename: str | None = None
     box: Box
     quality: dict[str, object]
+    content_sha256: str | None = None
+    """Of the file as uploaded: an import finds the photos it stored before by it."""
 
 
 class SessionDoc(Document):
@@ -223,6 +232,51 @@ class AuditEventDoc(Document, AuditSubject):
     )
     action: str = Field(examples=["student.enrol", "session.photo_read", "access.denied"])
     outcome: AuditOutcome
+
+
+ImportState = Literal["queued", "running", "done", "failed"]
+
+
+class ImportJobDoc(Document):
+    """A roster import as asked for (``imports/{id}/job.json``, written once)."""
+
+    id: str
+    kind: str
+    """``OneRoster 1.2``, ``OneRoster 1.1`` or ``CSV``."""
+    created_at: datetime
+    requested_by: str
+    photo_key: str
+    dry_run: bool
+    erase_removed: bool
+    total: int
+    """Students to go through."""
+
+
+class ImportRefusal(BaseModel):
+    source_id: str
+    name: str
+    reason: str
+    class_source_id: str | None = None
+
+
+class ImportStateDoc(Document):
+    """Where an import is (``imports/{id}/state.json``): rewritten by the one process running
+    it, every few students, and at its end."""
+
+    state: ImportState
+    updated_at: datetime
+    """When the running process last wrote it (an import whose process died stops updating)."""
+    done: int = 0
+    classes: dict[str, int] = Field(default_factory=dict)
+    """``created``, ``updated``, ``unchanged``."""
+    students: dict[str, int] = Field(default_factory=dict)
+    """``created``, ``updated``, ``unchanged``."""
+    photos_added: int = 0
+    refusals: list[ImportRefusal] = Field(default_factory=list)
+    removed: list[ImportRefusal] = Field(default_factory=list)
+    """Students the export says are gone; ``reason`` says whether they were erased."""
+    error: str | None = None
+    finished_at: datetime | None = None
 
 
 class HeadPointerDoc(Document):

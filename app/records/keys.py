@@ -33,6 +33,9 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     audit/{yyyy}/{mm}/{dd}/{id}.{cid}.json                   one audit event of class cid (UTC day)
     audit/{yyyy}/{mm}/{dd}/{id}.json                         one audit event of no class
 
+    imports/{id}/job.json                                    a roster import as asked for
+    imports/{id}/state.json                                  where it is (rewritten as it runs)
+
 Corrections and assignments are never rewritten: each one is a new object, and the newest of a
 student (of a face) applies. Their ids sort by time (``ids.new_id``).
 
@@ -185,6 +188,11 @@ class AuditEventRef:
 
 
 @dataclass(frozen=True)
+class ImportRef:
+    import_id: str
+
+
+@dataclass(frozen=True)
 class AuditRef:
     """What an audit key names."""
 
@@ -246,6 +254,8 @@ AUDIT_CLASS_EVENT = KeyTemplate(
 )
 AUDIT_EVENT = KeyTemplate(AuditEventRef, "audit/{year:04d}/{month:02d}/{day:02d}/{event_id}.json")
 AUDIT_PREFIX = "audit/"
+IMPORT_JOB = KeyTemplate(ImportRef, "imports/{import_id}/job.json")
+IMPORT_STATE = KeyTemplate(ImportRef, "imports/{import_id}/state.json")
 
 ORIGINAL = "original.jpg"
 ANNOTATED = "annotated.jpg"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from app.records import keys
 from app.records.base import JPEG, JSON, NPY, Repository
+from app.records.cache import DocumentCache
 from app.records.cleanup import PendingCleanup
 from app.records.documents import (
     SampleDoc,
@@ -86,6 +87,12 @@ def parse_student_keys(class_id: str, listed: list[str]) -> tuple[set[str], list
     return parsed.documented, parsed.embeddings
 
 
+def is_enrolled(doc: StudentDoc, photo_count: int) -> bool:
+    """A student is enrolled once a photo of theirs counts, or when imported from a roster
+    (created without a photo on purpose); else their registration is in flight."""
+    return photo_count > 0 or doc.source_id is not None
+
+
 def _removal_rank(class_id: str, key: str) -> int:
     """FaceNet's embeddings first (they make a photo count), then the other models', then the
     rest: a photo never counts without its other objects."""
@@ -99,8 +106,10 @@ class Students(Repository):
     """``student.json``: the claim marker of a student. Created if absent (after removing the
     leftovers of an interrupted deletion); deleted first on erasure, then the student's folder."""
 
-    def __init__(self, store: ObjectStore, cleanup: PendingCleanup) -> None:
-        super().__init__(store)
+    def __init__(
+        self, store: ObjectStore, cleanup: PendingCleanup, cache: DocumentCache | None = None
+    ) -> None:
+        super().__init__(store, cache)
         self._cleanup = cleanup
 
     def _key(self, class_id: str, student_id: str) -> str:
@@ -117,9 +126,29 @@ class Students(Repository):
 
     def documented(self, class_id: str) -> list[StudentDoc]:
         """Every ``student.json`` of the class (registrations in flight included), by id."""
-        listing = parse_listing(class_id, self._store.list(keys.STUDENT.prefix(class_id=class_id)))
-        docs = (self.get(class_id, sid) for sid in listing.documented)
-        return sorted((doc for doc in docs if doc is not None), key=lambda doc: doc.id)
+        return [doc for doc, _ in self._listed(class_id)]
+
+    def enrolled(self, class_id: str) -> list[tuple[StudentDoc, int]]:
+        """The class's enrolled students, by id, with how many photos of theirs count: one listing
+        of the class's students, then each ``student.json`` (from the cache when unchanged).
+
+        A student without any stored embedding is a registration in flight, or one that was cut
+        off (process killed, store down) before its first photo was stored: not enrolled, unless
+        imported from a roster (they await a photo)."""
+        return [(doc, count) for doc, count in self._listed(class_id) if is_enrolled(doc, count)]
+
+    def _listed(self, class_id: str) -> list[tuple[StudentDoc, int]]:
+        listed = self._store.list_versions(keys.STUDENT.prefix(class_id=class_id))
+        counts = parse_listing(class_id, listed).photo_counts(class_id)
+        found = []
+        for key, tag in listed.items():
+            ref = keys.STUDENT.parse(key)
+            if ref is not None and ref.class_id == class_id:
+                doc = self._read_version(key, tag, StudentDoc)
+                if doc is not None:
+                    found.append((doc, counts.get(ref.student_id, 0)))
+        found.sort(key=lambda item: item[0].id)
+        return found
 
     def objects(self, class_id: str, student_id: str) -> list[str]:
         """Every key under the student's folder."""

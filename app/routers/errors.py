@@ -18,6 +18,7 @@ from app.core.errors import (
     PayloadTooLargeError,
     PhotoPurgedError,
     ServiceError,
+    SeveralFacesError,
     StudentWithoutPhotosError,
 )
 
@@ -60,6 +61,20 @@ def detail(error: ServiceError) -> str:
             f"{add_photos_path(error.class_id, error.student_id)}, or delete it"
         )
     return error.message
+
+
+def extra_fields(error: ServiceError) -> dict[str, Any]:
+    """What a ``/v1`` error body holds beside ``detail`` (the mobile client's calls get ``detail``
+    alone): the faces of a registration photo that shows several, for the caller to choose."""
+    if isinstance(error, SeveralFacesError):
+        return {
+            "photo": error.photo_index,
+            "faces": [
+                {"index": index, "box": list(box), "detection_score": round(score, 4)}
+                for index, (box, score) in enumerate(error.faces)
+            ],
+        }
+    return {}
 
 
 class ErrorOut(BaseModel):

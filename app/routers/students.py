@@ -10,14 +10,17 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from app import schemas
+from app.core.errors import InvalidInputError
 from app.core.ids import SLUG_PATTERN
 from app.deps import (
     Audit,
     ClassId,
     ContextDep,
+    FaceForm,
     PhotoId,
     SampleId,
     StudentId,
+    face_choices,
     read_upload,
     read_uploads,
 )
@@ -37,7 +40,7 @@ from app.services.privacy import ErasureReport
 
 router = APIRouter(prefix="/v1/classes/{class_id}/students", tags=["students"])
 
-_PHOTOS_HELP = "Photos of the student, each showing exactly one face"
+_PHOTOS_HELP = "Photos of the student, each showing their face (alone, or the largest: see `face`)"
 
 
 @router.post(
@@ -46,7 +49,8 @@ _PHOTOS_HELP = "Photos of the student, each showing exactly one face"
     response_model=Enrolment,
     summary="Enrol a student from one or more photos",
     description=(
-        "Every photo is checked (readable image, exactly one face) before anything is stored. "
+        "Every photo is checked (readable image, the student's face found: the only or dominant "
+        "one, or the one `face` names) before anything is stored. "
         "The response has a quality report per photo and warns when the face is very similar to "
         "another enrolled student. The student is recognisable as soon as this returns."
     ),
@@ -67,12 +71,14 @@ def create_student(
             "a name already enrolled in the class (case-insensitive) is a 409.",
         ),
     ] = None,
+    face: FaceForm = None,
 ) -> Enrolment:
     uploads = read_uploads(photos, ctx.settings.max_upload_bytes)
+    faces = face_choices(face)
     if student_id is None:
-        enrolled = enrolment.enrol_named(ctx, class_id, name, uploads)
+        enrolled = enrolment.enrol_named(ctx, class_id, name, uploads, faces)
     else:
-        enrolled = enrolment.enrol(ctx, class_id, student_id, name, uploads, Existing.REFUSE)
+        enrolled = enrolment.enrol(ctx, class_id, student_id, name, uploads, Existing.REFUSE, faces)
     audit(Action.STUDENT_ENROL, _enrolled(class_id, enrolled))
     return enrolled
 
@@ -91,7 +97,9 @@ def _enrolled(class_id: str, enrolled: Enrolment) -> AuditSubject:
     summary="Check a registration photo without storing anything",
     description=(
         "The quality report, face box and look-alike warnings that enrolment would give for this "
-        "photo; 422 with the reason when it is not an image or shows no face or several faces. "
+        "photo, and every face found (`faces`, largest first); 422 with the reason when it is "
+        "not an image or shows no face, or several with none dominant and none chosen (`face`): "
+        "then the refusal lists them under `faces`. "
         "Pass `student_id` when the photo is for an enrolled student (their own photos are no "
         "look-alike)."
     ),
@@ -100,11 +108,15 @@ def _enrolled(class_id: str, enrolled: Enrolment) -> AuditSubject:
 def check_photo(
     ctx: ContextDep,
     class_id: ClassId,
-    photo: Annotated[UploadFile, File(description="A photo showing exactly one face")],
+    photo: Annotated[UploadFile, File(description="A photo of the student")],
     student_id: Annotated[str | None, Form(pattern=SLUG_PATTERN)] = None,
+    face: FaceForm = None,
 ) -> PhotoCheck:
     upload = read_upload(photo, ctx.settings.max_upload_bytes)
-    return enrolment.check_photo(ctx, class_id, upload, student_id)
+    choices = face_choices(face) or [None]
+    if len(choices) != 1:
+        raise InvalidInputError(f"face: {len(choices)} values for the one photo checked")
+    return enrolment.check_photo(ctx, class_id, upload, student_id, choices[0])
 
 
 @router.get("", response_model=list[Student], summary="List students", responses=errors(404, 422))
@@ -216,9 +228,12 @@ def add_photos(
     class_id: ClassId,
     student_id: StudentId,
     photos: Annotated[list[UploadFile], File(description=_PHOTOS_HELP)],
+    face: FaceForm = None,
 ) -> Enrolment:
     uploads = read_uploads(photos, ctx.settings.max_upload_bytes)
-    enrolled = enrolment.enrol(ctx, class_id, student_id, None, uploads, Existing.REQUIRE)
+    enrolled = enrolment.enrol(
+        ctx, class_id, student_id, None, uploads, Existing.REQUIRE, face_choices(face)
+    )
     audit(Action.STUDENT_PHOTOS_ADD, _enrolled(class_id, enrolled))
     return enrolled
 

@@ -19,6 +19,7 @@ from app.services.recognition.drawing import AnnotatedCache
 from app.services.recognition.gallery import ClassGallery, GalleryCache
 from app.services.recognition.heads import HeadTrainer
 from app.services.recognition.inference import Inference
+from app.services.recognition.jobs import JobRunner
 from app.settings import Settings
 from app.storage import ObjectStore
 from ml.pipeline import FacePipeline
@@ -38,6 +39,8 @@ class Context:
     """Rollbacks that failed because the store was down, retried until it is back."""
     annotated: AnnotatedCache = field(default_factory=AnnotatedCache)
     """Annotated copies drawn again after corrections or renames."""
+    jobs: JobRunner = field(default_factory=JobRunner)
+    """Long jobs (roster imports), one at a time in the background."""
     clock: Callable[[], dt.datetime] = utc_now
     """When things happen (enrolments, sessions, corrections): tests set the time they need."""
     audit: AuditLog = field(init=False)
@@ -63,6 +66,13 @@ class Context:
             backfill=EmbeddingBackfill(pipeline, store, settings.max_image_pixels),
             cleanup=cleanup,
         )
+
+    def close(self) -> None:
+        """Stop the background workers (shutdown); what is still pending is logged."""
+        self.jobs.close()
+        self.backfill.close()
+        self.trainer.close()
+        self.cleanup.close()
 
     def now(self) -> dt.datetime:
         """The time now, in UTC."""

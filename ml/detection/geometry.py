@@ -10,6 +10,16 @@ import numpy.typing as npt
 from ml.types import DetectedFace
 
 FloatArray = npt.NDArray[np.float32]
+Box = tuple[float, float, float, float]
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes ``(x1, y1, x2, y2)`` (0 when either is empty)."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def nms(

@@ -17,7 +17,6 @@ from app.core.ids import new_id
 from app.core.images import decode_image
 from app.records import keys
 from app.records.documents import (
-    Box,
     FaceAssignmentDoc,
     FaceDoc,
     SessionPhotoDoc,
@@ -32,6 +31,7 @@ from app.services.attendance.sessions import require_session, session_state
 from app.services.context import Context
 from app.services.enrolment import Student
 from app.storage import ObjectNotFoundError
+from ml.detection.geometry import box_iou
 from ml.types import DetectedFace, RGBImage
 
 logger = logging.getLogger(__name__)
@@ -229,15 +229,7 @@ def _face_on(ctx: Context, image: RGBImage, face_doc: FaceDoc) -> DetectedFace |
         )
     best, best_overlap = None, 0.5
     for face in ctx.inference.detect(image):
-        overlap = _iou(face.box, face_doc.box)
+        overlap = box_iou(face.box, face_doc.box)
         if overlap > best_overlap:
             best, best_overlap = face, overlap
     return best
-
-
-def _iou(a: Box, b: Box) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

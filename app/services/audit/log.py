@@ -62,6 +62,7 @@ class Action(StrEnum):
     STATUS_CLEAR = "status.clear"
     FACE_ASSIGN = "face.assign"
     MOBILE_REGISTER = "mobile.register_student"
+    IMPORT_START = "import.start"
     PHOTO_PURGE = "retention.photo_purge"
     STUDENT_PURGE = "retention.student_erase"
     STUDENT_EXPORT = "student.export"

@@ -43,6 +43,10 @@ class ClassInfo(Result):
     name: str
     created_at: dt.datetime
     student_count: int
+    source_id: str | None = Field(
+        default=None,
+        description="The class's `sourcedId` in the roster it was imported from.",
+    )
     head: HeadStatus | None = Field(default=None, description="Only in GET /v1/classes/{class_id}.")
     models: list[ModelProgress] | None = Field(
         default=None,

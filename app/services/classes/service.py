@@ -21,7 +21,9 @@ def create_class(ctx: Context, class_id: str, name: str) -> ClassInfo:
     doc = ClassDoc(id=class_id, name=name, created_at=ctx.now())
     if not ctx.records.classes.create(doc):
         raise ConflictError(f"class {class_id!r} already exists")
-    return ClassInfo(id=doc.id, name=doc.name, created_at=doc.created_at, student_count=0)
+    return ClassInfo(
+        id=doc.id, name=doc.name, created_at=doc.created_at, student_count=0, source_id=None
+    )
 
 
 def ensure_default_class(ctx: Context, class_id: str = DEFAULT_CLASS_ID) -> ClassDoc:
@@ -36,8 +38,8 @@ def ensure_default_class(ctx: Context, class_id: str = DEFAULT_CLASS_ID) -> Clas
 
 
 def _student_count(ctx: Context, class_id: str) -> int:
-    """Enrolled students, as listed: ``student.json`` and at least one embedding."""
-    return len(ctx.records.embeddings.listing(class_id).photo_counts(class_id))
+    """Enrolled students, as listed (``student.json`` from the cache when unchanged)."""
+    return len(ctx.records.students.enrolled(class_id))
 
 
 def list_classes(ctx: Context) -> list[ClassInfo]:
@@ -52,6 +54,7 @@ def list_classes(ctx: Context) -> list[ClassInfo]:
                 name=doc.name,
                 created_at=doc.created_at,
                 student_count=_student_count(ctx, class_id),
+                source_id=doc.source_id,
             )
         )
     return result
@@ -78,6 +81,7 @@ def get_class(ctx: Context, class_id: str) -> ClassInfo:
         name=doc.name,
         created_at=doc.created_at,
         student_count=_student_count(ctx, class_id),
+        source_id=doc.source_id,
         head=status,
         models=models,
         retention=class_retention(ctx, doc),

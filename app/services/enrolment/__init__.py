@@ -12,7 +12,12 @@ from app.services.enrolment.models import (
     StudentDetail,
     StudentPhoto,
 )
-from app.services.enrolment.photos import PreparedPhoto, check_photo, prepare_photos
+from app.services.enrolment.photos import (
+    PreparedPhoto,
+    check_photo,
+    prepare_photos,
+    stage_photos,
+)
 from app.services.enrolment.samples import (
     RECOGNITION,
     TEACHER,
@@ -77,6 +82,7 @@ __all__ = [
     "rename_student",
     "require_student",
     "sample_crop",
+    "stage_photos",
     "student_docs",
     "student_thumbnail",
     "students_named",

@@ -61,7 +61,15 @@ class Student(Result):
     id: str
     name: str
     created_at: dt.datetime
-    photo_count: int
+    photo_count: int = Field(
+        description="Registration photos that count; 0: imported from a roster, awaiting a photo "
+        "(not recognised until one is added)."
+    )
+    source_id: str | None = Field(
+        default=None,
+        description="The student's `sourcedId` (or student number) in the roster they were "
+        "imported from.",
+    )
 
 
 class Enrolment(Result):
@@ -108,6 +116,14 @@ class StudentDetail(Student):
     )
 
 
+class FoundFace(Result):
+    """A face found on a registration photo; ``index`` is how a request names it (``face``)."""
+
+    index: int = Field(description="Faces are numbered largest first, from 0.")
+    box: Box
+    detection_score: float
+
+
 class PhotoCheck(Result):
     """A registration photo checked without storing anything (the console's preview)."""
 
@@ -118,3 +134,9 @@ class PhotoCheck(Result):
     quality: Quality
     warnings: list[str] = Field(description="Quality warnings plus look-alike warnings.")
     similar_students: list[SimilarStudent]
+    faces: list[FoundFace] = Field(
+        default_factory=list, description="Every face found on the photo, largest first."
+    )
+    face: int = Field(
+        default=0, description="The face registered: the one chosen, else the dominant one."
+    )

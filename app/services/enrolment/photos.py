@@ -3,11 +3,12 @@ look-alikes among the class, and cut into thumbnails on request."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.core import thumbnails
-from app.core.errors import InvalidInputError, NotFoundError
+from app.core.errors import InvalidInputError, NotFoundError, SeveralFacesError
 from app.core.ids import new_id
 from app.core.images import encode_jpeg
 from app.core.uploads import Upload, decode_upload, upload_label
@@ -15,6 +16,7 @@ from app.records.documents import StudentPhotoDoc, rounded_box
 from app.records.staged import StagedWrites
 from app.services.context import Context
 from app.services.enrolment.models import (
+    FoundFace,
     PhotoCheck,
     PhotoReport,
     Quality,
@@ -23,7 +25,7 @@ from app.services.enrolment.models import (
 from app.services.recognition.gallery import ClassGallery
 from app.storage import ObjectNotFoundError
 from ml.fusion import FACENET
-from ml.pipeline import FaceEnrolment, MultipleFacesError, NoFaceError
+from ml.pipeline import FaceChoice, FaceEnrolment, MultipleFacesError, NoFaceError
 from ml.types import RGBImage
 
 
@@ -33,6 +35,8 @@ class PreparedPhoto:
     filename: str | None
     image: RGBImage
     enrolment: FaceEnrolment
+    content_sha256: str | None = None
+    """Of the file as uploaded (an import finds the photos it stored before by it)."""
 
     def report(self) -> PhotoReport:
         return PhotoReport(
@@ -43,13 +47,27 @@ class PreparedPhoto:
         )
 
 
-def prepare_photos(ctx: Context, uploads: Sequence[Upload]) -> list[PreparedPhoto]:
-    """Decode and embed every registration photo; raise on the first bad one, storing nothing."""
+def prepare_photos(
+    ctx: Context,
+    uploads: Sequence[Upload],
+    faces: Sequence[FaceChoice | None] | None = None,
+    *,
+    background: bool = False,
+) -> list[PreparedPhoto]:
+    """Decode and embed every registration photo (of the face ``faces`` names for it, else the
+    dominant one); raise on the first bad one, storing nothing. ``background``: an import's
+    work, which waits for the class photos being recognised (:meth:`Inference.enrol`)."""
     if not uploads:
         raise InvalidInputError("no photo uploaded")
     limit = ctx.settings.max_photos_per_request
     if len(uploads) > limit:
         raise InvalidInputError(f"{len(uploads)} photos uploaded; at most {limit} per request")
+    choices = list(faces) if faces else [None] * len(uploads)
+    if len(choices) != len(uploads):
+        raise InvalidInputError(
+            f"{len(choices)} face choices for {len(uploads)} photos; give one per photo "
+            "(empty for the photo's only or dominant face)"
+        )
     labels = [upload_label(i, u.filename) for i, u in enumerate(uploads)]
     # Decode everything before any model runs: a bad file fails fast and cheaply.
     images = [
@@ -57,13 +75,35 @@ def prepare_photos(ctx: Context, uploads: Sequence[Upload]) -> list[PreparedPhot
         for u, label in zip(uploads, labels, strict=True)
     ]
     prepared = []
-    for upload, label, image in zip(uploads, labels, images, strict=True):
-        try:
-            enrolment = ctx.inference.enrol(image)
-        except (NoFaceError, MultipleFacesError) as error:
-            raise InvalidInputError(f"{label}: {error}") from error
-        prepared.append(PreparedPhoto(new_id(), upload.filename, image, enrolment))
+    for index, (upload, label, image) in enumerate(zip(uploads, labels, images, strict=True)):
+        prepared.append(
+            PreparedPhoto(
+                new_id(),
+                upload.filename,
+                image,
+                embed_registration(ctx, image, label, index, choices[index], background),
+                hashlib.sha256(upload.data).hexdigest(),
+            )
+        )
     return prepared
+
+
+def embed_registration(
+    ctx: Context,
+    image: RGBImage,
+    label: str,
+    index: int,
+    face: FaceChoice | None,
+    background: bool = False,
+) -> FaceEnrolment:
+    """One registration photo's face embedded; the refusal says why in the photo's name."""
+    try:
+        return ctx.inference.enrol(image, face, background=background)
+    except MultipleFacesError as error:
+        found = [(rounded_box(f.box), float(f.score)) for f in error.faces]
+        raise SeveralFacesError(f"{label}: {error}", index, found) from error
+    except (NoFaceError, ValueError) as error:
+        raise InvalidInputError(f"{label}: {error}") from error
 
 
 def similar_students(
@@ -114,6 +154,7 @@ def stage_photos(
             filename=photo.filename,
             box=rounded_box(photo.enrolment.face.box),
             quality=photo.enrolment.quality.to_dict(),
+            content_sha256=photo.content_sha256,
         )
         ctx.records.student_photos.stage(
             staged, class_id, student_id, info, encode_jpeg(photo.image)
@@ -128,17 +169,25 @@ def stage_photos(
         )
 
 
-def check_photo(ctx: Context, class_id: str, upload: Upload, student_id: str | None) -> PhotoCheck:
+def check_photo(
+    ctx: Context,
+    class_id: str,
+    upload: Upload,
+    student_id: str | None,
+    face: FaceChoice | None = None,
+) -> PhotoCheck:
     """Everything enrolment would say about one photo (quality, look-alikes), storing nothing.
 
     ``student_id``: the student the photo is meant for, if already enrolled (their own photos are
-    no look-alike). No face or several faces is invalid input, exactly as at enrolment.
+    no look-alike). No face, or several faces with none dominant and none chosen (``face``), is
+    invalid input, exactly as at enrolment; the refusal lists the faces to choose from.
     """
     ctx.require_class(class_id)
-    (photo,) = prepare_photos(ctx, [upload])
+    (photo,) = prepare_photos(ctx, [upload], [face])
     snapshot = ctx.galleries.get(class_id)
     similar = similar_students(ctx, class_id, student_id or "", [photo], snapshot)
     report = photo.report()
+    found = photo.enrolment.faces_found or (photo.enrolment.face,)
     return PhotoCheck(
         filename=upload.filename,
         width=int(photo.image.shape[1]),
@@ -147,6 +196,11 @@ def check_photo(ctx: Context, class_id: str, upload: Upload, student_id: str | N
         quality=report.quality,
         warnings=[*report.quality.warnings, *look_alike_warnings(similar)],
         similar_students=similar,
+        faces=[
+            FoundFace(index=i, box=rounded_box(f.box), detection_score=round(float(f.score), 4))
+            for i, f in enumerate(found)
+        ],
+        face=found.index(photo.enrolment.face),
     )
 
 

@@ -18,6 +18,7 @@ from app.core.errors import (
 from app.core.ids import clean_name, name_key, student_id_candidates
 from app.core.uploads import Upload
 from app.records.documents import StudentDoc, StudentPhotoDoc
+from app.records.students import is_enrolled
 from app.services.context import Context
 from app.services.enrolment.models import (
     Enrolment,
@@ -35,6 +36,7 @@ from app.services.enrolment.photos import (
     thumbnail,
 )
 from app.services.enrolment.samples import list_samples
+from ml.pipeline import FaceChoice
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,13 @@ class StudentIdTakenError(ConflictError):
 
 
 def _student(doc: StudentDoc, photo_count: int) -> Student:
-    return Student(id=doc.id, name=doc.name, created_at=doc.created_at, photo_count=photo_count)
+    return Student(
+        id=doc.id,
+        name=doc.name,
+        created_at=doc.created_at,
+        photo_count=photo_count,
+        source_id=doc.source_id,
+    )
 
 
 def _photo_count(ctx: Context, class_id: str, student_id: str) -> int:
@@ -68,6 +76,7 @@ def enrol(
     name: str | None,
     uploads: Sequence[Upload],
     existing: Existing,
+    faces: Sequence[FaceChoice | None] | None = None,
 ) -> Enrolment:
     """Create a student from photos, or add photos to one, per ``existing``.
 
@@ -82,16 +91,22 @@ def enrol(
         raise _taken(ctx, class_id, student_id)
     if current is None and existing is Existing.REQUIRE:
         raise NotFoundError(f"student {student_id!r} not found in class {class_id!r}")
-    photos = prepare_photos(ctx, uploads)
+    photos = prepare_photos(ctx, uploads, faces)
     return enrol_prepared(ctx, class_id, student_id, display_name, photos, existing)
 
 
-def enrol_named(ctx: Context, class_id: str, name: str, uploads: Sequence[Upload]) -> Enrolment:
+def enrol_named(
+    ctx: Context,
+    class_id: str,
+    name: str,
+    uploads: Sequence[Upload],
+    faces: Sequence[FaceChoice | None] | None = None,
+) -> Enrolment:
     """A new student called ``name``, with an id made from the name (:func:`enrol_by_name`);
     refused when a student of that name is already enrolled."""
     ctx.require_class(class_id)
     display_name = validated_name(name)
-    photos = prepare_photos(ctx, uploads)
+    photos = prepare_photos(ctx, uploads, faces)
     return enrol_by_name(ctx, class_id, display_name, photos, add=False)
 
 
@@ -232,25 +247,17 @@ def _claim_student(
 
 def list_students(ctx: Context, class_id: str) -> list[Student]:
     ctx.require_class(class_id)
-    counts = ctx.records.embeddings.listing(class_id).photo_counts(class_id)
-    result = []
-    # A student without any stored embedding is a registration in flight, or one that was cut off
-    # (process killed, store down) before its first photo was stored: not enrolled, not listed.
-    for student_id in sorted(counts):
-        doc = ctx.records.students.get(class_id, student_id)
-        if doc is not None:
-            result.append(_student(doc, counts[student_id]))
-    return result
+    return [_student(doc, count) for doc, count in ctx.records.students.enrolled(class_id)]
 
 
 def enrolled_student(ctx: Context, class_id: str, student_id: str) -> Student | None:
     """The student as :func:`list_students` lists them, or ``None`` when not enrolled (no
-    ``student.json``, or no registration photo that counts yet): without listing the class."""
+    ``student.json``, or a registration in flight): without listing the class."""
     doc = ctx.records.students.get(class_id, student_id)
     if doc is None:
         return None
     count = _photo_count(ctx, class_id, student_id)
-    return _student(doc, count) if count else None
+    return _student(doc, count) if is_enrolled(doc, count) else None
 
 
 def require_student(ctx: Context, class_id: str, student_id: str) -> StudentDoc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
@@ -75,3 +76,41 @@ class ClassJobQueue:
     def _log_unexpected(self, future: Future[None]) -> None:
         if not future.cancelled() and future.exception() is not None:
             logger.error("%s job crashed", type(self).__name__, exc_info=future.exception())
+
+
+class JobRunner:
+    """Long jobs of the service (a roster import), one at a time on one background thread, in
+    the order asked. A job gets an event set when the service stops: it saves where it is and
+    ends (a later run finishes the work)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, name: str, job: Callable[[threading.Event], None]) -> None:
+        with self._lock:
+            self._pending += 1
+
+        def run() -> None:
+            try:
+                job(self.stopping)
+            except Exception:
+                logger.exception("job %s crashed", name)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+        self._executor.submit(run)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every job asked for has ended (tests, commands). False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
