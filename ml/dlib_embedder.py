@@ -9,7 +9,6 @@ network was trained on. Measured against dlib's own HOG detector on LFW View-2 (
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +17,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ml.onnx_session import create_session, run_in_batches
 from ml.types import DetectedFace, Embeddings, RGBImage, check_rgb_image
+from ml.vectors import l2_normalize
+from ml.weights.onnx_models import DLIB_CHIP_SIZE as DLIB_CHIP_SIZE
+from ml.weights.onnx_models import DLIB_EMBEDDING_DIM as DLIB_EMBEDDING_DIM
+from ml.weights.sources import RESNET_FILE, SHAPE_PREDICTOR_FILE, dlib_models_dir
 
-DLIB_EMBEDDING_DIM = 128
-DLIB_CHIP_SIZE = 150
 DLIB_CHIP_PADDING = 0.25
 """dlib's own default padding for ``compute_face_descriptor``: the network was trained on such chips."""
 
-SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
-RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_ONNX_MAX_BATCH = 16
 """Chips per onnxruntime pass: dlib's own ``compute_face_descriptor`` batch. Per face, batches of 8, 16
 and 32 cost the same within noise (41-57, 45-59, 31-58 ms, 2 threads, load 8-10 on 2 cores,
@@ -34,25 +34,7 @@ and 32 cost the same within noise (41-57, 45-59, 31-58 ms, 2 threads, load 8-10 
 
 
 class DlibUnavailableError(RuntimeError):
-    """dlib or its weights are not installed."""
-
-
-def dlib_models_dir() -> Path:
-    """The ``models`` folder of the installed ``face-recognition-models`` wheel.
-
-    Located without importing the package: its ``__init__`` imports ``pkg_resources`` (gone from
-    setuptools 81), which the service does not need.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise DlibUnavailableError(
-            "the dlib embedder needs the 'face-recognition-models' package (weights)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
-    for name in (SHAPE_PREDICTOR_FILE, RESNET_FILE):
-        if not (folder / name).is_file():
-            raise DlibUnavailableError(f"dlib weight file {name} missing from {folder}")
-    return folder
+    """dlib's runtime (the ``dlib-bin`` wheel) is not installed."""
 
 
 def _import_dlib() -> Any:
@@ -130,11 +112,11 @@ class DlibResNetEmbedder:
         with self._lock:
             descriptors = self._network.compute_face_descriptor(chips)
         matrix = np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors], np.float32)
-        return unit_rows(matrix)
+        return l2_normalize(matrix)
 
 
 class DlibResNetOnnxEmbedder:
-    """dlib's ResNet exported to ONNX (:mod:`ml.weights.dlib_resnet`), on onnxruntime (a ``FaceEmbedder``).
+    """dlib's ResNet exported to ONNX (:mod:`ml.export.dlib_resnet`), on onnxruntime (a ``FaceEmbedder``).
 
     The same function as :class:`DlibResNetEmbedder` (unit descriptors within 1e-6 of dlib's on real
     chips, ``tests/ml/test_dlib_onnx.py``) without dlib's runtime: the graph takes the uint8 chips as
@@ -149,13 +131,11 @@ class DlibResNetOnnxEmbedder:
     ) -> None:
         """
         Args:
-            model: the ``.onnx`` file written by :func:`ml.weights.dlib_resnet.export_dlib_resnet_onnx`
-                (``python -m ml.weights`` puts it in the model cache), or its checked bytes.
+            model: the ``.onnx`` file written by :func:`ml.export.dlib_resnet.export_dlib_resnet_onnx`
+                (``python -m ml.export`` puts it in the model cache), or its checked bytes.
             num_threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
             max_batch: most chips per forward pass (bounds the activation memory).
         """
-        from ml.onnx_session import create_session
-
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model_path = None if isinstance(model, bytes) else Path(model)
@@ -174,7 +154,6 @@ class DlibResNetOnnxEmbedder:
                 f"{self.model_path or 'the model'} is not the dlib ResNet export: inputs "
                 f"{[(i.shape, i.type) for i in inputs]}, outputs {[o.shape for o in outputs]}"
             )
-        self._input_name = inputs[0].name
         self.max_batch = max_batch
         # Sessions may run concurrently, but one pass at a time keeps a small server's cores
         # from being oversubscribed (as for the YOLO detector).
@@ -191,17 +170,16 @@ class DlibResNetOnnxEmbedder:
     def descriptors(self, crops: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
         """dlib's raw descriptors ``(N, 128)`` (euclidean distance 0.6 is dlib's same-person threshold)."""
         check_dlib_chips(crops)
-        if len(crops) == 0:
-            return np.zeros((0, DLIB_EMBEDDING_DIM), np.float32)
-        parts = []
-        with self._lock:
-            for start in range(0, len(crops), self.max_batch):
-                batch = np.ascontiguousarray(np.stack(crops[start : start + self.max_batch]))
-                parts.append(self._session.run(None, {self._input_name: batch})[0])
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return run_in_batches(
+            self._session,
+            crops,
+            batch_size=self.max_batch,
+            output_dim=DLIB_EMBEDDING_DIM,
+            lock=self._lock,
+        )
 
     def embed(self, crops: Sequence[RGBImage]) -> Embeddings:
-        return unit_rows(self.descriptors(crops))
+        return l2_normalize(self.descriptors(crops))
 
 
 def check_dlib_chips(crops: Sequence[RGBImage]) -> None:
@@ -216,10 +194,3 @@ def check_dlib_chips(crops: Sequence[RGBImage]) -> None:
             raise ValueError(
                 f"crop {index}: expected uint8 ({DLIB_CHIP_SIZE}, {DLIB_CHIP_SIZE}, 3), got {shape}"
             )
-
-
-def unit_rows(matrix: npt.NDArray[np.float32]) -> Embeddings:
-    """Each row divided by its L2 norm (dlib's descriptors are not unit length)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    result: Embeddings = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-    return result

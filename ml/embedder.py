@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ml.onnx_session import create_session
+from ml.onnx_session import create_session, run_in_batches
 from ml.protocols import FaceEmbedder
 from ml.types import Embeddings, RGBImage
+from ml.vectors import l2_normalize
 from ml.weights.cache import default_cache_dir
-from ml.weights.onnx_models import FACENET_INPUT, FACENET_OUTPUT, load_facenet_onnx
+from ml.weights.onnx_models import FACENET_EMBEDDING_DIM, FACENET_INPUT_SIZE, load_facenet_onnx
 
-EMBEDDING_DIM = 512
-INPUT_SIZE = 160
+EMBEDDING_DIM = FACENET_EMBEDDING_DIM
+INPUT_SIZE = FACENET_INPUT_SIZE
 
 
 def standardise(crops_uint8: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -33,11 +34,10 @@ def standardise(crops_uint8: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
 class FaceNetEmbedder:
     """Maps 160x160 RGB face crops to 512-d unit-norm embeddings (implements ``ml.protocols.FaceEmbedder``).
 
-    ``weights``: ``None`` for the CASIA-WebFace FaceNet, an ``.onnx`` FaceNet export, or the facenet-pytorch
-    ``.pt`` / converted ``.safetensors`` file whose ONNX export is in ``cache_dir`` (exported there on first use
-    where torch is installed; see :mod:`ml.weights.onnx_models`). Safe to call from several threads: forward
-    passes are serialised by a lock, because one pass already spreads over ``intra_op_threads`` threads and
-    concurrent passes would only contend for the cores.
+    ``weights``: ``None`` for the CASIA-WebFace FaceNet, an ``.onnx`` FaceNet export, or a facenet-pytorch
+    ``.pt`` / ``.safetensors`` state dict whose ONNX export is in ``cache_dir`` (exported there on first use,
+    in a child process; see :mod:`ml.weights.onnx_models`). Safe to call from several threads: forward
+    passes are serialised by a lock (:func:`ml.onnx_session.run_in_batches`).
     """
 
     def __init__(
@@ -73,22 +73,21 @@ class FaceNetEmbedder:
         """``(N, 512)`` float32 L2-normalised rows, one per crop, in order; ``ValueError`` on a wrong crop."""
         for index, crop in enumerate(crops):
             check_crop(crop, index)
-        if len(crops) == 0:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        batches = []
-        for start in range(0, len(crops), self._batch_size):
-            batch = np.stack(crops[start : start + self._batch_size])
-            batches.append(self._embed_batch(batch))
-        embeddings: Embeddings = np.concatenate(batches, axis=0)
+        # The exported InceptionResnetV1(classify=False) ends with an L2 normalisation of each row.
+        embeddings: Embeddings = run_in_batches(
+            self._session,
+            crops,
+            batch_size=self._batch_size,
+            output_dim=EMBEDDING_DIM,
+            lock=self._forward_lock,
+            prepare=_faces_input,
+        )
         return embeddings
 
-    def _embed_batch(self, batch: npt.NDArray[np.uint8]) -> Embeddings:
-        pixels = np.ascontiguousarray(standardise(batch).transpose(0, 3, 1, 2))
-        with self._forward_lock:
-            # The exported InceptionResnetV1(classify=False) ends with an L2 normalisation of each row.
-            (embeddings,) = self._session.run([FACENET_OUTPUT], {FACENET_INPUT: pixels})
-        result: Embeddings = np.asarray(embeddings, dtype=np.float32)
-        return result
+
+def _faces_input(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Stacked uint8 crops (N, 160, 160, 3) -> the model's ``faces`` input (N, 3, 160, 160)."""
+    return np.ascontiguousarray(standardise(batch).transpose(0, 3, 1, 2))
 
 
 def check_crop(crop: object, index: int) -> None:
@@ -110,7 +109,4 @@ def embed_plain_and_mirrored(
     mirrored = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
     both = embedder.embed([*crops, *mirrored])
     plain = both[: len(crops)]
-    summed = plain + both[len(crops) :]
-    norms = np.linalg.norm(summed, axis=1, keepdims=True)
-    averaged: Embeddings = (summed / np.maximum(norms, 1e-12)).astype(np.float32)
-    return plain, averaged
+    return plain, l2_normalize(plain + both[len(crops) :])

@@ -12,15 +12,26 @@ from ml.embedder import FaceNetEmbedder
 from ml.pipeline import FacePipeline, SecondaryModel
 from ml.segmentation import GrabCutHeadSegmenter
 from ml.weights.cache import default_cache_dir
+from ml.weights.onnx_models import (
+    DLIB_ONNX_FILENAME,
+    MTCNN_FILENAMES,
+    facenet_onnx_filename,
+    load_onnx_model,
+    prepare_models,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
-    """Load every model once. Raises if a model cannot be loaded (the service then fails fast)."""
+    """Load every model once. Raises if a model cannot be loaded (the service then fails fast).
+
+    Models missing from the cache (a first start) are exported first, all in one child process.
+    """
     cfg = config or PipelineConfig()
     started = time.perf_counter()
     cache_dir = cfg.model_cache_dir or default_cache_dir()
+    prepare_models(cache_dir, exported_models(cfg), embedder_weights=cfg.embedder_weights)
     detector = create_detector(
         cfg.detector,
         yolo_weights=cfg.yolo_weights,
@@ -52,6 +63,17 @@ def build_pipeline(config: PipelineConfig | None = None) -> FacePipeline:
     return FacePipeline(cfg, detector, embedder, segmenter, secondary)
 
 
+def exported_models(config: PipelineConfig) -> list[str]:
+    """The model cache files ``config`` runs (an ``.onnx`` FaceNet or YOLO file is used as given)."""
+    names = list(MTCNN_FILENAMES) if config.detector == "mtcnn" else []
+    weights = config.embedder_weights
+    if weights is None or weights.suffix != ".onnx":
+        names.append(facenet_onnx_filename(weights))
+    if "dlib" in config.embedders[1:]:
+        names.append(DLIB_ONNX_FILENAME)
+    return names
+
+
 def build_secondary(
     name: str, cache_dir: Path, intra_op_threads: int | None = None
 ) -> SecondaryModel:
@@ -64,7 +86,6 @@ def build_secondary(
     """
     if name == "dlib":
         from ml.dlib_embedder import DlibChipCropper, DlibResNetOnnxEmbedder
-        from ml.weights.onnx_models import DLIB_ONNX_FILENAME, load_onnx_model
 
         embedder = DlibResNetOnnxEmbedder(
             load_onnx_model(cache_dir, DLIB_ONNX_FILENAME), num_threads=intra_op_threads

@@ -1,9 +1,15 @@
-"""onnxruntime sessions configured the same way for every model the service runs."""
+"""onnxruntime sessions configured the same way for every model the service runs, and the batched
+forward passes the embedders share."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 
 def create_session(model: bytes | Path, *, intra_op_threads: int | None = None) -> Any:
@@ -33,3 +39,30 @@ def create_session(model: bytes | Path, *, intra_op_threads: int | None = None) 
     options.enable_mem_pattern = False
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_in_batches(
+    session: Any,
+    inputs: Sequence[npt.NDArray[Any]],
+    *,
+    batch_size: int,
+    output_dim: int,
+    lock: threading.Lock,
+    prepare: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] = np.ascontiguousarray,
+) -> npt.NDArray[np.float32]:
+    """``session``'s first output on ``inputs``, stacked at most ``batch_size`` at a time, rows in
+    order; ``(0, output_dim)`` for no inputs.
+
+    Each stack goes through ``prepare`` (to the model's input layout) and its pass holds ``lock``:
+    one pass already spreads over the session's intra-op threads, and concurrent passes would only
+    contend for the cores. The batch bounds the activation memory of one pass.
+    """
+    input_name = session.get_inputs()[0].name
+    output_name = session.get_outputs()[0].name
+    rows = [np.zeros((0, output_dim), np.float32)]
+    for start in range(0, len(inputs), batch_size):
+        batch = prepare(np.stack(inputs[start : start + batch_size]))
+        with lock:
+            (output,) = session.run([output_name], {input_name: batch})
+        rows.append(np.asarray(output, dtype=np.float32))
+    return np.concatenate(rows)

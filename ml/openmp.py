@@ -3,9 +3,10 @@
 OpenMP threads that spin while waiting steal the CPU from each other and from the service's other
 threads; on 2 cores that made MTCNN ~10x slower in wall time. OpenMP reads ``OMP_WAIT_POLICY`` once,
 when torch loads its runtime, so this must run before the first ``import torch`` of the process:
-the packages ``tests`` and ``bench`` call it when first imported, ``python -m ml.eval`` and
-``python -m ml.weights`` before they load torch. The service itself never imports torch (it runs the
-models on onnxruntime), so it needs none of this. Importing an ``ml`` module changes nothing.
+the packages ``tests`` and ``bench`` call it when first imported (torch is the tests' reference),
+``python -m ml.eval`` before its evaluations can load torch (ultralytics). The service and the
+exporter never import torch (the models run on onnxruntime and are exported with ``onnx``), so
+they need none of this. Importing an ``ml`` module changes nothing.
 """
 
 from __future__ import annotations

@@ -54,13 +54,16 @@ MODEL_FIXTURES = frozenset(
         "cast_pipeline",
         "fast_face_pipeline",
         "fast_cast_pipeline",
-        "casia_weights",
+        "casia_graph_weights",
+        "exported_facenet",
+        "exported_cache",
+        "torch_module",
         "exported_onnx",
         "onnx_embedder",
         "real_chips",
     }
 )
-"""Fixtures that load the real face models: a test using one is marked ``models``."""
+"""Fixtures that load the real face models or torch: a test using one is marked ``models``."""
 
 
 S3_FIXTURES = frozenset({"s3_server", "s3_admin_client", "s3_store_factory", "new_s3_bucket"})

@@ -10,7 +10,7 @@ stage logic (thresholds, NMS, box regression) but
   starts P-Net at 12/50 of full resolution instead of 12/20, i.e. ~6x fewer pixels;
 * resizes pyramid levels and R/O-Net crops with OpenCV on ``uint8`` (crops always come from the
   full-resolution image, so small faces keep their detail for R/O-Net) and runs the networks on
-  onnxruntime (exported by ``python -m ml.weights``; facenet-pytorch itself is not needed at run time);
+  onnxruntime (exported by ``python -m ml.export``; facenet-pytorch's code is never imported);
 * pads crops that leave the image with zeros (as the original MTCNN does) instead of stretching the
   clamped part, and searches the smallest pyramid levels with a black border so that a face
   filling a tight crop (150 px registration photos) is found;
@@ -86,7 +86,7 @@ class MtcnnNets(Protocol):
 
 
 class OnnxMtcnnNets:
-    """The three networks exported to ONNX (``python -m ml.weights``), one onnxruntime session each."""
+    """The three networks exported to ONNX (``python -m ml.export``), one onnxruntime session each."""
 
     def __init__(
         self, cache_dir: Path | None = None, *, intra_op_threads: int | None = None

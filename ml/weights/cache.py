@@ -1,6 +1,7 @@
-"""The model cache: where prepared weights live, written atomically and verified by checksum on load.
+"""The model cache: where exported models live, written atomically and verified by checksum on load.
 
-Torch-free: the service checks its ONNX files with :func:`check_file` before onnxruntime reads them.
+The service checks its ONNX files with :func:`check_file` before onnxruntime reads them; the
+exporter (:mod:`ml.export`) writes them with :func:`save_checked_file`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ CHECKSUM_SUFFIX = ".sha256.json"
 
 class WeightsChecksumError(ValueError):
     """A cached weights file is unreadable or its contents do not match its recorded checksum."""
+
+
+class OutdatedExportError(WeightsChecksumError):
+    """A cached file is intact but was written by another version of its exporter (an upgrade,
+    not damage: it is simply exported again)."""
 
 
 def default_cache_dir() -> Path:
@@ -55,6 +61,19 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(path.name + CHECKSUM_SUFFIX)
 
 
+def recorded_version(path: Path) -> str | None:
+    """The exporter version in ``path``'s checksum record, ``None`` when the file or its record is
+    missing or unreadable. A cheap look (no hashing) at whether a file needs exporting at all."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(checksum_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    version = record.get("version") if isinstance(record, dict) else None
+    return version if isinstance(version, str) else None
+
+
 def save_checked_file(data: bytes, path: Path, *, version: str, source: str) -> None:
     """Write ``data`` to ``path`` and its SHA-256, ``version`` and ``source`` to :func:`checksum_path`.
 
@@ -75,7 +94,8 @@ def check_file(path: Path, *, version: str) -> Path:
 
     Raises:
         FileNotFoundError: the file or its checksum record is missing.
-        WeightsChecksumError: damaged, or written by another ``version`` of the writer.
+        WeightsChecksumError: damaged (:class:`OutdatedExportError`: intact but written by
+            another ``version`` of the writer).
     """
     _check_record(path, file_sha256(path), version)
     return path
@@ -98,7 +118,7 @@ def _check_record(path: Path, actual: str, version: str) -> None:
             f"{path}: checksum mismatch (recorded {record['sha256'][:12]}..., got {actual[:12]}...)"
         )
     if record.get("version") != version:
-        raise WeightsChecksumError(
+        raise OutdatedExportError(
             f"{path}: written by version {record.get('version')!r} of its exporter, expected {version}"
         )
 

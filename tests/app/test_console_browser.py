@@ -117,6 +117,7 @@ def browser() -> Iterator[Browser]:
         if os.environ.get("CI"):
             pytest.fail(message + "; .ci/run installs it, so CI must have it")
         pytest.skip(message)
+    pytest.importorskip("playwright", reason="Playwright is not installed: uv sync --group browser")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)

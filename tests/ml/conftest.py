@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ml.weights.facenet_casia import converted_casia_weights
+from ml.export.facenet import FaceNetWeights, casia_weights_from_graph
+
+TORCH_MISSING = "torch, the reference here, is not installed: uv sync --group torch"
+"""Why a test comparing with PyTorch skips (``pytest.importorskip("torch", reason=TORCH_MISSING)``)."""
 
 
 @pytest.fixture(scope="session")
-def casia_weights() -> Path:
-    """Converted once into the default cache dir, so later runs only verify the checksum."""
-    return converted_casia_weights()
+def torch_module() -> ModuleType:
+    """torch, the reference of the parity tests; skips, naming the command that installs it, where
+    the ``torch`` group is not installed. Tests using it are marked ``models`` (tests/conftest.py)."""
+    torch: ModuleType = pytest.importorskip("torch", reason=TORCH_MISSING)
+    return torch
+
+
+@pytest.fixture(scope="session")
+def casia_graph_weights() -> FaceNetWeights:
+    """The CASIA-WebFace graph mapped onto facenet-pytorch's state-dict keys (about 1 s)."""
+    return casia_weights_from_graph()
 
 
 def lfw_centre_crop(path: Path, region: int = 150) -> npt.NDArray[np.uint8]:

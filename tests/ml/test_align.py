@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -148,7 +149,7 @@ def test_margin_box_follows_facenet_pytorch() -> None:
     assert margin_box((0.0, 0.0, 128.0, 128.0), (100, 100), 160, 32) == (0, 0, 100, 100)
 
 
-def test_margin_crop_matches_facenet_pytorch_extract_face() -> None:
+def test_margin_crop_matches_facenet_pytorch_extract_face(torch_module: ModuleType) -> None:
     from facenet_pytorch.models.utils.detect_face import extract_face
 
     rng = np.random.default_rng(3)

@@ -1,4 +1,4 @@
-"""dlib's face-recognition ResNet read from its .dat file and exported to ONNX (ml.weights.dlib_resnet), against dlib itself."""
+"""dlib's face-recognition ResNet read from its .dat file and exported to ONNX (ml.export.dlib_resnet), against dlib itself."""
 
 from __future__ import annotations
 
@@ -16,15 +16,11 @@ from onnx import TensorProto, helper
 from ml.dlib_embedder import (
     DLIB_CHIP_SIZE,
     DLIB_EMBEDDING_DIM,
-    RESNET_FILE,
     DlibChipCropper,
     DlibResNetEmbedder,
     DlibResNetOnnxEmbedder,
-    dlib_models_dir,
 )
-from ml.types import DetectedFace
-from ml.weights.cache import file_sha256
-from ml.weights.dlib_resnet import (
+from ml.export.dlib_resnet import (
     AddPrev,
     Affine,
     Conv,
@@ -35,6 +31,9 @@ from ml.weights.dlib_resnet import (
     export_dlib_resnet_onnx,
     read_dlib_resnet,
 )
+from ml.types import DetectedFace
+from ml.weights.cache import file_sha256
+from ml.weights.sources import RESNET_FILE, dlib_models_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,15 +1,14 @@
-"""FaceNetEmbedder on the converted CASIA-WebFace weights and real LFW faces."""
+"""FaceNetEmbedder on the CASIA-WebFace FaceNet and real LFW faces."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-import torch
-from facenet_pytorch import InceptionResnetV1
 
 from ml.embedder import FaceNetEmbedder
 from ml.protocols import FaceEmbedder
@@ -139,15 +138,18 @@ def test_concurrent_calls_match_one_batched_call(
     )
 
 
-def test_loads_a_facenet_pytorch_state_dict_file(tmp_path: Path) -> None:
+def test_loads_a_facenet_pytorch_state_dict_file(tmp_path: Path, torch_module: ModuleType) -> None:
     """The VGGFace2 ``.pt`` path, on a randomly initialised model saved here (the real file is not available)."""
+    torch = torch_module
+    from facenet_pytorch import InceptionResnetV1
+
     torch.manual_seed(0)
     model = InceptionResnetV1(pretrained=None, classify=True, num_classes=5).eval()
     path = tmp_path / "20180402-114759-vggface2.pt"
     torch.save(model.state_dict(), path)
 
     crop = np.random.default_rng(0).integers(0, 256, size=(160, 160, 3), dtype=np.uint8)
-    # Exported to ONNX into the model cache on first use (torch is installed here).
+    # Exported to ONNX into the model cache on first use, in a child process, without torch.
     embeddings = FaceNetEmbedder(path, cache_dir=tmp_path).embed([crop])
     model.classify = False
     with torch.inference_mode():

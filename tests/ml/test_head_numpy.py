@@ -23,9 +23,10 @@ from ml.head import (
     train_head,
 )
 from ml.matching import l2_normalize
+from tests.ml.conftest import TORCH_MISSING
 from tests.ml.test_head import _views
 
-torch = pytest.importorskip("torch", reason="the torch reference head needs the dev dependencies")
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 from tests.ml import torch_head_reference as reference  # noqa: E402
 
 # Loads the real face models or torch (the reference): not in the fast set (README).

@@ -35,30 +35,29 @@ not the function; :mod:`tests.ml.test_dlib_onnx` holds the parity with dlib itse
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from ml.dlib_embedder import DLIB_CHIP_SIZE, DLIB_EMBEDDING_DIM, RESNET_FILE, dlib_models_dir
-from ml.weights.cache import file_sha256, write_atomically
+from ml.export.onnx_graph import GraphBuilder, build_model
+from ml.weights.cache import file_sha256, save_checked_file, write_atomically
+from ml.weights.onnx_models import (
+    DLIB_CHIP_SIZE,
+    DLIB_EMBEDDING_DIM,
+    DLIB_INPUT,
+    DLIB_ONNX_FILENAME,
+    DLIB_OUTPUT,
+    EXPORT_VERSION,
+)
+from ml.weights.sources import DLIB_DISTRIBUTION, RESNET_FILE, dlib_models_dir
 
 logger = logging.getLogger(__name__)
-
-ONNX_INPUT_NAME = "chips"
-ONNX_OUTPUT_NAME = "descriptor"
-ONNX_OPSET = 17
-ONNX_IR_VERSION = 8
-"""IR 8 / opset 17: loadable by every onnxruntime the project allows (>= 1.18)."""
-
-DLIB_RESNET_ONNX_FILENAME = "dlib-face-recognition-resnet-v1.onnx"
-EXPORTER_VERSION = "1"
-"""Recorded in the model's metadata; bump when the export changes."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -468,27 +467,6 @@ def read_dlib_resnet(data: bytes) -> DlibResNet:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _GraphBuilder:
-    nodes: list[onnx.NodeProto]
-    initializers: list[onnx.TensorProto]
-    counter: int = 0
-
-    def name(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}_{self.counter}"
-
-    def constant(self, prefix: str, value: npt.NDArray[np.generic]) -> str:
-        name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], prefix: str, **attributes: Any) -> str:
-        output = self.name(prefix)
-        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
-        return output
-
-
 Shape = tuple[int, int, int]
 """(channels, rows, cols) of one sample."""
 
@@ -505,7 +483,7 @@ def _conv_output(
     return channels, rows, cols
 
 
-def _pad_to(builder: _GraphBuilder, tensor: str, shape: Shape, target: Shape) -> str:
+def _pad_to(builder: GraphBuilder, tensor: str, shape: Shape, target: Shape) -> str:
     """Zero-pad ``tensor`` at the end of its channel, row and column axes up to ``target`` (dlib's add_prev)."""
     if shape == target:
         return tensor
@@ -514,11 +492,14 @@ def _pad_to(builder: _GraphBuilder, tensor: str, shape: Shape, target: Shape) ->
     return builder.node("Pad", [tensor, pads], "pad", mode="constant")
 
 
-def build_onnx_model(network: DlibResNet) -> onnx.ModelProto:
-    """The ONNX graph of ``network``: ``chips`` (N, size, size, 3) uint8 RGB -> ``descriptor`` (N, 128) float32."""
-    builder = _GraphBuilder(nodes=[], initializers=[])
+def build_onnx_model(
+    network: DlibResNet, properties: dict[str, str] | None = None
+) -> onnx.ModelProto:
+    """The ONNX graph of ``network``: ``chips`` (N, size, size, 3) uint8 RGB -> ``descriptor`` (N, 128) float32,
+    with ``properties`` as its metadata."""
+    builder = GraphBuilder()
     size = network.input.size
-    as_float = builder.node("Cast", [ONNX_INPUT_NAME], "float", to=TensorProto.FLOAT)
+    as_float = builder.node("Cast", [DLIB_INPUT], "float", to=TensorProto.FLOAT)
     means = builder.constant("channel_means", np.array(network.input.channel_means, np.float32))
     centred = builder.node("Sub", [as_float, means], "centred")
     # /256 and *(1/256) are the same float operation: 256 is a power of two.
@@ -624,29 +605,15 @@ def build_onnx_model(network: DlibResNet) -> onnx.ModelProto:
                 )
             shape = (layer.weights.shape[1], 1, 1)
         index += 1
-    builder.nodes.append(
-        helper.make_node("Identity", [current], [ONNX_OUTPUT_NAME], name="descriptor")
-    )
-    graph = helper.make_graph(
-        builder.nodes,
+    builder.rename(current, DLIB_OUTPUT)
+    return build_model(
+        builder,
         "dlib_face_recognition_resnet_model_v1",
-        [
-            helper.make_tensor_value_info(
-                ONNX_INPUT_NAME, TensorProto.UINT8, ["batch", size, size, 3]
-            )
-        ],
-        [helper.make_tensor_value_info(ONNX_OUTPUT_NAME, TensorProto.FLOAT, ["batch", shape[0]])],
-        builder.initializers,
+        [helper.make_tensor_value_info(DLIB_INPUT, TensorProto.UINT8, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info(DLIB_OUTPUT, TensorProto.FLOAT, ["batch", shape[0]])],
+        producer_version=EXPORT_VERSION,
+        properties=properties,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
-        producer_name="rollcall.ml.dlib_onnx",
-        producer_version=EXPORTER_VERSION,
-    )
-    model.ir_version = ONNX_IR_VERSION
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -669,10 +636,7 @@ def dlib_resnet_onnx_bytes(source: Path | None = None) -> bytes:
         raise DlibFormatError(
             f"network input is {network.input.size} px, expected {DLIB_CHIP_SIZE}"
         )
-    model = build_onnx_model(network)
-    helper.set_model_props(
-        model, {"source_sha256": file_sha256(source), "exporter_version": EXPORTER_VERSION}
-    )
+    model = build_onnx_model(network, {"source_sha256": file_sha256(source)})
     data: bytes = model.SerializeToString()
     return data
 
@@ -680,18 +644,16 @@ def dlib_resnet_onnx_bytes(source: Path | None = None) -> bytes:
 def export_dlib_to_cache(cache_dir: Path) -> Path:
     """Write the ONNX model into the model cache with its checksum record, as
     :func:`ml.weights.onnx_models.load_onnx_model` reads it."""
-    from ml.weights.cache import save_checked_file
-    from ml.weights.onnx_models import DLIB_ONNX_FILENAME, EXPORT_VERSION
-
+    started = time.perf_counter()
     source = dlib_models_dir() / RESNET_FILE
     path = cache_dir / DLIB_ONNX_FILENAME
     save_checked_file(
         dlib_resnet_onnx_bytes(source),
         path,
         version=EXPORT_VERSION,
-        source=f"face-recognition-models:{RESNET_FILE} (sha256 {file_sha256(source)})",
+        source=f"{DLIB_DISTRIBUTION}:{RESNET_FILE} (sha256 {file_sha256(source)})",
     )
-    logger.info("exported %s", path)
+    logger.info("exported %s in %.1f s", path, time.perf_counter() - started)
     return path
 
 

@@ -1,7 +1,7 @@
 """A minimal reader of serialised TensorFlow ``GraphDef`` protobufs (no TensorFlow, no protobuf package).
 
 Just enough of the protobuf wire format to list a frozen graph's nodes and decode its constant tensors;
-:mod:`ml.weights.facenet_casia` maps those constants onto facenet-pytorch's InceptionResnetV1.
+:mod:`ml.export.facenet` maps those constants onto facenet-pytorch's InceptionResnetV1 keys.
 """
 
 from __future__ import annotations
