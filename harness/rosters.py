@@ -69,7 +69,9 @@ def pupils_from_folders(folders: Iterable[Path], first: int = 0) -> list[Pupil]:
     pupils = []
     for number, folder in enumerate(folders, start=first):
         name = folder.name.split("__")[-1].replace("_", " ").title().split()
-        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        photos = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+        )
         pupils.append(
             Pupil(
                 source_id=str(uuid.UUID(int=number + 1)),
@@ -181,7 +183,10 @@ def oneroster_files(
         "classes.csv": _csv(CLASS_COLUMNS_12, class_rows),
         "users.csv": _csv(USER_COLUMNS_12 if version == "1.2" else USER_COLUMNS_11, users.values()),
         "enrollments.csv": _csv(ENROLLMENT_COLUMNS, enrollments),
-        "orgs.csv": _csv(("sourcedId", "name", "type"), [{"sourcedId": SCHOOL, "name": "School", "type": "school"}]),
+        "orgs.csv": _csv(
+            ("sourcedId", "name", "type"),
+            [{"sourcedId": SCHOOL, "name": "School", "type": "school"}],
+        ),
     }
 
 
