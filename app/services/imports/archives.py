@@ -58,8 +58,8 @@ class Archive:
             path = PurePosixPath(name.replace("\\", "/"))
             if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
                 raise InvalidInputError(f"{self.what}: entry {name!r} is outside the archive")
-            mode = info.external_attr >> 16
-            if mode and not stat.S_ISREG(mode):
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0: an archiver that sets no type
+            if kind and kind != stat.S_IFREG:
                 raise InvalidInputError(f"{self.what}: entry {name!r} is not a plain file")
             if info.flag_bits & 0x1:
                 raise InvalidInputError(f"{self.what}: entry {name!r} is encrypted")

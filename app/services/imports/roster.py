@@ -169,9 +169,9 @@ def _unique(table: Table, column: str) -> dict[str, tuple[int, dict[str, str]]]:
 
 def _name(table: Table, number: int, *parts: str) -> str:
     try:
-        return clean_name(" ".join(part for part in parts if part))
+        return clean_name(" ".join(part for part in parts if part), what="the name")
     except ValueError as error:
-        raise RosterError(f"{table.name} row {number}: the name {error}") from error
+        raise RosterError(f"{table.name} row {number}: {error}") from error
 
 
 # --- OneRoster -------------------------------------------------------------------------------

@@ -34,7 +34,14 @@ from app.storage import (
 from ml.config import PipelineConfig
 from ml.head import ProjectionHead
 from ml.matching import Gallery
-from ml.pipeline import FaceEnrolment, FaceMatch, FacePipeline, FaceQuality, Recognition
+from ml.pipeline import (
+    FaceEnrolment,
+    FaceMatch,
+    FacePipeline,
+    FaceQuality,
+    NoFaceError,
+    Recognition,
+)
 from ml.types import DetectedFace, Embeddings, RGBImage
 
 DIM = 512
@@ -170,7 +177,8 @@ class _UnusedModel:
 
 class ScriptedInference(Inference):
     """Recognition answers ``script``: the student ids of the faces of the next photo
-    (``None``: an unknown face); enrolment is never asked (photos come prepared)."""
+    (``None``: an unknown face). Enrolment (an import's photos) finds one face on any photo but
+    a plain one (:func:`no_face`), and gives each photo its own synthetic person."""
 
     def __init__(self, pipeline: FacePipeline) -> None:
         super().__init__(pipeline, concurrency=2)
@@ -178,6 +186,13 @@ class ScriptedInference(Inference):
         self.embed = False
         """Give each named face an embedding (its student's, from :func:`views`), as the real
         pipeline does: what a face confirmed as a sample keeps."""
+
+    def enrol(
+        self, image: RGBImage, face_choice: object = None, *, background: bool = False
+    ) -> FaceEnrolment:
+        if int(np.ptp(image)) == 0:
+            raise NoFaceError("no face found in the photo")
+        return FaceEnrolment(face(), QUALITY, image[:20, :20], views(int(image.sum()) % 9973))
 
     def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
         """A teacher named a face: the embedding of a new synthetic person."""
@@ -229,18 +244,25 @@ def views(seed: int, n_views: int = 2) -> Embeddings:
     return result
 
 
+QUALITY = FaceQuality(
+    face_size=40.0,
+    sharpness=150.0,
+    yaw=1.0,
+    pitch=2.0,
+    roll=0.5,
+    detection_score=0.99,
+    warnings=(),
+)
+
+
+def no_face(size: int = 32) -> RGBImage:
+    """A plain grey photo: enrolment finds no face on it."""
+    return np.full((size, size, 3), 128, dtype=np.uint8)
+
+
 def prepared(seed: int, filename: str | None = None) -> PreparedPhoto:
-    """A registration photo as :func:`app.services.students.prepare_photos` returns it."""
-    quality = FaceQuality(
-        face_size=20.0,
-        sharpness=150.0,
-        yaw=1.0,
-        pitch=2.0,
-        roll=0.5,
-        detection_score=0.99,
-        warnings=(),
-    )
-    enrolment = FaceEnrolment(face(), quality, image(seed)[:20, :20], views(seed))
+    """A registration photo as :func:`app.services.enrolment.prepare_photos` returns it."""
+    enrolment = FaceEnrolment(face(), QUALITY, image(seed)[:20, :20], views(seed))
     return PreparedPhoto(new_id(), filename, image(seed), enrolment)
 
 
@@ -256,9 +278,7 @@ def service_context(store: ObjectStore | None = None) -> Iterator[Context]:
     try:
         yield ctx
     finally:
-        ctx.trainer.close()
-        ctx.backfill.close()
-        ctx.cleanup.close()
+        ctx.close()
 
 
 def scripted(ctx: Context) -> ScriptedInference:
