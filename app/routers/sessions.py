@@ -190,6 +190,25 @@ def term_report_csv(
 
 
 @router.get(
+    "/attendance/events.csv",
+    response_class=Response,
+    summary="Attendance for the school's system: a row per student per session (Ed-Fi events)",
+    description=(
+        "Columns: `class_id` and `student_id` (the roster's `sourcedId` when imported, else "
+        "Rollcall's id), `event_date`, `session`, `attendance_event_category` (Ed-Fi: In "
+        "Attendance for present, Tardy for late, Excused Absence, Unexcused Absence for "
+        "absent), `arrival_time` (when first seen, ISO 8601 UTC; empty when not seen), `status`."
+    ),
+    responses={**_CSV, **errors(404, 422)},
+)
+def attendance_events_csv(
+    ctx: ContextDep, class_id: ClassId, date_from: DateFrom = None, date_to: DateTo = None
+) -> Response:
+    found = attendance.attendance_events_csv(ctx, class_id, date_from, date_to)
+    return csv_download(found.text, found.filename, "attendance-events.csv")
+
+
+@router.get(
     "/attendance",
     response_model=TermReport,
     summary="The term report: every student's status in every session, and their rate",

@@ -220,3 +220,43 @@ def test_the_command_imports_from_folders_twice(
     out = capsys.readouterr().out
     assert "students 0 created, 0 updated, 10 unchanged; 0 photos stored" in out
     assert len(store.list("classes/bbt-guid/students/")) > 0
+
+
+def test_the_teacher_chooses_the_face_on_a_photo_of_several(
+    tmp_path: Path, fast_cast_pipeline: FacePipeline, groups_dir: Path
+) -> None:
+    bbt3 = (groups_dir / "face_api_js__bbt3.jpg").read_bytes()
+    photo = {"photo": ("bbt3.jpg", bbt3, "image/jpeg")}
+    with running_app(fast_cast_pipeline, DiskObjectStore(tmp_path)) as client:
+        assert client.post("/v1/classes", json={"id": "c", "name": "C"}).status_code == 201
+        refused = client.post("/v1/classes/c/students/check", files=photo)
+        assert refused.status_code == 422
+        body = refused.json()
+        assert "shows 5 faces" in body["detail"] and body["photo"] == 0
+        faces = body["faces"]
+        assert [f["index"] for f in faces] == [0, 1, 2, 3, 4]
+        sizes = [min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) for f in faces]
+        assert sizes == sorted(sizes, reverse=True)  # largest (shorter side) first
+        checked = client.post("/v1/classes/c/students/check", files=photo, data={"face": "2"})
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["face"] == 2 and len(checked.json()["faces"]) == 5
+        box = ",".join(str(v) for v in faces[3]["box"])
+        enrolled = client.post(
+            "/v1/classes/c/students",
+            data={"name": "Chosen One", "face": box},
+            files={"photos": ("bbt3.jpg", bbt3, "image/jpeg")},
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        assert enrolled.json()["photos"][0]["box"] == faces[3]["box"]
+        recognised = client.post("/v1/classes/c/recognise", files=photo).json()
+        named = [f for f in recognised["faces"] if f["student_id"] == "chosen-one"]
+        assert [f["box"] for f in named] == [faces[3]["box"]]
+        bad = client.post("/v1/classes/c/students/check", files=photo, data={"face": "9"})
+        assert bad.status_code == 422 and "there is no face 9" in bad.json()["detail"]
+        # The mobile app's call keeps the dominant-face rule, and its plain refusal.
+        mobile = client.post(
+            "/register/register-student",
+            data={"student_name": "Someone"},
+            files={"files": ("bbt3.jpg", bbt3, "image/jpeg")},
+        )
+        assert mobile.status_code == 422 and set(mobile.json()) == {"detail"}

@@ -34,7 +34,9 @@ from app.services.attendance.recognise import (
     recognise_upload,
 )
 from app.services.attendance.reports import (
+    EDFI_CATEGORIES,
     attendance_csv,
+    attendance_events_csv,
     csv_cell,
     report_filename,
     term_csv,
@@ -54,6 +56,7 @@ from app.services.attendance.sessions import (
 
 __all__ = [
     "ATTENDED",
+    "EDFI_CATEGORIES",
     "AttendanceEntry",
     "AttendanceStatus",
     "CsvFile",
@@ -76,6 +79,7 @@ __all__ = [
     "assign_face",
     "attendance_csv",
     "attendance_entries",
+    "attendance_events_csv",
     "clear_status",
     "create_session",
     "csv_cell",

@@ -70,12 +70,16 @@ def attendance_csv(ctx: Context, class_id: str, session_id: str) -> CsvFile:
     )
 
 
+def _check_range(date_from: date | None, date_to: date | None) -> None:
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise InvalidInputError(f"from ({date_from}) is after to ({date_to})")
+
+
 def term_report(
     ctx: Context, class_id: str, date_from: date | None, date_to: date | None
 ) -> TermReport:
     class_doc = ctx.require_class(class_id)
-    if date_from is not None and date_to is not None and date_from > date_to:
-        raise InvalidInputError(f"from ({date_from}) is after to ({date_to})")
+    _check_range(date_from, date_to)
     enrolled = list_students(ctx, class_id)
     states = session_states(ctx, class_id, date_from, date_to)
     statuses: dict[str, list[Status | None]] = {s.id: [None] * len(states) for s in enrolled}
@@ -142,3 +146,52 @@ def report_filename(report: TermReport) -> str:
     if report.date_from or report.date_to:
         span = f" {report.date_from or 'start'} to {report.date_to or 'today'}"
     return f"{report.class_name} attendance{span}"
+
+
+EDFI_CATEGORIES: dict[Status, str] = {
+    "present": "In Attendance",
+    "late": "Tardy",
+    "excused": "Excused Absence",
+    "absent": "Unexcused Absence",
+}
+"""Ed-Fi's attendance event categories (``AttendanceEventCategoryDescriptor``) of each status."""
+EVENT_COLUMNS = (
+    "class_id",
+    "student_id",
+    "event_date",
+    "session",
+    "attendance_event_category",
+    "arrival_time",
+    "status",
+)
+
+
+def attendance_events_csv(
+    ctx: Context, class_id: str, date_from: date | None, date_to: date | None
+) -> CsvFile:
+    """Attendance back to the school's system: a row per student per session in the range, the
+    class and the student named by their roster ``source_id`` (their Rollcall id when not
+    imported), the status as Ed-Fi's event category, and when the student was first seen (the
+    upload of the first photo naming them; empty when not seen)."""
+    class_doc = ctx.require_class(class_id)
+    _check_range(date_from, date_to)
+    enrolled = list_students(ctx, class_id)
+    school_ids = {student.id: student.source_id or student.id for student in enrolled}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EVENT_COLUMNS)
+    for state in session_states(ctx, class_id, date_from, date_to):
+        for entry in sorted(state.roster(enrolled), key=lambda e: school_ids[e.student_id]):
+            writer.writerow(
+                [
+                    csv_cell(class_doc.source_id or class_id),
+                    csv_cell(school_ids[entry.student_id]),
+                    state.doc.date.isoformat(),
+                    csv_cell(state.doc.label),
+                    EDFI_CATEGORIES[entry.status],
+                    entry.recorded_at.isoformat() if entry.recorded_at else "",
+                    entry.status,
+                ]
+            )
+    span = f" {date_from or 'start'} to {date_to or 'today'}" if date_from or date_to else ""
+    return CsvFile(text=buffer.getvalue(), filename=f"{class_doc.name} attendance events{span}")

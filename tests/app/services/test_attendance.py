@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime
 
 import pytest
 
-from app.core.errors import ConflictError, NotFoundError
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.core.images import encode_jpeg
 from app.core.uploads import Upload
 from app.records import keys
@@ -143,3 +145,40 @@ def test_recognition_without_recording_writes_nothing() -> None:
         assert [f.known for f in result.faces] == [True, False]
         assert result.annotated_jpeg is not None and result.annotated_jpeg[:2] == b"\xff\xd8"
         assert store.keys() == before
+
+
+def test_attendance_events_for_the_schools_system() -> None:
+    with service_context() as ctx:
+        ctx.clock = lambda: datetime(2026, 11, 30, 8, tzinfo=UTC)
+        _enrol(ctx, "ada", "bob", "cy", "dee")
+        doc = ctx.records.students.get(CLASS_ID, "ada")
+        assert doc is not None
+        ctx.records.students.save(CLASS_ID, doc.model_copy(update={"source_id": "SIS-ADA"}))
+        attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date(2026, 11, 30))
+        scripted(ctx).script = ["ada", "bob"]
+        attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo())
+        attendance.set_status(ctx, CLASS_ID, "mon", "bob", "late", "", "console")
+        attendance.set_status(ctx, CLASS_ID, "mon", "cy", "excused", "ill", "console")
+        attendance.create_session(ctx, CLASS_ID, "tue", "Tuesday", date(2026, 12, 1))
+        found = attendance.attendance_events_csv(ctx, CLASS_ID, date(2026, 11, 30), None)
+        rows = list(csv.reader(io.StringIO(found.text)))
+        assert rows[0] == [
+            "class_id",
+            "student_id",
+            "event_date",
+            "session",
+            "attendance_event_category",
+            "arrival_time",
+            "status",
+        ]
+        monday = {row[1]: (row[4], bool(row[5]), row[6]) for row in rows[1:] if row[3] == "Monday"}
+        assert monday == {
+            "SIS-ADA": ("In Attendance", True, "present"),  # the roster's id when imported
+            "bob": ("Tardy", True, "late"),
+            "cy": ("Excused Absence", False, "excused"),
+            "dee": ("Unexcused Absence", False, "absent"),
+        }
+        assert len(rows) == 1 + 4 + 4  # a row per student per session
+        assert found.filename == "Physics attendance events 2026-11-30 to today"
+        with pytest.raises(InvalidInputError, match="after"):
+            attendance.attendance_events_csv(ctx, CLASS_ID, date(2026, 12, 2), date(2026, 12, 1))
