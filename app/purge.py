@@ -101,7 +101,9 @@ def run(
         out.write(report_line(purged) + "\n")
     out.write(
         f"retention purge at {now.isoformat(timespec='seconds')}: {len(report.classes)} classes, "
-        f"{report.photos_purged} photos purged, {report.students_erased} students erased\n"
+        f"{report.photos_purged} photos purged, {report.students_erased} students erased"
+        + (f", {report.imports_purged} import reports removed" if report.imports_purged else "")
+        + "\n"
     )
     return report
 

@@ -75,7 +75,7 @@ def build_router(max_photos_bytes: int) -> APIRouter:
             "follow it at `Location` (`GET /v1/imports/{id}`). Classes and students keep their "
             "`sourcedId` as `source_id`; their ids are made from it, never from a name."
         ),
-        responses=errors(413, 422, 503),
+        responses=errors(409, 413, 422, 503),
         max_body_size=limit,
     )
     def import_oneroster(
@@ -115,7 +115,7 @@ def build_router(max_photos_bytes: int) -> APIRouter:
             "`student number`, and the photos' zip. A student number is kept as the student's "
             "`source_id` (their id is made from it); a student without one is known by name."
         ),
-        responses=errors(413, 422, 503),
+        responses=errors(409, 413, 422, 503),
         max_body_size=limit,
     )
     def import_csv(

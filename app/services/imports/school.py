@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from app.core.errors import InvalidInputError, NotFoundError, ServiceError
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError, ServiceError
 from app.core.ids import new_id, slugify
 from app.core.uploads import Upload
 from app.records.documents import (
@@ -158,7 +158,15 @@ def start_import(
     release: Callable[[], None] = lambda: None,
 ) -> ImportJob:
     """Record the import (queued) and run it in the background; ``release`` is called when it
-    has ended (the photos' temporary file goes)."""
+    has ended (the photos' temporary file goes; the caller removes it when this raises). One
+    import runs at a time: another one still going (on any replica) is a
+    :class:`ConflictError`."""
+    for other in list_imports(ctx, limit=5):
+        if other.state in ("queued", "running"):
+            raise ConflictError(
+                f"import {other.id} is {other.state} ({other.done} of {other.total} students); "
+                "start this one when it has ended"
+            )
     now = ctx.now()
     job = ImportJobDoc(
         id=new_id(now),

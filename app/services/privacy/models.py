@@ -45,6 +45,8 @@ class PurgeReport:
 
     now: dt.datetime
     classes: list[ClassPurge]
+    imports_purged: int = 0
+    """Reports of roster imports removed (kept 30 days)."""
 
     @property
     def photos_purged(self) -> int:

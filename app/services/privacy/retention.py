@@ -70,7 +70,8 @@ def purge_class(ctx: Context, class_id: str, now: dt.datetime) -> ClassPurge:
 
 
 def purge_all(ctx: Context, now: dt.datetime) -> PurgeReport:
-    """Purge every class as of ``now`` (a class created or deleted meanwhile is passed over)."""
+    """Purge every class as of ``now`` (a class created or deleted meanwhile is passed over),
+    and the reports of old roster imports."""
     _check_aware(now)
     reports = []
     for class_id in ctx.records.classes.ids():
@@ -78,7 +79,26 @@ def purge_all(ctx: Context, now: dt.datetime) -> PurgeReport:
             reports.append(purge_class(ctx, class_id, now))
         except NotFoundError:
             continue  # no class.json: being created or deleted right now
-    return PurgeReport(now=now, classes=reports)
+    return PurgeReport(now=now, classes=reports, imports_purged=purge_import_reports(ctx, now))
+
+
+IMPORT_REPORTS_KEPT_DAYS = 30
+"""A roster import's report lists the students it could not give a photo, by name: kept a month,
+long enough for the school to add the missing photos, then removed."""
+
+
+def purge_import_reports(ctx: Context, now: dt.datetime) -> int:
+    """Remove the reports of imports that ended over :data:`IMPORT_REPORTS_KEPT_DAYS` ago (or
+    started so long ago: cut off); returns how many."""
+    cutoff = now - dt.timedelta(days=IMPORT_REPORTS_KEPT_DAYS)
+    removed = 0
+    for import_id in ctx.records.imports.ids():
+        found = ctx.records.imports.get(import_id)
+        ended = (found[1].finished_at or found[0].created_at) if found else None
+        if ended is None or ended < cutoff:  # unreadable leftovers go too
+            ctx.records.imports.delete(import_id)
+            removed += 1
+    return removed
 
 
 def purge_photos(ctx: Context, class_id: str, now: dt.datetime, days: int) -> int:
@@ -185,6 +205,7 @@ class RetentionPurger(ClassJobQueue):
     def request_all(self) -> None:
         try:
             class_ids = self._ctx.records.classes.ids()
+            purge_import_reports(self._ctx, self._clock())
         except StorageUnavailableError as error:
             logger.warning("retention purge postponed, storage unavailable: %s", error)
             return

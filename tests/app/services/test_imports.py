@@ -6,13 +6,15 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
 from PIL import Image
 
+from app.core.errors import ConflictError
 from app.records import documents
-from app.services import enrolment, imports
+from app.services import enrolment, imports, privacy
 from app.services.context import Context
 from app.services.imports.roster import read_oneroster, read_plain_csv
 from app.services.imports.school import INTERRUPTED, class_id_of
@@ -236,3 +238,38 @@ def test_a_plain_csv_keys_students_by_number_or_else_name(numbers: bool) -> None
         if numbers
         else {"Ada Lovelace", "Bob Marley", "Cy Young", "Dee Dee"}
     )
+
+
+def test_import_reports_are_kept_a_month() -> None:
+    with service_context() as ctx:
+        ctx.clock = lambda: datetime(2026, 9, 1, 8, tzinfo=UTC)
+        old = _run(ctx, _roster(_school()), None)
+        ctx.clock = lambda: datetime(2026, 9, 25, 8, tzinfo=UTC)
+        recent = _run(ctx, _roster(_school()), None)
+        report = privacy.purge_all(ctx, datetime(2026, 10, 5, tzinfo=UTC))
+        assert report.imports_purged == 1
+        assert [job.id for job in imports.list_imports(ctx)] == [recent.id]
+        assert old.id not in ctx.records.imports.ids()
+
+
+def test_one_import_at_a_time() -> None:
+    with service_context() as ctx:
+        now = ctx.now()
+        running = documents.ImportJobDoc(
+            id="running",
+            kind="OneRoster 1.2",
+            created_at=now,
+            requested_by="key 2",
+            photo_key="sourcedId",
+            dry_run=False,
+            erase_removed=False,
+            total=500,
+        )
+        state = documents.ImportStateDoc(state="running", updated_at=now, done=120)
+        ctx.records.imports.create(running, state)
+        with pytest.raises(ConflictError, match="import running is running \\(120 of 500"):
+            _run(ctx, _roster(_school()), None)
+        # Cut off (its process stopped writing): the next import may start.
+        ctx.clock = lambda: now + timedelta(minutes=6)
+        assert imports.get_import(ctx, "running").state == "failed"
+        assert _run(ctx, _roster(_school()), None).state == "done"
