@@ -217,7 +217,7 @@ class Settings(BaseSettings):
         le=64,
         description="Confirmed faces kept per student (the newest half, then the most diverse).",
     )
-    # --- retention (README, "Data protection": the choice of these defaults) ---------------------
+    # --- retention (docs/data-protection.md: the choice of these defaults) ---------------------
     session_photo_retention_days: int = Field(
         default=RETENTION_DEFAULTS.session_photo_days,
         ge=0,

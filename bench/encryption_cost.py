@@ -5,7 +5,7 @@ through the in-process app on a disk store, with and without ``ROLLCALL_DATA_KEY
 (same models, one store each) run interleaved, in alternating order, so a noisy shared machine
 slows both alike; compare the ratios, not the seconds. It also times the encryption alone
 (sealing and opening every object one registration and one class photo stored), which is what
-the end-to-end difference should be made of. The README's "Encryption at rest" quotes it.
+the end-to-end difference should be made of. docs/data-protection.md ("Encryption at rest") quotes it.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from ml.pipeline import FacePipeline, MultipleFacesError, NoFaceError
 
 SAME_PERSON = 0.5
 """FaceNet cosine of two photos of one person in ``faces/people`` (another person scores at most
-about 0.4: README, "Telling strangers apart")."""
+about 0.4: docs/accuracy.md, "Telling strangers apart")."""
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 PHOTOS_PER_PERSON = 6
 """At most (LFW has 530 photos of one person)."""

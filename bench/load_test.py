@@ -377,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if not (args.shared / "faces" / "people").is_dir():
-        parser.error(f"no real photos at {args.shared} (the shared data folder, see README)")
+        parser.error(
+            f"no real photos at {args.shared} (the shared data folder, see docs/development.md)"
+        )
     config = LoadConfig(
         requests=args.requests,
         clients=args.clients,

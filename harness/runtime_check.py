@@ -35,7 +35,7 @@ CAST = ("sheldon", "leonard", "penny", "howard", "raj")
 GROUP_PHOTO = "face_api_js__bbt3.jpg"
 MIN_NAMED = 3
 """The cast is registered from one 150 px grey crop each; at the default threshold the fused models
-name all five (README, "Measured accuracy"); three leaves room for a one-view registration."""
+name all five (docs/accuracy.md, "Measured accuracy"); three leaves room for a one-view registration."""
 MAX_RSS_AFTER_READY_MIB = 600
 """Issue 22's bound for the service once ready: the export's memory must leave with its child
 process (the torch exporter, run in the service, left it at 2.1 GB)."""

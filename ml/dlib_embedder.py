@@ -4,7 +4,7 @@ Weights ship in the ``face-recognition-models`` wheel and the runtime in ``dlib-
 no torch. The pipeline's detector (MTCNN or YOLO) gives the face box; dlib's 5-point shape predictor
 places its own landmarks inside that box, and ``dlib.get_face_chip`` cuts the 150 px chip the
 network was trained on. Measured against dlib's own HOG detector on LFW View-2 (10 folds, 2026-11-29,
-``python -m ml.eval lfw --data ../shared/faces/lfw --models dlib``): see the README's accuracy table.
+``python -m ml.eval lfw --data ../shared/faces/lfw --models dlib``): see the accuracy table of docs/accuracy.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Score-level fusion of several face embedders into one similarity on FaceNet's cosine scale.
 
 FaceNet CASIA-WebFace and dlib's ResNet fail on different faces, so averaging their (normalised)
-cosines separates students from strangers better than either alone (README, "Measured accuracy").
+cosines separates students from strangers better than either alone (docs/accuracy.md, "Measured accuracy").
 Each model's cosine ``c`` is z-normalised with that model's mean and spread of LFW View-2 pair scores
 and mapped onto FaceNet's scale: ``mu_F + sigma_F * (c - mu_m) / sigma_m``. The fused similarity is
 the mean of the mapped cosines of the models both sides have. With FaceNet alone it is exactly
@@ -78,7 +78,7 @@ def fuse(
 
 
 # Open-set thresholds on the cohort-normalised score (``ml.matching.cohort_scores``), per set of
-# models in use. FaceNet alone: 0.41, README "Telling strangers apart". Fused: the threshold that
+# models in use. FaceNet alone: 0.41, docs/accuracy.md, "Telling strangers apart". Fused: the threshold that
 # accepts 1 % of the strangers of the one-shot calibration class (LFW, 374 students, 2,192 stranger
 # probes: 0.3596), which on the held-out test class (373 students) accepted 1.16 % of strangers,
 # named 86.6 % of students right and none wrong (FaceNet alone at its 0.41: 74.5 %). The same 1 %

@@ -23,7 +23,7 @@ from ml.vectors import (
     l2_normalize as l2_normalize,
 )  # re-exported: tests and bench import it from here
 
-# Open-set calibration, measured with `python -m ml.eval oneshot` (README, "Telling strangers apart").
+# Open-set calibration, measured with `python -m ml.eval oneshot` (docs/accuracy.md, "Telling strangers apart").
 # A stranger's best raw cosine against N students is the maximum of N impostor scores, so with raw
 # cosine the threshold that holds false accepts at 1% climbs with the class size (measured on LFW:
 # 0.42 for 2 students, 0.60 for 100, 0.65 for 437). Normalising against the class itself as a

@@ -217,7 +217,7 @@ def assess_quality(
     face: DetectedFace, crop: RGBImage, image: RGBImage | None = None, ignored_faces: int = 0
 ) -> FaceQuality:
     """The registration report: measurements, and warnings in a teacher's words for what
-    measurably leads to missed students later (README, "Registration photos")."""
+    measurably leads to missed students later (docs/accuracy.md, "Registration photos")."""
     yaw, pitch, roll = estimate_pose(face.landmarks)
     sharp = sharpness(crop)
     grayscale = image is not None and is_grayscale(image)

@@ -80,7 +80,7 @@ def _uses_real_s3(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that loads the real models (through a model fixture) ``models``, so that
-    ``pytest -m "not slow and not models"`` is the fast set (README, "Two commands"), and every
+    ``pytest -m "not slow and not models"`` is the fast set (docs/development.md), and every
     test of the real S3 server ``s3`` (a clock moved by ``faketime`` cannot sign its requests:
     ``.ci/run`` runs the fast set a year ahead without them)."""
     for item in items:

@@ -1,4 +1,4 @@
-"""The importer on a seeded bucket, as shown in the README: ``python -m tests.importer_demo``.
+"""The importer on a seeded bucket, as docs/operations.md shows it: ``python -m tests.importer_demo``.
 
 Starts a SeaweedFS server (``harness/s3server.py``), seeds the bucket ``original`` in the original
 server's layout from ``../shared`` exactly as ``tests/app/test_importer.py`` does, then runs

@@ -36,4 +36,4 @@ RETENTION_DEFAULTS = RetentionPolicy(session_photo_days=30, student_inactive_day
 """Class photos serve to check and correct a session, which teachers do within days; 30 days
 leaves a month for a disputed record. Erasing inactive students is off: a school ends an
 enrolment when a pupil leaves (``DELETE``), and a long illness must not erase a child's
-registration (see README, "Data protection")."""
+registration (see docs/data-protection.md)."""

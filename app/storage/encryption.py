@@ -7,7 +7,7 @@ unchanged (an object's key is never encrypted: listing by prefix needs it).
 
 Every body, not only photos and embeddings: JSON documents hold students' names, attendance and
 face boxes, a sample holds a face crop and its embedding; one rule for every object leaves no list
-of "sensitive" keys to keep in step with the layout. The cost is measured in the README
+of "sensitive" keys to keep in step with the layout. The cost is measured in docs/data-protection.md
 ("Encryption at rest").
 
 The envelope is in the body, not in S3 metadata, so that it works the same on disk (which keeps no

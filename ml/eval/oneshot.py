@@ -225,7 +225,7 @@ def false_accept_by_gallery_size(
 def run(args: argparse.Namespace) -> int:
     from ml.factory import build_pipeline
 
-    # FaceNet alone: this evaluation predates the fusion and stays comparable with its README
+    # FaceNet alone: this evaluation predates the fusion and stays comparable with its published
     # figures; the fused default's one-shot figures come from `python -m bench --sections oneshot`.
     config = PipelineConfig(
         embedders=("facenet",),

@@ -211,7 +211,7 @@ def export_in_child_process(
     environment["PYTHONPATH"] = os.pathsep.join(
         part for part in (str(_CODE_ROOT), environment.get("PYTHONPATH", "")) if part
     )
-    # 6 s for all five models on the 2-core machine, 2026-12-06 (README, "Install size").
+    # 6 s for all five models on the 2-core machine, 2026-12-06 (README, "Two commands").
     logger.info("exporting %s into %s in a child process, once", ", ".join(filenames), cache_dir)
     started = time.perf_counter()
     last_lines: collections.deque[str] = collections.deque(maxlen=_CHILD_LOG_LINES_KEPT)

@@ -462,7 +462,7 @@ HOSTILE_IDS = [
     "\u202eevil",
     "😀",
     "a" * 65,
-    # An empty student_id is no id at all: the id is made from the name (README, API).
+    # An empty student_id is no id at all: the id is made from the name (docs/api.md).
 ]
 
 

@@ -55,7 +55,7 @@ OTHER_IDENTITIES = (
     "facenet_pytorch__kate_siegel",
 )
 
-# Loads the real face models or torch (the reference): not in the fast set (README).
+# Loads the real face models or torch (the reference): not in the fast set (docs/development.md).
 pytestmark = pytest.mark.models
 
 LARGE_PHOTO_WIDTH = 5334

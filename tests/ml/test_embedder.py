@@ -14,7 +14,7 @@ from ml.embedder import FaceNetEmbedder
 from ml.protocols import FaceEmbedder
 from tests.ml.conftest import lfw_centre_crop
 
-# Loads the real face models or torch (the reference): not in the fast set (README).
+# Loads the real face models or torch (the reference): not in the fast set (docs/development.md).
 pytestmark = pytest.mark.models
 
 # People with several LFW images; the first images of each (sorted by name) are used.

@@ -29,7 +29,7 @@ from tests.ml.test_head import _views
 torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 from tests.ml import torch_head_reference as reference  # noqa: E402
 
-# Loads the real face models or torch (the reference): not in the fast set (README).
+# Loads the real face models or torch (the reference): not in the fast set (docs/development.md).
 pytestmark = pytest.mark.models
 
 _Weights = dict[str, npt.NDArray[np.float64]]

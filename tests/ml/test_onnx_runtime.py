@@ -34,7 +34,7 @@ from ml.weights.cache import (
 )
 from tests.ml.conftest import lfw_centre_crop
 
-# Loads the real face models or torch (the reference): not in the fast set (README).
+# Loads the real face models or torch (the reference): not in the fast set (docs/development.md).
 pytestmark = pytest.mark.models
 
 logger = logging.getLogger(__name__)

@@ -9,17 +9,10 @@ from app.services.imports.intake import (
     read_roster_upload,
     roster_from_path,
 )
+from app.services.imports.jobs import check_photo_key, get_import, list_imports
 from app.services.imports.models import Counts, ImportIssue, ImportJob
 from app.services.imports.roster import PHOTO_KEYS, PhotoKey, Roster, RosterError
-from app.services.imports.school import (
-    ImportOptions,
-    Photos,
-    check_photo_key,
-    get_import,
-    list_imports,
-    run_import,
-    start_import,
-)
+from app.services.imports.school import ImportOptions, Photos, run_import, start_import
 
 __all__ = [
     "PHOTO_KEYS",

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError, ServiceError
+from app.core.errors import ConflictError, NotFoundError, ServiceError
 from app.core.ids import new_id, slugify
 from app.core.uploads import Upload
 from app.records.documents import (
@@ -45,7 +45,8 @@ from app.services import privacy
 from app.services.audit import Action, AuditSubject
 from app.services.context import Context
 from app.services.enrolment import PreparedPhoto, prepare_photos, stage_photos
-from app.services.imports.models import Counts, ImportIssue, ImportJob
+from app.services.imports.jobs import INTERRUPTED, list_imports, report
+from app.services.imports.models import ImportJob
 from app.services.imports.roster import PhotoKey, Roster, RosterClass, RosterStudent, source_slug
 from app.storage import StorageUnavailableError
 
@@ -53,13 +54,6 @@ logger = logging.getLogger(__name__)
 
 SAVE_EVERY = dt.timedelta(seconds=2)
 """How often a running import writes where it is (a write of a few kB)."""
-INTERRUPTED_AFTER = dt.timedelta(minutes=5)
-"""A running import that has not written its state for this long was cut off (its process
-stopped): one student takes about a second."""
-INTERRUPTED = (
-    "the import was cut off (the service stopped); run it again: what it did is kept and the "
-    "rest is done"
-)
 
 
 @dataclass(frozen=True)
@@ -448,55 +442,3 @@ def _removals(run: _Run) -> None:
                 class_source_id=class_source,
             )
         )
-
-
-# --- reading imports back ----------------------------------------------------------------------
-
-
-def report(job: ImportJobDoc, state: ImportStateDoc, now: dt.datetime) -> ImportJob:
-    """The import as the API shows it: a running one whose process stopped writing is failed."""
-    cut_off = state.state in ("queued", "running") and now - state.updated_at > INTERRUPTED_AFTER
-    return ImportJob(
-        id=job.id,
-        kind=job.kind,
-        state="failed" if cut_off else state.state,
-        created_at=job.created_at,
-        finished_at=state.finished_at,
-        dry_run=job.dry_run,
-        erase_removed=job.erase_removed,
-        photo_key=job.photo_key,
-        done=state.done,
-        total=job.total,
-        classes=Counts(**state.classes),
-        students=Counts(**state.students),
-        photos_added=state.photos_added,
-        refusals=[ImportIssue(**dict(issue)) for issue in state.refusals],
-        removed=[ImportIssue(**dict(issue)) for issue in state.removed],
-        error=INTERRUPTED if cut_off else state.error,
-    )
-
-
-def get_import(ctx: Context, import_id: str) -> ImportJob:
-    found = ctx.records.imports.get(import_id)
-    if found is None:
-        raise NotFoundError(f"import {import_id!r} not found")
-    return report(*found, ctx.now())
-
-
-def list_imports(ctx: Context, limit: int = 20) -> list[ImportJob]:
-    """The newest imports first."""
-    found = []
-    for import_id in reversed(ctx.records.imports.ids()):
-        stored = ctx.records.imports.get(import_id)
-        if stored is not None:
-            found.append(report(*stored, ctx.now()))
-        if len(found) >= limit:
-            break
-    return found
-
-
-def check_photo_key(key: str) -> PhotoKey:
-    for known in ("sourcedId", "identifier", "username"):
-        if key == known:
-            return known
-    raise InvalidInputError(f"photo_key: {key!r}; give sourcedId, identifier or username")

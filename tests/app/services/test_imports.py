@@ -16,8 +16,9 @@ from app.core.errors import ConflictError
 from app.records import documents
 from app.services import enrolment, imports, privacy
 from app.services.context import Context
+from app.services.imports.jobs import INTERRUPTED
 from app.services.imports.roster import read_oneroster, read_plain_csv
-from app.services.imports.school import INTERRUPTED, class_id_of
+from app.services.imports.school import class_id_of
 from harness.rosters import Pupil, SchoolClass, oneroster_files, plain_csv
 from ml.types import RGBImage
 from tests.app.services.fakes import image, no_face, service_context
