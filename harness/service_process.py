@@ -33,6 +33,7 @@ from harness.s3server import S3ServerInfo
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FAST_ENVIRONMENT = {"ROLLCALL_N_VIEWS": "1", "ROLLCALL_LOG_LEVEL": "INFO"}
+MODEL_CACHE_VARIABLES = frozenset({"ROLLCALL_MODEL_CACHE", "ROLLCALL_MODEL_CACHE_DIR"})
 """One view per registration photo: these tests are about storage and processes, not accuracy."""
 
 
@@ -132,8 +133,9 @@ class ServiceProcess:
         environment = {
             key: value
             for key, value in os.environ.items()
-            # Nothing of the developer's own configuration leaks into the service under test.
-            if not key.startswith(("ROLLCALL_", "S3_", "AWS_"))
+            # Nothing of the developer's own configuration leaks into the service under test, but
+            # the model cache the tests were given (the models, not the service's configuration).
+            if not key.startswith(("ROLLCALL_", "S3_", "AWS_")) or key in MODEL_CACHE_VARIABLES
         }
         environment.update(FAST_ENVIRONMENT)
         environment.update(self._environment)
