@@ -70,6 +70,7 @@ StudentId = Slug
 SessionId = Slug
 PhotoId = Slug
 SampleId = Slug
+StrangerId = Slug
 FaceIndex = Annotated[int, Path(ge=0, le=10_000)]
 
 

@@ -23,7 +23,17 @@ from app.commands import configure_logging
 from app.core.errors import ServiceError
 from app.core.images import ImageError, ImageTooLargeError
 from app.json_charset import JsonCharsetMiddleware
-from app.routers import audit, classes, console, health, imports, legacy, sessions, students
+from app.routers import (
+    audit,
+    classes,
+    console,
+    health,
+    imports,
+    legacy,
+    sessions,
+    strangers,
+    students,
+)
 from app.routers.errors import detail, extra_fields, status_code
 from app.security import (
     API_KEY_HEADER,
@@ -121,6 +131,8 @@ def create_app(
         app.state.context = context
         # Students registered before a face model was added get its embeddings in the background.
         await run_in_threadpool(_queue_backfills, context)
+        # The school-wide cohort (every class's students) is read in the background from now.
+        context.impostors.start()
         # Class photos and inactive students past their retention go at start-up and then every
         # ROLLCALL_PURGE_INTERVAL_HOURS (or from cron: python -m app.purge).
         purger = None
@@ -166,6 +178,7 @@ def create_app(
     app.include_router(classes.router, **v1_access)
     app.include_router(students.router, **v1_access)
     app.include_router(sessions.router, **v1_access)
+    app.include_router(strangers.router, **v1_access)
     app.include_router(audit.router, **v1_access)
     app.include_router(imports.build_router(config.import_max_archive_bytes), **v1_access)
     _add_access_middleware(app, config, policy, legacy_paths)

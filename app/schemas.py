@@ -19,7 +19,13 @@ from pydantic import (
 from app.core.ids import MAX_NAME_LENGTH, SLUG_PATTERN, clean_name
 from app.core.policy import MAX_RETENTION_DAYS
 from app.records.documents import Status
-from app.services.attendance import Face, Recognised, SessionPhotoAdded, SessionPhotoDetail
+from app.services.attendance import (
+    Face,
+    KnownStranger,
+    Recognised,
+    SessionPhotoAdded,
+    SessionPhotoDetail,
+)
 from app.services.enrolment import PhotoReport, Sample, StudentDetail
 
 Slug = Annotated[
@@ -82,6 +88,10 @@ class StudentRename(Model):
 
 
 class SampleOut(Sample):
+    crop_url: str = Field(description="A small JPEG of the face.")
+
+
+class KnownStrangerOut(KnownStranger):
     crop_url: str = Field(description="A small JPEG of the face.")
 
 

@@ -21,6 +21,7 @@ from app.core.policy import MAX_RETENTION_DAYS, RETENTION_DEFAULTS, RetentionPol
 from app.storage import Keyring, ServerSideEncryption
 from app.storage.encryption import DataKey, parse_old_keys
 from ml.config import PipelineConfig
+from ml.matching import MAX_KNOWN_STRANGERS
 from ml.samples import DEFAULT_AUTO_CONFIRM, DEFAULT_MAX_SAMPLES, AutoConfirmRule
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -216,6 +217,30 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Confirmed faces kept per student (the newest half, then the most diverse).",
+    )
+    # --- strangers (docs/accuracy.md, "Strangers") ------------------------------------------
+    school_cohort: bool = Field(
+        default=True,
+        description="Compare each face also with the students of the deployment's other classes: "
+        "a face is never named as a student of this class when a student of another class "
+        "matches it at least as well, and the stranger threshold adapts to the school's size.",
+    )
+    school_cohort_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How old the school-wide cohort may get before it is rebuilt in the "
+        "background (a student enrolled in another class counts from then on).",
+    )
+    remember_strangers: bool = Field(
+        default=True,
+        description="Keep a face a teacher says is nobody of the class as a known stranger of "
+        "the class: faces like it are not named afterwards.",
+    )
+    max_known_strangers: int = Field(
+        default=MAX_KNOWN_STRANGERS,
+        ge=0,
+        le=500,
+        description="Known strangers kept per class (the newest).",
     )
     # --- retention (docs/data-protection.md: the choice of these defaults) ---------------------
     session_photo_retention_days: int = Field(

@@ -27,6 +27,7 @@ from app.records.sessions import (
     StatusCorrections,
 )
 from app.records.staged import StagedWrites
+from app.records.strangers import KnownStrangers
 from app.records.students import Samples, StudentEmbeddings, StudentPhotos, Students
 from app.storage import ObjectStore
 
@@ -46,6 +47,7 @@ class Repositories:
         self.student_photos = StudentPhotos(store)
         self.embeddings = StudentEmbeddings(store)
         self.samples = Samples(store)
+        self.strangers = KnownStrangers(store)
         self.heads = HeadStore(store)
         self.sessions = Sessions(store, self.cache)
         self.session_photos = SessionPhotos(store, self.cache)
@@ -68,6 +70,7 @@ __all__ = [
     "FaceAssignments",
     "HeadStore",
     "ImportJobs",
+    "KnownStrangers",
     "PendingCleanup",
     "Repositories",
     "Samples",

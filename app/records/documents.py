@@ -108,6 +108,12 @@ class FaceScores(BaseModel):
         description="The face is smaller than `ROLLCALL_MIN_RECOGNISABLE_FACE` pixels: it is "
         "shown (grey box) but not compared with anyone, so `score` is null.",
     )
+    closer_to: Literal["another_class", "known_stranger"] | None = Field(
+        default=None,
+        description="Why a face that looked like a student was not named: a student of another "
+        "class (`another_class`) or one of the class's known strangers (`known_stranger`, a "
+        "face a teacher said is nobody of the class) matches it at least as well.",
+    )
 
 
 class FaceDoc(Document, FaceScores):
@@ -174,26 +180,43 @@ class FaceAssignmentDoc(Document):
     assigned_by: str
 
 
-class SampleDoc(Document):
-    """A confirmed face of a student from a class photo: an extra gallery sample."""
+class SessionFaceFields(BaseModel):
+    """One face of a session photo kept beyond the photo: where it came from, every model's
+    embedding, a small crop (shared by a student's sample and a class's known stranger)."""
 
-    id: str
-    student_id: str
     session_id: str
     photo_id: str
     face_index: int
-    confirmed_by: Literal["teacher", "recognition"]
-    confirmed_label: str
-    """Who: the API key's label or ``console`` for a teacher, ``recognition`` otherwise."""
-    confirmed_at: datetime
     taken_at: datetime
     """When the class photo was uploaded."""
     box: Box
     embeddings: dict[str, str]
     """``model -> base64 of float32 (D,)``, every model's embedding of the face."""
     crop_jpeg: str
-    """Base64 of a small JPEG of the face (the teacher checks samples by sight, also after the
-    class photo is deleted)."""
+    """Base64 of a small JPEG of the face (the teacher checks it by sight, also after the class
+    photo is deleted)."""
+
+
+class SampleDoc(Document, SessionFaceFields):
+    """A confirmed face of a student from a class photo: an extra gallery sample."""
+
+    id: str
+    student_id: str
+    confirmed_by: Literal["teacher", "recognition"]
+    confirmed_label: str
+    """Who: the API key's label or ``console`` for a teacher, ``recognition`` otherwise."""
+    confirmed_at: datetime
+
+
+class KnownStrangerDoc(Document, SessionFaceFields):
+    """A face of a class photo that a teacher said is nobody of the class: a later face close to
+    it is not named on a score it would not have earned against this person
+    (``ml.matching.KnownStrangers``)."""
+
+    id: str
+    marked_by: str
+    """The API key's label, or ``console``."""
+    marked_at: datetime
 
 
 class AuditSubject(BaseModel):
@@ -209,6 +232,7 @@ class AuditSubject(BaseModel):
     )
     face_index: int | None = None
     sample_id: str | None = None
+    stranger_id: str | None = None
     request: str | None = Field(
         default=None,
         description="`METHOD /route/{template}` of a refused request (no values).",

@@ -110,6 +110,12 @@ class SampleRef:
 
 
 @dataclass(frozen=True)
+class KnownStrangerRef:
+    class_id: str
+    stranger_id: str
+
+
+@dataclass(frozen=True)
 class HeadRef:
     class_id: str
     version: int
@@ -226,6 +232,8 @@ MODEL_EMBEDDING = KeyTemplate(
 )
 """A secondary model's embeddings (a folder per model, which older readers ignore)."""
 SAMPLE = KeyTemplate(SampleRef, "classes/{class_id}/students/{student_id}/samples/{sample_id}.json")
+KNOWN_STRANGER = KeyTemplate(KnownStrangerRef, "classes/{class_id}/strangers/{stranger_id}.json")
+"""A face a teacher said is nobody of the class (negative evidence for its matching)."""
 HEAD = KeyTemplate(HeadRef, "classes/{class_id}/head/{version:08d}.safetensors")
 HEAD_POINTER = KeyTemplate(ClassRef, "classes/{class_id}/head/current.json")
 HEAD_FAILURE = KeyTemplate(ClassRef, "classes/{class_id}/head/failure.json")

@@ -18,6 +18,7 @@ from app.services.recognition.backfill import EmbeddingBackfill
 from app.services.recognition.drawing import AnnotatedCache
 from app.services.recognition.gallery import ClassGallery, GalleryCache
 from app.services.recognition.heads import HeadTrainer
+from app.services.recognition.impostors import ImpostorCache
 from app.services.recognition.inference import Inference
 from app.services.recognition.jobs import JobRunner
 from app.settings import Settings
@@ -45,9 +46,18 @@ class Context:
     """When things happen (enrolments, sessions, corrections): tests set the time they need."""
     audit: AuditLog = field(init=False)
     """The audit log (:mod:`app.services.audit`); the routers record, ``GET /v1/audit`` reads."""
+    impostors: ImpostorCache = field(init=False)
+    """The school's other students and each class's known strangers, for matching."""
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.records.audit, self.cleanup)
+        self.impostors = ImpostorCache(
+            self.records,
+            self.galleries,
+            school_cohort=self.settings.school_cohort,
+            refresh_seconds=self.settings.school_cohort_refresh_seconds,
+            max_known_strangers=self.settings.max_known_strangers,
+        )
 
     @classmethod
     def build(cls, settings: Settings, store: ObjectStore, pipeline: FacePipeline) -> Context:
@@ -70,6 +80,7 @@ class Context:
     def close(self) -> None:
         """Stop the background workers (shutdown); what is still pending is logged."""
         self.jobs.close()
+        self.impostors.close()
         self.backfill.close()
         self.trainer.close()
         self.cleanup.close()

@@ -85,6 +85,7 @@ def test_enrolment_reports_quality_per_photo(enrolled: Enrolled) -> None:
             "name": name.title(),
             "created_at": body["student"]["created_at"],
             "photo_count": 1,
+            "source_id": None,
         }
         (report,) = body["photos"]
         quality = report["quality"]

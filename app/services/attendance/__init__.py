@@ -8,6 +8,7 @@ from app.services.attendance.models import (
     AttendanceStatus,
     CsvFile,
     Face,
+    KnownStranger,
     Recognised,
     RosterEntry,
     Session,
@@ -53,6 +54,12 @@ from app.services.attendance.sessions import (
     session_states,
     student_attendance,
 )
+from app.services.attendance.strangers import (
+    delete_known_stranger,
+    known_stranger_crop,
+    list_known_strangers,
+    purge_known_strangers,
+)
 
 __all__ = [
     "ATTENDED",
@@ -61,6 +68,7 @@ __all__ = [
     "AttendanceStatus",
     "CsvFile",
     "Face",
+    "KnownStranger",
     "Recognised",
     "RecognitionResult",
     "RosterEntry",
@@ -83,11 +91,15 @@ __all__ = [
     "clear_status",
     "create_session",
     "csv_cell",
+    "delete_known_stranger",
     "delete_session",
     "face_crop",
     "get_session",
+    "known_stranger_crop",
+    "list_known_strangers",
     "list_sessions",
     "photo_doc",
+    "purge_known_strangers",
     "recognise",
     "recognise_image",
     "recognise_upload",

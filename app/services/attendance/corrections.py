@@ -3,36 +3,29 @@
 Each correction is a new object (``StatusCorrectionDoc``, ``FaceAssignmentDoc``), never a
 rewrite; :mod:`app.services.attendance.roster` derives the attendance from them on every read. A
 face the teacher names becomes a sample of that student (:mod:`app.services.enrolment.samples`);
-samples taken from that face for anyone else are removed.
+samples taken from that face for anyone else are removed. A face the teacher says is nobody of
+the class becomes one of its known strangers (:mod:`.strangers`) until it is named again.
 """
 
 from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from app.core.errors import ConflictError, NotFoundError
 from app.core.ids import new_id
-from app.core.images import decode_image
-from app.records import keys
 from app.records.documents import (
     FaceAssignmentDoc,
-    FaceDoc,
     SessionPhotoDoc,
     Status,
     StatusCorrectionDoc,
 )
 from app.services import enrolment
-from app.services.attendance import roster
+from app.services.attendance import roster, strangers
 from app.services.attendance.models import RosterEntry, SessionPhotoDetail
-from app.services.attendance.photos import photo_doc, session_photo
+from app.services.attendance.photos import photo_doc, session_photo, stored_face
 from app.services.attendance.sessions import require_session, session_state
 from app.services.context import Context
 from app.services.enrolment import Student
-from app.storage import ObjectNotFoundError
-from ml.detection.geometry import box_iou
-from ml.types import DetectedFace, RGBImage
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +161,10 @@ def assign_face(
         for face in faces:
             if face.index != face_index and face.student_id == student_id:
                 enrolment.forget_face(ctx, class_id, student_id, session_id, photo_id, face.index)
+        strangers.forget_face(ctx, class_id, session_id, photo_id, face_index)
         _learn_face(ctx, class_id, session_id, photo, face_index, student_id, by)
+    else:
+        strangers.remember_face(ctx, class_id, session_id, photo, face_index, by)
     return session_photo(ctx, class_id, session_id, photo_id)
 
 
@@ -186,20 +182,8 @@ def _learn_face(
     face_doc = photo.faces[face_index]
     if not ctx.settings.learn_from_photos or face_doc.too_small:
         return
-    try:
-        data = ctx.records.session_photos.image(class_id, session_id, photo.id, keys.ORIGINAL)
-    except ObjectNotFoundError:
-        return
-    image = decode_image(data, max_pixels=ctx.settings.max_image_pixels)
-    face = _face_on(ctx, image, face_doc)
-    if face is None:
-        logger.warning(
-            "face %d of %s/%s/%s not found again: no sample",
-            face_index,
-            class_id,
-            session_id,
-            photo.id,
-        )
+    found = stored_face(ctx, class_id, session_id, photo, face_index)
+    if found is None:
         return
     enrolment.forget_face(ctx, class_id, student_id, session_id, photo.id, face_index)
     doc = enrolment.new_sample(
@@ -207,8 +191,8 @@ def _learn_face(
         session_id=session_id,
         photo=photo,
         face_index=face_index,
-        embeddings={m: e[0] for m, e in ctx.inference.embed_face(image, face).items()},
-        crop_jpeg=enrolment.crop_of(image, face_doc),
+        embeddings={m: e[0] for m, e in found.embeddings.items()},
+        crop_jpeg=enrolment.crop_of(found.image, face_doc),
         confirmed_by=enrolment.TEACHER,
         label=by,
         confirmed_at=ctx.now(),
@@ -216,20 +200,3 @@ def _learn_face(
     ctx.records.samples.create(class_id, doc)
     enrolment.keep_bounded(ctx, class_id, student_id)
     ctx.gallery_changed(class_id)
-
-
-def _face_on(ctx: Context, image: RGBImage, face_doc: FaceDoc) -> DetectedFace | None:
-    """The detected face of a stored face: with its stored landmarks, or (a photo stored before
-    they were kept) the detection on the photo that overlaps its box most."""
-    if face_doc.landmarks is not None:
-        return DetectedFace(
-            box=face_doc.box,
-            score=face_doc.detection_score,
-            landmarks=np.asarray(face_doc.landmarks, dtype=np.float32),
-        )
-    best, best_overlap = None, 0.5
-    for face in ctx.inference.detect(image):
-        overlap = box_iou(face.box, face_doc.box)
-        if overlap > best_overlap:
-            best, best_overlap = face, overlap
-    return best

@@ -30,6 +30,18 @@ class Face(Result, FaceScores):
     )
 
 
+class KnownStranger(Result):
+    """A face a teacher said is nobody of the class, kept so that faces like it are not named."""
+
+    stranger_id: str
+    session_id: str
+    photo_id: str
+    face_index: int
+    marked_by: str = Field(description="Who said so: the API key's label, or `console`.")
+    marked_at: dt.datetime
+    taken_at: dt.datetime = Field(description="When the class photo was uploaded.")
+
+
 class Recognised(Result):
     """A photo recognised without recording anything."""
 

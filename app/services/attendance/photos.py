@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from app.core import thumbnails
 from app.core.errors import NotFoundError, PhotoPurgedError
 from app.core.ids import new_id
@@ -21,6 +23,8 @@ from app.services.attendance.sessions import require_session
 from app.services.context import Context
 from app.services.recognition.drawing import draw_faces, face_label
 from app.storage import ObjectNotFoundError
+from ml.detection.geometry import box_iou
+from ml.types import DetectedFace, Embeddings, RGBImage
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +258,7 @@ def session_photo(
                 head_similarity=stored.head_similarity,
                 candidate_id=stored.candidate_id if stored.candidate_id in named.names else None,
                 too_small=stored.too_small,
+                closer_to=stored.closer_to,
                 source=face.source if student_id is not None or face.not_in_class else None,
                 not_in_class=face.not_in_class,
             )
@@ -285,3 +290,50 @@ def face_crop(
     except ObjectNotFoundError:
         raise _image_gone(ctx, class_id, session_id, photo_id) from None
     return thumbnails.session_face_jpeg(data, doc.faces[face_index].box)
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A face of a stored session photo found again on the original, with every model's
+    embedding of it (what a sample or a known stranger keeps)."""
+
+    image: RGBImage
+    face: DetectedFace
+    embeddings: dict[str, Embeddings]
+    """``model -> (1, D)``."""
+
+
+def stored_face(
+    ctx: Context, class_id: str, session_id: str, photo: SessionPhotoDoc, face_index: int
+) -> StoredFace | None:
+    """Face ``face_index`` of the photo, embedded again from the original; ``None`` when the
+    original is gone (the retention purge) or the face cannot be found on it again."""
+    try:
+        data = ctx.records.session_photos.image(class_id, session_id, photo.id, keys.ORIGINAL)
+    except ObjectNotFoundError:
+        return None
+    image = decode_image(data, max_pixels=ctx.settings.max_image_pixels)
+    face = _face_on(ctx, image, photo.faces[face_index])
+    if face is None:
+        logger.warning(
+            "face %d of %s/%s/%s not found again", face_index, class_id, session_id, photo.id
+        )
+        return None
+    return StoredFace(image, face, ctx.inference.embed_face(image, face))
+
+
+def _face_on(ctx: Context, image: RGBImage, face_doc: FaceDoc) -> DetectedFace | None:
+    """The detected face of a stored face: with its stored landmarks, or (a photo stored before
+    they were kept) the detection on the photo that overlaps its box most."""
+    if face_doc.landmarks is not None:
+        return DetectedFace(
+            box=face_doc.box,
+            score=face_doc.detection_score,
+            landmarks=np.asarray(face_doc.landmarks, dtype=np.float32),
+        )
+    best, best_overlap = None, 0.5
+    for face in ctx.inference.detect(image):
+        overlap = box_iou(face.box, face_doc.box)
+        if overlap > best_overlap:
+            best, best_overlap = face, overlap
+    return best

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from app.core.images import encode_jpeg
 from app.core.uploads import Upload, decode_upload
@@ -13,10 +15,17 @@ from app.services.recognition.drawing import face_label
 from app.services.recognition.gallery import ClassGallery
 from app.services.recognition.heads import usable_head
 from ml.annotate import annotate
+from ml.matching import ImpostorKind
 from ml.pipeline import Recognition
 from ml.types import RGBImage
 
 NO_FACE_MESSAGE = "no face found in the photo"
+
+CLOSER_TO: Mapping[ImpostorKind, Literal["another_class", "known_stranger"]] = {
+    ImpostorKind.COHORT: "another_class",
+    ImpostorKind.KNOWN_STRANGER: "known_stranger",
+}
+"""How a face's ``closer_to`` is reported (the other class's student is never named)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class RecognitionResult:
                 ),
                 candidate_id=match.candidate_id,
                 too_small=match.too_small,
+                closer_to=CLOSER_TO[match.closer_to] if match.closer_to else None,
             )
             for match in self.recognition.faces
         ]
@@ -92,7 +102,13 @@ def recognise_image(ctx: Context, class_id: str, image: RGBImage) -> Recognition
         head = usable_head(current[1] if current else None, snapshot)
         _retrain_if_stale(ctx, class_id, snapshot, current[0] if current else None)
     ctx.backfill_if_needed(class_id, snapshot)
-    recognition = ctx.inference.recognise(image, snapshot.gallery, head)
+    recognition = ctx.inference.recognise(
+        image,
+        snapshot.gallery,
+        head,
+        cohort=ctx.impostors.cohort_for(class_id, snapshot),
+        strangers=ctx.impostors.strangers_of(class_id),
+    )
     ids = {m.student_id for m in recognition.faces if m.student_id}
     return RecognitionResult(image, recognition, ctx.student_names(class_id, ids))
 

@@ -137,6 +137,7 @@ def delete_class(ctx: Context, class_id: str) -> None:
         raise NotFoundError(f"class {class_id!r} not found")
     ctx.records.classes.delete(class_id)
     ctx.galleries.forget(class_id)
+    ctx.impostors.forget(class_id)
     ctx.heads.forget(class_id)
 
 

@@ -37,6 +37,8 @@ class ClassPurge:
     """Ids of the students erased by this run (never their names: the report is logged)."""
     students_skipped: int = 0
     """Inactive students left for the next run: something was being written to them."""
+    known_strangers_purged: int = 0
+    """Known strangers taken from class photos older than the photos' retention."""
 
 
 @dataclass(frozen=True)

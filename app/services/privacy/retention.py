@@ -6,6 +6,8 @@ allows to be kept.
   request, so they go with it. ``result.json`` (boxes, who was named, scores), the attendance
   records, the teacher's corrections and assignments stay: rosters, reports and CSV exports are
   unchanged. A photo still being uploaded has no ``result.json`` and is never touched.
+- **Known strangers.** A face a teacher said is nobody of the class lives no longer than the
+  class photo it came from: it goes with the photos' retention.
 - **Inactive students.** A student enrolled before the cut-off who attended (present or late, in
   the roster's sense) no session dated on or after the cut-off day, and got no registration photo
   since, is erased exactly as ``DELETE .../students/{id}`` erases (``students.delete_student``).
@@ -29,6 +31,7 @@ from app.core.errors import NotFoundError
 from app.core.ids import utc_now
 from app.records import keys
 from app.records.documents import PhotoPurgedDoc
+from app.services import attendance
 from app.services.attendance import session_states
 from app.services.audit import SYSTEM_ACTOR, Action, AuditSubject
 from app.services.context import Context
@@ -52,9 +55,12 @@ def purge_class(ctx: Context, class_id: str, now: dt.datetime) -> ClassPurge:
     _check_aware(now)
     doc = ctx.require_class(class_id)
     policy = ctx.retention_policy(doc)
-    photos = 0
+    photos = strangers = 0
     if policy.session_photo_days > 0:
         photos = purge_photos(ctx, class_id, now, policy.session_photo_days)
+        strangers = attendance.purge_known_strangers(
+            ctx, class_id, now - dt.timedelta(days=policy.session_photo_days)
+        )
     erased: list[str] = []
     skipped = 0
     if policy.student_inactive_days > 0:
@@ -66,6 +72,7 @@ def purge_class(ctx: Context, class_id: str, now: dt.datetime) -> ClassPurge:
         photos_purged=photos,
         students_erased=erased,
         students_skipped=skipped,
+        known_strangers_purged=strangers,
     )
 
 
@@ -173,10 +180,12 @@ def erase_inactive_students(
 
 def log_report(report: ClassPurge) -> None:
     logger.info(
-        "retention purge of class %s: %d photos purged (kept %s), %d students erased (%s)%s",
+        "retention purge of class %s: %d photos purged (kept %s), %d known strangers, "
+        "%d students erased (%s)%s",
         report.class_id,
         report.photos_purged,
         f"{report.session_photo_days} days" if report.session_photo_days else "forever",
+        report.known_strangers_purged,
         len(report.students_erased),
         f"inactive {report.student_inactive_days} days" if report.student_inactive_days else "off",
         f", {report.students_skipped} left for the next run" if report.students_skipped else "",

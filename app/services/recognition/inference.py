@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ml.head import ProjectionHead
-from ml.matching import Gallery
+from ml.matching import Cohort, Gallery, KnownStrangers
 from ml.pipeline import FaceChoice, FaceEnrolment, FacePipeline, Recognition
 from ml.types import DetectedFace, Embeddings, RGBImage
 
@@ -61,7 +61,20 @@ class Inference:
             return self.pipeline.embed_face(image, face)
 
     def recognise(
-        self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
+        self,
+        image: RGBImage,
+        gallery: Gallery,
+        head: ProjectionHead | None,
+        *,
+        cohort: Cohort | None = None,
+        strangers: KnownStrangers | None = None,
     ) -> Recognition:
         with self._slot():
-            return self.pipeline.recognise(image, gallery, head, max_faces=self.max_faces)
+            return self.pipeline.recognise(
+                image,
+                gallery,
+                head,
+                cohort=cohort,
+                strangers=strangers,
+                max_faces=self.max_faces,
+            )

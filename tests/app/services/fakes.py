@@ -33,7 +33,7 @@ from app.storage import (
 )
 from ml.config import PipelineConfig
 from ml.head import ProjectionHead
-from ml.matching import Gallery
+from ml.matching import Cohort, Gallery, KnownStrangers
 from ml.pipeline import (
     FaceEnrolment,
     FaceMatch,
@@ -183,6 +183,8 @@ class ScriptedInference(Inference):
     def __init__(self, pipeline: FacePipeline) -> None:
         super().__init__(pipeline, concurrency=2)
         self.script: list[str | None] = []
+        self.impostors: tuple[Cohort | None, KnownStrangers | None] = (None, None)
+        """The school's other students and the known strangers the last photo was matched with."""
         self.embed = False
         """Give each named face an embedding (its student's, from :func:`views`), as the real
         pipeline does: what a face confirmed as a sample keeps."""
@@ -199,8 +201,15 @@ class ScriptedInference(Inference):
         return {"facenet": views(int(face.box[0]) + 1000)[:1]}
 
     def recognise(
-        self, image: RGBImage, gallery: Gallery, head: ProjectionHead | None
+        self,
+        image: RGBImage,
+        gallery: Gallery,
+        head: ProjectionHead | None,
+        *,
+        cohort: Cohort | None = None,
+        strangers: KnownStrangers | None = None,
     ) -> Recognition:
+        self.impostors = (cohort, strangers)
         faces = tuple(
             FaceMatch(
                 face=face(10.0 * index),
