@@ -681,3 +681,43 @@ def test_student_ids_are_made_by_the_server(
         assert latin <= {n[2] for n, _ in previewed}
         assert [(n, p) for n, p in previewed if p != slugify(n)] == []
         assert seen.errors == []
+
+
+def test_the_loading_line_goes_when_the_calls_end(server: LiveServer, browser: Browser) -> None:
+    """A labelled call that ends before an unlabelled one started with it (a page loading its
+    class, then the rest): its "Loading…" line is shown while it runs and gone once both end (it
+    used to stay above the heading)."""
+    from playwright.sync_api import expect
+
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(server.url + "/console/")
+        expect(page.locator("h1")).to_have_text("Classes")
+        lines = page.evaluate(
+            """async () => {
+                const { withBusy } = await import("/console/api.js");
+                const wait = (ms) => new Promise((done) => setTimeout(done, ms));
+                const status = document.getElementById("status");
+                let during = null;
+                const labelled = withBusy("Loading the student…", async () => {
+                    await wait(500);
+                    during = status.textContent;
+                });
+                const other = withBusy(undefined, () => wait(900));
+                await labelled;
+                const between = status.textContent;
+                await other;
+                return {
+                    during,
+                    between,
+                    after: status.textContent,
+                    bar: document.getElementById("busy").hidden,
+                };
+            }"""
+        )
+        assert lines == {
+            "during": "Loading the student…",
+            "between": "",
+            "after": "",
+            "bar": True,
+        }
+        assert seen.errors == []
