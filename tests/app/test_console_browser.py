@@ -230,15 +230,19 @@ def test_teacher_flow(
         sheldon2 = people_dir / "face_api_js__sheldon" / "sheldon2.png"
         page.locator("#photo-file").set_input_files(sheldon2)
         verdict = page.locator("#check-verdict")
-        expect(verdict).to_contain_text("very similar to student 'sheldon'")
+        expect(verdict).to_contain_text("looks very much like Sheldon")
+        expect(verdict).not_to_contain_text("sheldon")  # the name, not the id
+        expect(page.locator(".quality")).to_contain_text("Similarity with Sheldon")  # Details
         expect(save).to_be_enabled()
         screenshots(page, "register-check")
+        # A group photo: the faces are outlined to choose from, and nothing can be saved yet
+        # (test_registration_chooses_the_face_on_a_group_photo chooses one).
         page.locator("#photo-file").set_input_files(groups_dir / "face_api_js__bbt3.jpg")
-        expect(verdict).to_contain_text("Not usable")
-        expect(verdict).to_contain_text("faces")
+        expect(verdict).to_contain_text("Several faces")
+        expect(page.locator(".face-choice")).to_have_count(5)
         expect(save).to_be_disabled()
         expect(page.get_by_role("button", name="Retake")).to_be_visible()
-        screenshots(page, "register-refused")
+        screenshots(page, "register-several-faces")
 
         # The class: five students with their thumbnails, and the head.
         page.get_by_role("link", name="Students", exact=True).click()
@@ -680,6 +684,64 @@ def test_student_ids_are_made_by_the_server(
         latin = {chr(code) for code in range(0xC0, 0x180)} - set("×÷Ŀŀŉ")
         assert latin <= {n[2] for n, _ in previewed}
         assert [(n, p) for n, p in previewed if p != slugify(n)] == []
+        assert seen.errors == []
+
+
+def test_registration_chooses_the_face_on_a_group_photo(
+    server: LiveServer,
+    browser: Browser,
+    groups_dir: Path,
+    screenshots: Callable[[Page, str], Path],
+) -> None:
+    """A registration photo of five people: every face is outlined, the teacher taps one, the
+    check runs again on it, and the student is registered with that face."""
+    from playwright.sync_api import expect
+
+    class_id = "choose"
+    bbt3 = groups_dir / "face_api_js__bbt3.jpg"
+    httpx.post(
+        f"{server.url}/v1/classes", json={"id": class_id, "name": "Choosing"}, timeout=60
+    ).raise_for_status()
+    refused = httpx.post(
+        f"{server.url}/v1/classes/{class_id}/students/check",
+        files={"photo": ("bbt3.jpg", bbt3.read_bytes(), "image/jpeg")},
+        timeout=120,
+    )
+    assert refused.status_code == 422
+    faces = refused.json()["faces"]
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/{class_id}/register")
+        page.get_by_label("Name", exact=True).fill("Chosen One")
+        save = page.get_by_role("button", name="Save student")
+        page.locator("#photo-file").set_input_files(bbt3)
+        verdict = page.locator("#check-verdict")
+        expect(verdict).to_contain_text("Several faces")
+        choices = page.locator(".face-choice")
+        expect(choices).to_have_count(len(faces))
+        expect(page.locator("#face-choice-hint")).to_contain_text("Tap the student's face")
+        expect(save).to_be_disabled()
+        # Each outline is over its face: the buttons' boxes keep the faces' proportions.
+        image = page.locator(".preview img").bounding_box()
+        assert image is not None
+        natural_width = page.evaluate("() => document.querySelector('.preview img').naturalWidth")
+        scale = image["width"] / natural_width
+        outline = choices.nth(3).bounding_box()
+        assert outline is not None
+        assert abs(outline["x"] - image["x"] - faces[3]["box"][0] * scale) <= 2
+        assert abs(outline["width"] - (faces[3]["box"][2] - faces[3]["box"][0]) * scale) <= 2
+        screenshots(page, "register-choose-face")
+
+        page.get_by_role("button", name=f"Face 4 of {len(faces)}").click()
+        chosen = page.locator('.face-choice[aria-pressed="true"]')
+        expect(chosen).to_have_attribute("data-face-index", "3")
+        expect(verdict).not_to_contain_text("Several faces")
+        expect(page.locator("#face-choice-hint")).to_contain_text("the one outlined in green")
+        expect(page.locator("#check-report")).not_to_contain_text("null")
+        expect(save).to_be_enabled()
+        save.click()
+        expect(page.get_by_role("status")).to_have_text("Chosen One registered.")
+        student = _get(server, f"/v1/classes/{class_id}/students/chosen-one")
+        assert [p["box"] for p in student["photos"]] == [faces[3]["box"]]
         assert seen.errors == []
 
 
