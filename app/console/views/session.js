@@ -108,7 +108,7 @@ function hasManualStatus(entry) {
   return entry.source === "teacher" && entry.note !== null && entry.note !== undefined;
 }
 
-function rosterRow(entry, actions) {
+function rosterRow(entry, actions, needsPhoto) {
   const setButton = h(
     "button",
     { type: "button", class: "small", "aria-label": `Set the status of ${entry.name}` },
@@ -143,6 +143,9 @@ function rosterRow(entry, actions) {
       h("span", { class: "student-name" }, entry.name),
       showStatus ? h("span", { class: `status-tag ${entry.status}` }, entry.status) : null,
       seen ? h("span", { class: "muted" }, ` ${seen}`) : null,
+      needsPhoto.has(entry.student_id)
+        ? h("span", { class: "needs-photo-tag" }, "needs a photo")
+        : null,
     ),
     corrected ? h("p", { class: "correction" }, corrected) : null,
     entry.note ? h("p", { class: "note" }, `Note: ${entry.note}`) : null,
@@ -166,7 +169,9 @@ function rosterRow(entry, actions) {
   );
 }
 
-function rosterLists(session, actions) {
+/** ``needsPhoto``: the ids of students without a registration photo (recognition cannot see
+ * them: their status is set by hand). */
+function rosterLists(session, actions, needsPhoto) {
   // Late counts as attending, excused as not (as in the term report).
   const present = session.roster.filter((e) => e.present);
   const absent = session.roster.filter((e) => !e.present);
@@ -180,7 +185,7 @@ function rosterLists(session, actions) {
       h(
         "ul",
         { id: "present-list", class: "names" },
-        present.map((e) => rosterRow(e, actions)),
+        present.map((e) => rosterRow(e, actions, needsPhoto)),
       ),
     ),
     h(
@@ -190,7 +195,7 @@ function rosterLists(session, actions) {
       h(
         "ul",
         { id: "absent-list", class: "names" },
-        absent.map((e) => rosterRow(e, actions)),
+        absent.map((e) => rosterRow(e, actions, needsPhoto)),
       ),
     ),
   );
@@ -309,10 +314,11 @@ export async function sessionView(view, cid, sid) {
       );
     },
   };
+  const needsPhoto = new Set(students.filter((s) => s.photo_count === 0).map((s) => s.id));
   const showRoster = (current) => {
     counts.textContent =
       `${current.date} · ${current.present_count} present, ` + `${current.absent_count} absent`;
-    roster.replaceChildren(rosterLists(current, rosterActions));
+    roster.replaceChildren(rosterLists(current, rosterActions, needsPhoto));
   };
   async function refreshRoster() {
     const current = await api(path);
