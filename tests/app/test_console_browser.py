@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import io
 import os
+import re
 import socket
 import threading
 import zipfile
@@ -294,7 +295,8 @@ def test_teacher_flow(
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download CSV").click()
         download = download_info.value
-        assert download.suggested_filename.endswith(".csv")
+        # The server's readable name (Content-Disposition, UTF-8 filename*), not the ids.
+        assert download.suggested_filename == "Big Bang Theory 2007-09-24 Pilot.csv"
         saved = tmp_path / download.suggested_filename
         download.save_as(saved)
         rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
@@ -411,7 +413,8 @@ def test_teacher_corrections(
         expect(dialog).to_be_visible()
         expect(choices).to_have_count(len(CAST))
         page.get_by_label("Find a student").fill("LEO")  # filters as the teacher types
-        expect(choices).to_have_text(["Leonard"])
+        expect(choices).to_have_count(1)
+        expect(choices).to_contain_text(["Leonard (on face"])  # where the name is now
         page.get_by_label("Find a student").fill("")
         expect(choices).to_have_count(len(CAST))
         dialog.get_by_role("button", name="Not in this class").click()
@@ -437,15 +440,22 @@ def test_teacher_corrections(
         entry = _roster_entry(server, class_id, session_id, "penny")
         assert (entry["status"], entry["source"]) == ("present", "teacher")
 
-        # Raj's face named Penny too: refused, in words, and nothing changes.
+        # Raj's face named Penny too: the console asks first (Penny is on another face), and
+        # the teacher cancels: nothing changes.
         page.locator('.face-button[data-student-id="raj"]').click()
         page.get_by_label("Find a student").fill("penny")
         choices.first.click()
-        expect(page.get_by_role("alert")).to_contain_text(
-            "Penny is already named on another face of this photo"
-        )
+        confirm = page.locator("#confirm-dialog")
+        expect(confirm).to_contain_text("Penny is on face")
+        confirm.get_by_role("button", name="Cancel").click()
+        expect(confirm).to_be_hidden()
         expect(present).to_have_count(len(CAST))
         expect(page.locator('.face-button[data-student-id="raj"]')).to_contain_text("Raj")
+        # On a wide screen the photos take the left column, the roster the right.
+        photos_title = page.locator("#photos-title").bounding_box()
+        roster_title = page.locator("#roster-title").bounding_box()
+        assert photos_title is not None and roster_title is not None
+        assert photos_title["x"] < roster_title["x"]
 
         # Sheldon absent by hand, with a note: marked, and a later photo does not overturn it.
         page.get_by_role("button", name="Set the status of Sheldon").click()
@@ -575,6 +585,12 @@ def test_phone_width(
         assert page.evaluate(overflow) <= 0
         photo_width = page.locator("img.annotated").bounding_box()
         assert photo_width is not None and photo_width["width"] <= PHONE["width"]
+        # The roster first, on the first screen; the photos after it.
+        roster_title = page.locator("#roster-title").bounding_box()
+        photos_title = page.locator("#photos-title").bounding_box()
+        assert roster_title is not None and photos_title is not None
+        assert roster_title["y"] < PHONE["height"]
+        assert roster_title["y"] < photos_title["y"]
         screenshots(page, "phone-session")
         assert seen.errors == []
 
@@ -742,6 +758,67 @@ def test_registration_chooses_the_face_on_a_group_photo(
         expect(page.get_by_role("status")).to_have_text("Chosen One registered.")
         student = _get(server, f"/v1/classes/{class_id}/students/chosen-one")
         assert [p["box"] for p in student["photos"]] == [faces[3]["box"]]
+        assert seen.errors == []
+
+
+def test_naming_a_face_asks_before_moving_a_name(
+    server: LiveServer, browser: Browser, people_dir: Path, groups_dir: Path
+) -> None:
+    """Naming a face with the name recognition gave another face of the photo asks first, in
+    words, and says what happened: that face becomes unknown. A name the teacher gave moves too,
+    after asking; its face is then marked not in this class."""
+    from playwright.sync_api import expect
+
+    class_id = "moves"
+    session_id = _seed_class(server, people_dir, groups_dir / "face_api_js__bbt3.jpg", class_id)
+    photo_id = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}")["photo_ids"][0]
+    faces = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}")["faces"]
+    penny = next(i for i, f in enumerate(faces) if f["student_id"] == "penny")
+    raj = next(i for i, f in enumerate(faces) if f["student_id"] == "raj")
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/{class_id}/s/{session_id}")
+        expect(page.locator("#present-list li")).to_have_count(len(CAST))
+        dialog = page.locator("#face-dialog")
+        confirm = page.locator("#confirm-dialog")
+        raj_face = page.locator(f'.face-button[data-face-index="{raj}"]')
+        penny_face = page.locator(f'.face-button[data-face-index="{penny}"]')
+
+        raj_face.click()
+        page.get_by_label("Find a student").fill("Penny")
+        expect(dialog.locator("#face-choices li:visible button")).to_have_text(
+            [f"Penny (on face {penny + 1})"]
+        )
+        page.get_by_label("Find a student").press("Enter")
+        expect(confirm).to_contain_text(
+            f"Penny is on face {penny + 1}. Move the name to face {raj + 1}? "
+            f"Face {penny + 1} becomes unknown."
+        )
+        confirm.get_by_role("button", name="Move the name").click()
+        expect(page.get_by_role("status")).to_have_text(
+            f"Face {raj + 1} is Penny: present. Face {penny + 1} is now unknown."
+        )
+        expect(raj_face).to_contain_text("Penny")
+        expect(raj_face).to_contain_text("named by teacher")
+        expect(penny_face).to_have_class(re.compile(r"\bunknown\b"))
+        expect(page.locator('#absent-list li[data-student-id="raj"]')).to_be_visible()
+
+        # Back to the face recognition had named Penny: her name is the teacher's now.
+        penny_face.click()
+        page.get_by_label("Find a student").fill("Penny")
+        page.get_by_label("Find a student").press("Enter")
+        expect(confirm).to_contain_text(f"Penny is on face {raj + 1} (you named it)")
+        expect(confirm).to_contain_text("not in this class")
+        confirm.get_by_role("button", name="Move the name").click()
+        expect(page.get_by_role("status")).to_have_text(
+            f"Face {penny + 1} is Penny: present. Face {raj + 1} is now not in this class."
+        )
+        expect(penny_face).to_contain_text("Penny")
+        expect(raj_face).to_contain_text("not in this class")
+        faces_now = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}")[
+            "faces"
+        ]
+        assert faces_now[penny]["student_id"] == "penny" and faces_now[raj]["not_in_class"]
+        assert _roster_entry(server, class_id, session_id, "raj")["status"] == "absent"
         assert seen.errors == []
 
 
