@@ -27,6 +27,14 @@ import pytest
 from PIL import Image
 
 from app.storage import DiskObjectStore, ObjectStore
+from harness.rosters import (
+    Pupil,
+    SchoolClass,
+    oneroster_files,
+    photos_zip,
+    pupils_from_folders,
+    zip_bytes,
+)
 from ml.pipeline import FacePipeline
 from tests.app.conftest import CAST, api_settings
 from tests.conftest import CAST_UNKNOWN_THRESHOLD
@@ -819,6 +827,123 @@ def test_naming_a_face_asks_before_moving_a_name(
         ]
         assert faces_now[penny]["student_id"] == "penny" and faces_now[raj]["not_in_class"]
         assert _roster_entry(server, class_id, session_id, "raj")["status"] == "absent"
+        assert seen.errors == []
+
+
+def test_import_page_then_a_photo_for_a_student_who_needs_one(
+    server: LiveServer,
+    browser: Browser,
+    people_dir: Path,
+    screenshots: Callable[[Page, str], Path],
+    tmp_path: Path,
+) -> None:
+    """The school's roster (OneRoster) and its photos' zip uploaded from the console: the import
+    is followed to the end, with its counts, the student who needs a photo and why, and a link
+    to the new class; that student's page adds a photo, checked before it is saved. A file that
+    is no roster is refused in words."""
+    from playwright.sync_api import expect
+
+    pupils = pupils_from_folders(people_dir / f"face_api_js__{name}" for name in CAST[:3])
+    newcomer = Pupil("newcomer-guid", "Ima", "Newcomer", None)
+    school = [SchoolClass("physics-guid", "Physics 7B", [*pupils, newcomer])]
+    roster = tmp_path / "oneroster.zip"
+    roster.write_bytes(zip_bytes(oneroster_files(school)))
+    photos = tmp_path / "photos.zip"
+    photos_zip(pupils, path=photos)
+    not_a_roster = tmp_path / "notes.zip"
+    not_a_roster.write_bytes(b"not a zip")
+
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(server.url + "/console/")
+        page.get_by_role("link", name="import the school roster").click()
+        expect(page.locator("h1")).to_have_text("Import the school roster")
+        start = page.get_by_role("button", name="Start the import")
+
+        # Bad input: refused in words, nothing stored.
+        page.get_by_label("The OneRoster zip").set_input_files(not_a_roster)
+        start.click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("could not be imported")
+        expect(alert).to_contain_text("not a zip archive")
+        expect(alert).to_contain_text("Nothing was stored")
+
+        # A plain CSV instead: its own file, no photo key (its list names each photo).
+        page.get_by_label("A list saved as CSV").check()
+        expect(page.get_by_label("The CSV file")).to_be_visible()
+        expect(page.get_by_label("The photos are named by")).to_be_hidden()
+        page.get_by_label("OneRoster export").check()
+        expect(page.get_by_label("The photos are named by")).to_be_visible()
+
+        # Erasing the students who left is said plainly before it is chosen.
+        warning = page.locator("#erase-warning")
+        expect(warning).to_be_hidden()
+        page.get_by_label("Erase students the roster no longer has").check()
+        expect(warning).to_contain_text("cannot be undone")
+        page.get_by_label("Erase students the roster no longer has").uncheck()
+
+        page.get_by_label("The OneRoster zip").set_input_files(roster)
+        page.get_by_label("The photos (a zip, optional)").set_input_files(photos)
+        expect(page.get_by_label("The photos are named by")).to_have_value("sourcedId")
+        start.click()
+        expect(page).to_have_url(re.compile(r"#/import/[^/]+$"))
+        state = page.locator("#import-state")
+        expect(state).to_have_text("Finished.")
+        expect(page.locator("#import-progress-text")).to_have_text("4 of 4 students")
+        counts = page.locator("#import-counts")
+        expect(counts).to_contain_text("1 new, 0 updated, 0 already up to date")
+        expect(counts).to_contain_text("4 new, 0 updated, 0 already up to date")
+        expect(counts.locator("dd").last).to_have_text("3")
+        refusal = page.locator('#import-refusals li[data-source-id="newcomer-guid"]')
+        expect(refusal).to_contain_text("Ima Newcomer (Physics 7B)")
+        expect(refusal).to_contain_text("no photo named 'newcomer-guid'")
+        expect(refusal.get_by_role("link", name="Ima Newcomer")).to_have_attribute(
+            "href", "#/c/physics-guid/student/newcomer-guid"
+        )
+        expect(page.locator("#new-classes")).to_contain_text("Physics 7B (4 students)")
+        screenshots(page, "import-done")
+
+        # The new class: its student without a photo shows it.
+        page.locator("#new-classes").get_by_role("link", name="Physics 7B").click()
+        expect(page.locator("h1")).to_have_text("Physics 7B")
+        expect(page.locator("li.student")).to_have_count(4)
+        expect(page.locator("#student-count")).to_have_text("4 students enrolled. 1 needs a photo.")
+        waiting = page.locator("li.student.needs-photo")
+        expect(waiting).to_have_count(1)
+        expect(waiting).to_contain_text("Ima Newcomer")
+        expect(waiting).to_contain_text("Needs a photo")
+        page.wait_for_function(IMAGES_LOADED, arg="img.thumb")
+        screenshots(page, "class-needs-photo")
+
+        # Their page: the state, and a photo checked before it is saved.
+        waiting.get_by_role("link", name="Ima Newcomer needs a photo: add one").click()
+        expect(page.locator("h1")).to_have_text("Ima Newcomer")
+        expect(page.locator("#needs-photo")).to_contain_text("Needs a photo")
+        expect(page.locator("#student-photo-count")).to_have_text("No photo yet")
+        save = page.get_by_role("button", name="Save the photo")
+        expect(save).to_be_disabled()
+        page.locator("#photo-file").set_input_files(_cast_photo(people_dir, "howard"))
+        expect(page.locator("#check-verdict")).to_contain_text("Usable, but check this first")
+        expect(page.locator(".face-box")).to_be_visible()
+        expect(page.locator("#check-report")).not_to_contain_text("null")
+        expect(save).to_be_enabled()
+        students = _get(server, "/v1/classes/physics-guid/students")
+        assert {s["name"]: s["photo_count"] for s in students}["Ima Newcomer"] == 0
+        screenshots(page, "student-add-photo")
+        save.click()
+        expect(page.locator("#student-photo-count")).to_have_text("1 registration photo")
+        expect(page.get_by_role("status")).to_contain_text("Photo saved: Ima Newcomer has 1 photo.")
+        expect(page.locator("#needs-photo")).to_have_count(0)
+        expect(page.locator("ul.photos-list li")).to_have_count(1)
+        students = _get(server, "/v1/classes/physics-guid/students")
+        assert {s["name"]: s["photo_count"] for s in students}["Ima Newcomer"] == 1
+
+        # The import is listed; the home page has the class.
+        page.goto(server.url + "/console/#/import")
+        rows = page.locator("#imports-table tbody tr")
+        expect(rows.first).to_contain_text("Finished.")
+        expect(rows.first).to_contain_text("4 of 4")
+        page.goto(server.url + "/console/#/")
+        expect(page.get_by_role("link", name="Physics 7B")).to_be_visible()
         assert seen.errors == []
 
 

@@ -73,5 +73,12 @@ export async function classesView(view) {
         ),
       )
     : h("p", { class: "empty" }, "No class yet: create one.");
-  return [h("h1", {}, "Classes"), list, newClassForm()];
+  const importLink = h(
+    "p",
+    { class: "import-link" },
+    "Classes and students from the school's system (with their ID photos): ",
+    h("a", { href: "#/import", id: "import-link" }, "import the school roster"),
+    ".",
+  );
+  return [h("h1", {}, "Classes"), list, importLink, newClassForm()];
 }
