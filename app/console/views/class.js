@@ -69,8 +69,8 @@ function deleteClassButton(cid, klass) {
     const confirmed = await confirmDialog({
       title: `Delete the class ${klass.name}?`,
       text:
-        "Every student's registration photos and face embeddings are erased, with every " +
-        "session and its photos. This cannot be undone.",
+        "Every student's registration photos and everything recognition learnt from them are " +
+        "erased, with every session, its photos and its attendance. This cannot be undone.",
       action: "Delete the class",
     });
     if (!confirmed) return;

@@ -68,7 +68,7 @@ export async function classesView(view) {
             "li",
             { class: "card" },
             h("a", { href: `#/c/${c.id}`, class: "card-title" }, c.name),
-            h("span", { class: "muted" }, `${c.id} · ${plural(c.student_count, "student")}`),
+            h("span", { class: "muted" }, plural(c.student_count, "student")),
           ),
         ),
       )

@@ -238,7 +238,7 @@ function uploadPanel(view, cid, sid) {
         });
         say(
           result.recorded.length
-            ? `Recorded present: ${result.recorded.length} student(s).`
+            ? `${plural(result.recorded.length, "student")} recorded present.`
             : result.message || "Nobody new recognised in this photo.",
         );
       } catch (error) {
