@@ -4,9 +4,11 @@ const KEY_STORAGE = "rollcall.apiKey";
 const BUSY_DELAY_MS = 250; // a call that answers faster than this shows no progress bar
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  /** ``body`` is the error's JSON body, when it had one (a refused photo lists its faces). */
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -14,6 +16,8 @@ export class ApiError extends Error {
 
 let busyCount = 0;
 let busyTimer = null;
+let busyShown = false; // the delay has passed: the bar and the label are on screen
+let shownLabel = null; // the label this module last put in the status line
 const busyLabels = [];
 
 function busyElements() {
@@ -26,18 +30,34 @@ function busyElements() {
 
 function refreshBusy() {
   const { bar, status, view } = busyElements();
-  const visible = busyCount > 0;
+  const visible = busyCount > 0 && busyShown;
   bar.hidden = !visible;
   view.setAttribute("aria-busy", visible ? "true" : "false");
-  const label = busyLabels[busyLabels.length - 1];
-  if (visible && label) status.textContent = label;
+  const label = visible ? busyLabels[busyLabels.length - 1] : undefined;
+  if (label) {
+    status.textContent = label;
+    shownLabel = label;
+  } else if (shownLabel !== null) {
+    // The labelled call has ended (others may still run): its line goes, unless a message has
+    // replaced it meanwhile.
+    if (status.textContent === shownLabel) status.textContent = "";
+    shownLabel = null;
+  }
 }
 
 /** Runs ``work`` with the progress bar shown (after a short delay) and ``label`` announced. */
 export async function withBusy(label, work) {
   busyCount += 1;
   if (label) busyLabels.push(label);
-  if (busyTimer === null) busyTimer = setTimeout(refreshBusy, BUSY_DELAY_MS);
+  if (busyTimer === null && !busyShown) {
+    busyTimer = setTimeout(() => {
+      busyTimer = null;
+      busyShown = true;
+      refreshBusy();
+    }, BUSY_DELAY_MS);
+  } else if (busyShown) {
+    refreshBusy();
+  }
   try {
     return await work();
   } finally {
@@ -46,8 +66,7 @@ export async function withBusy(label, work) {
     if (busyCount === 0) {
       clearTimeout(busyTimer);
       busyTimer = null;
-      const { status } = busyElements();
-      if (label && status.textContent === label) status.textContent = "";
+      busyShown = false;
     }
     refreshBusy();
   }
@@ -103,10 +122,12 @@ export async function changeKey() {
 
 // --- calls ------------------------------------------------------------------------------------
 
-async function errorMessage(response) {
+/** The refusal in words, and its JSON body (null when it had none). */
+async function refusal(response) {
   let detail = `${response.status} ${response.statusText}`;
+  let body = null;
   try {
-    const body = await response.json();
+    body = await response.json();
     if (typeof body.detail === "string") detail = body.detail;
     else if (Array.isArray(body.detail)) {
       // FastAPI's request validation: a list of {loc, msg}.
@@ -115,9 +136,12 @@ async function errorMessage(response) {
   } catch {
     // not JSON: keep the status line
   }
-  if (response.status === 403) return `This API key has no access here (${detail}).`;
-  if (response.status === 503) return `The server's storage is unavailable; try again (${detail}).`;
-  return detail;
+  let message = detail;
+  if (response.status === 403) message = `This API key has no access here (${detail}).`;
+  if (response.status === 503) {
+    message = `The server's storage is unavailable; try again (${detail}).`;
+  }
+  return new ApiError(response.status, message, body);
 }
 
 /**
@@ -153,7 +177,7 @@ export async function api(path, { method = "GET", json, form, as = "json", label
       sessionStorage.setItem(KEY_STORAGE, typed);
       continue;
     }
-    if (!response.ok) throw new ApiError(response.status, await errorMessage(response));
+    if (!response.ok) throw await refusal(response);
     if (as === "response") return response;
     if (as === "blob") return response.blob();
     if (response.status === 204) return null;

@@ -6,6 +6,7 @@ import { clearError } from "./widgets/messages.js";
 import { router } from "./router.js";
 import { classView } from "./views/class.js";
 import { classesView } from "./views/classes.js";
+import { importJobView, importView } from "./views/imports.js";
 import { registerView } from "./views/register.js";
 import { sessionView } from "./views/session.js";
 import { sessionsView } from "./views/sessions.js";
@@ -13,6 +14,8 @@ import { studentView } from "./views/student.js";
 
 const render = router([
   [/^#?\/?$/, classesView],
+  [/^#\/import$/, importView],
+  [/^#\/import\/([^/]+)$/, importJobView],
   [/^#\/c\/([^/]+)$/, classView],
   [/^#\/c\/([^/]+)\/register$/, registerView],
   [/^#\/c\/([^/]+)\/sessions$/, sessionsView],

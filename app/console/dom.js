@@ -116,12 +116,18 @@ export function todayIso() {
   return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
 }
 
-/** Shows a confirmation dialog; resolves true when the teacher confirms. */
-export function confirmDialog({ title, text, action = "Delete" }) {
+/**
+ * Shows a confirmation dialog; resolves true when the teacher confirms. ``danger``: the action
+ * destroys something (its button is red); otherwise it is the dialog's plain main action.
+ */
+export function confirmDialog({ title, text, action = "Delete", danger = true }) {
   const dialog = document.getElementById("confirm-dialog");
+  const ok = document.getElementById("confirm-ok");
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-text").textContent = text;
-  document.getElementById("confirm-ok").textContent = action;
+  ok.textContent = action;
+  ok.classList.toggle("danger", danger);
+  ok.classList.toggle("primary", !danger);
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.returnValue = "";

@@ -60,7 +60,8 @@ export function router(routes) {
       const content = await draw(view, ...params);
       if (!view.alive()) return;
       revokeObjectUrls();
-      main.replaceChildren(...content);
+      // A view leaves out what does not apply (null, false) rather than build two lists.
+      main.replaceChildren(...content.flat().filter((part) => part !== null && part !== false));
       main.dataset.view = draw.name;
     } catch (error) {
       if (!view.alive()) return;

@@ -10,24 +10,44 @@ import { recognitionLine } from "../widgets/recognition.js";
 import { deleteStudent, renameStudent } from "../widgets/student-actions.js";
 import { termReportPanel } from "../widgets/term-report.js";
 
+/** A student without a registration photo (imported from the school's list) shows this instead. */
+function needsPhotoPlaceholder() {
+  return h(
+    "div",
+    { class: "thumb needs-photo-thumb", "aria-hidden": "true" },
+    h("span", {}, "No photo"),
+  );
+}
+
 function studentCard(cid, student, onDeleted) {
-  const nameLink = h("a", { href: `#/c/${cid}/student/${student.id}`, class: "card-title" });
-  const photos = h("span", { class: "muted" });
+  const href = `#/c/${cid}/student/${student.id}`;
+  const nameLink = h("a", { href, class: "card-title" });
+  const needsPhoto = student.photo_count === 0;
+  const photos = needsPhoto
+    ? h("a", { href, class: "needs-photo-tag" }, "Needs a photo")
+    : h("span", { class: "muted" });
+  const thumbnail = needsPhoto
+    ? needsPhotoPlaceholder()
+    : apiImage(`${studentPath(cid, student.id)}/thumbnail.jpg`, { className: "thumb" });
   const render = () => {
     nameLink.textContent = student.name;
-    photos.textContent = `${student.id} · ${plural(student.photo_count, "photo")}`;
+    if (!needsPhoto) {
+      photos.textContent = plural(student.photo_count, "photo");
+      thumbnail.alt = `Registration photo of ${student.name}`;
+    } else {
+      photos.setAttribute("aria-label", `${student.name} needs a photo: add one`);
+    }
     renameButton.setAttribute("aria-label", `Rename ${student.name}`);
     deleteButton.setAttribute("aria-label", `Delete ${student.name}`);
-    thumbnail.alt = `Registration photo of ${student.name}`;
   };
-  const thumbnail = apiImage(`${studentPath(cid, student.id)}/thumbnail.jpg`, {
-    className: "thumb",
-  });
   const renameButton = h("button", { type: "button" }, "Rename");
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete");
   const card = h(
     "li",
-    { class: "card student", dataset: { studentId: student.id } },
+    {
+      class: needsPhoto ? "card student needs-photo" : "card student",
+      dataset: { studentId: student.id },
+    },
     thumbnail,
     h("div", { class: "card-body" }, nameLink, photos),
     h("div", { class: "card-actions" }, renameButton, deleteButton),
@@ -36,7 +56,7 @@ function studentCard(cid, student, onDeleted) {
   deleteButton.addEventListener("click", async () => {
     if (await deleteStudent(cid, student)) {
       card.remove();
-      onDeleted();
+      onDeleted(student);
     }
   });
   render();
@@ -49,8 +69,8 @@ function deleteClassButton(cid, klass) {
     const confirmed = await confirmDialog({
       title: `Delete the class ${klass.name}?`,
       text:
-        "Every student's registration photos and face embeddings are erased, with every " +
-        "session and its photos. This cannot be undone.",
+        "Every student's registration photos and everything recognition learnt from them are " +
+        "erased, with every session, its photos and its attendance. This cannot be undone.",
       action: "Delete the class",
     });
     if (!confirmed) return;
@@ -73,13 +93,16 @@ export async function classView(view, cid) {
   setClassCrumbs(cid, klass);
   const recognition = recognitionLine(view, cid, klass.head);
   const count = h("p", { class: "muted", id: "student-count" });
-  let remaining = students.length;
+  const remaining = new Map(students.map((s) => [s.id, s]));
   const showCount = () => {
-    count.textContent = `${plural(remaining, "student")} enrolled.`;
+    const waiting = [...remaining.values()].filter((s) => s.photo_count === 0).length;
+    count.textContent =
+      `${plural(remaining.size, "student")} enrolled.` +
+      (waiting ? ` ${waiting} ${waiting === 1 ? "needs a photo" : "need a photo"}.` : "");
   };
   showCount();
-  const onDeleted = () => {
-    remaining -= 1;
+  const onDeleted = (student) => {
+    remaining.delete(student.id);
     showCount();
     recognition.refresh().catch(() => {});
   };

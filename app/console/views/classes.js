@@ -68,10 +68,17 @@ export async function classesView(view) {
             "li",
             { class: "card" },
             h("a", { href: `#/c/${c.id}`, class: "card-title" }, c.name),
-            h("span", { class: "muted" }, `${c.id} · ${plural(c.student_count, "student")}`),
+            h("span", { class: "muted" }, plural(c.student_count, "student")),
           ),
         ),
       )
     : h("p", { class: "empty" }, "No class yet: create one.");
-  return [h("h1", {}, "Classes"), list, newClassForm()];
+  const importLink = h(
+    "p",
+    { class: "import-link" },
+    "Classes and students from the school's system (with their ID photos): ",
+    h("a", { href: "#/import", id: "import-link" }, "import the school roster"),
+    ".",
+  );
+  return [h("h1", {}, "Classes"), list, importLink, newClassForm()];
 }

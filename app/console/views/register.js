@@ -38,15 +38,15 @@ function studentIdField(nameInput) {
   };
 }
 
-/** One line of "Registered just now", with the id the server gave. */
+/** One line of "Registered just now": the student (their page a click away). */
 function registeredItem(cid, result) {
   const student = result.student;
+  const lookAlikes = result.similar_students.map((s) => s.name);
   return h(
     "li",
     { dataset: { studentId: student.id } },
     h("a", { href: `#/c/${cid}/student/${student.id}` }, student.name),
-    h("span", { class: "muted student-id" }, ` (id ${student.id})`),
-    result.warnings.length ? ` (${result.warnings.join("; ")})` : "",
+    lookAlikes.length ? ` (looks very much like ${lookAlikes.join(", ")})` : "",
   );
 }
 
@@ -101,6 +101,8 @@ export async function registerView(view, cid) {
     if (chosenId !== null) body.append("student_id", chosenId);
     body.append("name", nameInput.value);
     body.append("photos", file, file.name || "photo.jpg");
+    // The face the teacher tapped on a photo of several people (empty: the only or dominant one).
+    if (photo.face()) body.append("face", photo.face());
     saveButton.disabled = true;
     try {
       const result = await api(`${classPath(cid)}/students`, {

@@ -4,7 +4,15 @@
 
 import { api } from "../api.js";
 import { cameraAvailable, takePhoto } from "../camera.js";
-import { apiImage, formatDateTime, formatTime, h, saveBlob } from "../dom.js";
+import {
+  apiImage,
+  attachmentName,
+  confirmDialog,
+  formatDateTime,
+  formatTime,
+  h,
+  saveBlob,
+} from "../dom.js";
 import { pickStudent } from "../widgets/face-picker.js";
 import { clearError, plural, say, showError } from "../widgets/messages.js";
 import { setClassCrumbs } from "../widgets/nav.js";
@@ -45,6 +53,7 @@ function faceButton(detail, face, i, onChoose) {
         "Change who this is",
     },
     apiImage(detail.face_urls[i], { alt: "", className: "crop" }),
+    h("span", { class: "face-number" }, `Face ${i + 1}`),
     h("span", { class: "face-name" }, face.known ? face.name : words),
     byTeacher ? h("span", { class: "face-source" }, "named by teacher") : null,
   );
@@ -108,7 +117,7 @@ function hasManualStatus(entry) {
   return entry.source === "teacher" && entry.note !== null && entry.note !== undefined;
 }
 
-function rosterRow(entry, actions) {
+function rosterRow(entry, actions, needsPhoto) {
   const setButton = h(
     "button",
     { type: "button", class: "small", "aria-label": `Set the status of ${entry.name}` },
@@ -143,6 +152,9 @@ function rosterRow(entry, actions) {
       h("span", { class: "student-name" }, entry.name),
       showStatus ? h("span", { class: `status-tag ${entry.status}` }, entry.status) : null,
       seen ? h("span", { class: "muted" }, ` ${seen}`) : null,
+      needsPhoto.has(entry.student_id)
+        ? h("span", { class: "needs-photo-tag" }, "needs a photo")
+        : null,
     ),
     corrected ? h("p", { class: "correction" }, corrected) : null,
     entry.note ? h("p", { class: "note" }, `Note: ${entry.note}`) : null,
@@ -166,13 +178,15 @@ function rosterRow(entry, actions) {
   );
 }
 
-function rosterLists(session, actions) {
+/** ``needsPhoto``: the ids of students without a registration photo (recognition cannot see
+ * them: their status is set by hand). */
+function rosterLists(session, actions, needsPhoto) {
   // Late counts as attending, excused as not (as in the term report).
   const present = session.roster.filter((e) => e.present);
   const absent = session.roster.filter((e) => !e.present);
   return h(
-    "section",
-    { class: "roster", "aria-label": "Roster" },
+    "div",
+    { class: "roster" },
     h(
       "div",
       {},
@@ -180,7 +194,7 @@ function rosterLists(session, actions) {
       h(
         "ul",
         { id: "present-list", class: "names" },
-        present.map((e) => rosterRow(e, actions)),
+        present.map((e) => rosterRow(e, actions, needsPhoto)),
       ),
     ),
     h(
@@ -190,7 +204,7 @@ function rosterLists(session, actions) {
       h(
         "ul",
         { id: "absent-list", class: "names" },
-        absent.map((e) => rosterRow(e, actions)),
+        absent.map((e) => rosterRow(e, actions, needsPhoto)),
       ),
     ),
   );
@@ -224,7 +238,7 @@ function uploadPanel(view, cid, sid) {
         });
         say(
           result.recorded.length
-            ? `Recorded present: ${result.recorded.length} student(s).`
+            ? `${plural(result.recorded.length, "student")} recorded present.`
             : result.message || "Nobody new recognised in this photo.",
         );
       } catch (error) {
@@ -246,11 +260,12 @@ function uploadPanel(view, cid, sid) {
   download.addEventListener("click", async () => {
     clearError();
     try {
-      const blob = await api(`${path}/attendance.csv`, {
-        as: "blob",
+      const response = await api(`${path}/attendance.csv`, {
+        as: "response",
         label: "Preparing the CSV…",
       });
-      saveBlob(blob, `${cid}-${sid}.csv`);
+      // The server names the file for people (class, session, date): keep its name.
+      saveBlob(await response.blob(), attachmentName(response, "attendance.csv"));
     } catch (error) {
       showError(error);
     }
@@ -309,10 +324,11 @@ export async function sessionView(view, cid, sid) {
       );
     },
   };
+  const needsPhoto = new Set(students.filter((s) => s.photo_count === 0).map((s) => s.id));
   const showRoster = (current) => {
     counts.textContent =
       `${current.date} · ${current.present_count} present, ` + `${current.absent_count} absent`;
-    roster.replaceChildren(rosterLists(current, rosterActions));
+    roster.replaceChildren(rosterLists(current, rosterActions, needsPhoto));
   };
   async function refreshRoster() {
     const current = await api(path);
@@ -329,34 +345,68 @@ export async function sessionView(view, cid, sid) {
     }
   }
 
+  /** Asks before a name moves from another face of the photo; true when it may go ahead. */
+  function confirmMove(student, from, to, byTeacher) {
+    return confirmDialog({
+      title: `Move ${student.name}'s name?`,
+      text: byTeacher
+        ? `${student.name} is on face ${from + 1} (you named it). Move the name to face ` +
+          `${to + 1}? Face ${from + 1} will be marked “not in this class”; you can name it ` +
+          "again afterwards."
+        : `${student.name} is on face ${from + 1}. Move the name to face ${to + 1}? ` +
+          `Face ${from + 1} becomes unknown.`,
+      action: "Move the name",
+      danger: false,
+    });
+  }
+
   async function nameFace(detail, index) {
     const face = detail.faces[index];
     const article = document.querySelector(`.photo-result[data-photo-id="${detail.photo_id}"]`);
+    const placedOn = new Map(
+      detail.faces
+        .map((f, i) => [f.student_id, i])
+        .filter(([studentId, i]) => studentId && i !== index)
+        .map(([studentId, i]) => [studentId, `face ${i + 1}`]),
+    );
     const choice = await pickStudent({
       students,
       currentId: face.student_id,
       cropUrl: detail.face_urls[index],
       faceLabel: `face ${index + 1}`,
+      placedOn,
     });
     if (choice === null || !view.alive()) return;
     const student = students.find((s) => s.id === choice.studentId);
+    // A student is on one face of a photo at most: naming them here takes their name from the
+    // face that has it now. Recognition's name moves in one call (that face becomes unknown);
+    // a name the teacher gave must first be taken off that face (the API has no "unknown" to
+    // give back, so that face becomes "not in this class").
+    const from = student
+      ? detail.faces.findIndex((f, i) => i !== index && f.student_id === student.id)
+      : -1;
+    const byTeacher = from >= 0 && detail.faces[from].source === "teacher";
+    if (from >= 0 && !(await confirmMove(student, from, index, byTeacher))) return;
+    if (!view.alive()) return;
     clearError();
+    const assign = (faceIndex, studentId, label) =>
+      api(`${path}/photos/${enc(detail.photo_id)}/faces/${faceIndex}/assign`, {
+        method: "POST",
+        json: { student_id: studentId },
+        label,
+      });
     let updated;
     try {
-      updated = await api(
-        `${path}/photos/${enc(detail.photo_id)}/faces/${index}/assign`,
-        {
-          method: "POST",
-          json: { student_id: choice.studentId },
-          label: "Saving who this is…",
-        },
-      );
+      if (byTeacher)
+        await assign(from, null, `Taking ${student.name}'s name off face ${from + 1}…`);
+      updated = await assign(index, choice.studentId, "Saving who this is…");
     } catch (error) {
       if (error.status === 409 && student) {
         showError(
-          `${student.name} is already named on another face of this photo. Give that face ` +
-            "another name (or “Not in this class”) first.",
+          `${student.name} has just been named on another face of this photo (by someone ` +
+            "else, or in another tab). The page is shown again as it is now.",
         );
+        if (view.alive()) await view.redraw();
       } else showError(error);
       return;
     }
@@ -364,11 +414,10 @@ export async function sessionView(view, cid, sid) {
     const redrawn = photoResult(updated, nameFace);
     if (article) article.replaceWith(redrawn);
     redrawn.querySelector(`.face-button[data-face-index="${index}"]`)?.focus();
-    say(
-      student
-        ? `Face ${index + 1} is ${student.name}: present.`
-        : `Face ${index + 1}: not in this class.`,
-    );
+    const named = student
+      ? `Face ${index + 1} is ${student.name}: present.`
+      : `Face ${index + 1}: not in this class.`;
+    say(from >= 0 ? `${named} Face ${from + 1} is now ${faceWords(updated.faces[from])}.` : named);
     try {
       await refreshRoster();
     } catch (error) {
@@ -377,6 +426,8 @@ export async function sessionView(view, cid, sid) {
   }
 
   showRoster(session);
+  // The roster comes first: on a phone (one column) it is what the teacher looks for, not
+  // below every photo; on a wide screen the photos take the left column (style.css).
   return [
     h("h1", {}, `${session.label}`),
     counts,
@@ -386,13 +437,18 @@ export async function sessionView(view, cid, sid) {
       { class: "session-body" },
       h(
         "section",
-        { class: "photos", "aria-label": "Photos" },
-        h("h2", {}, "Photos"),
+        { class: "roster-column", "aria-labelledby": "roster-title" },
+        h("h2", { id: "roster-title" }, "Roster"),
+        roster,
+      ),
+      h(
+        "section",
+        { class: "photos", "aria-labelledby": "photos-title" },
+        h("h2", { id: "photos-title" }, "Photos"),
         photos.length
           ? photos.map((detail) => photoResult(detail, nameFace))
           : h("p", { class: "empty" }, "No photo yet: add one or more photos of the class."),
       ),
-      h("div", {}, h("h2", {}, "Roster"), roster),
     ),
   ];
 }

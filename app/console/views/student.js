@@ -15,6 +15,7 @@ import {
 import { clearError, plural, say, showError } from "../widgets/messages.js";
 import { setClassCrumbs } from "../widgets/nav.js";
 import { classPath, enc, studentPath } from "../widgets/paths.js";
+import { photoCheck } from "../widgets/photo-check.js";
 import { deleteStudent, renameStudent } from "../widgets/student-actions.js";
 
 function photoCards(path, student) {
@@ -26,24 +27,108 @@ function photoCards(path, student) {
         "li",
         { class: "card" },
         apiImage(`${path}/photos/${enc(p.photo_id)}/thumbnail.jpg`, {
-          alt: `Registration photo ${p.filename || ""}`.trim(),
+          alt: `Registration photo of ${student.name}`,
           className: "thumb",
         }),
         h(
           "div",
           { class: "card-body" },
-          h("span", {}, p.filename || "photo"),
-          h(
-            "span",
-            { class: "muted" },
-            `face ${Math.round(p.quality.face_size)} px · ${formatDateTime(p.created_at)}`,
-          ),
+          h("span", {}, `Added ${formatDateTime(p.created_at)}`),
           p.quality.warnings.length
-            ? h("span", { class: "warn-text" }, p.quality.warnings.join("; "))
+            ? h("span", { class: "warn-text" }, p.quality.warnings.join(" "))
             : null,
+          h(
+            "details",
+            { class: "row-details" },
+            h("summary", {}, "Details"),
+            h(
+              "p",
+              { class: "muted" },
+              `${p.filename || "photo"} · face ${Math.round(p.quality.face_size)} px · ` +
+                `sharpness ${Math.round(p.quality.sharpness)}`,
+            ),
+          ),
         ),
       ),
     ),
+  );
+}
+
+/** What a student without a registration photo (imported from the school's list) looks like. */
+function needsPhotoNotice(student) {
+  return h(
+    "div",
+    { class: "needs-photo-notice", id: "needs-photo", role: "note" },
+    h("p", { class: "needs-photo-title" }, "Needs a photo"),
+    h(
+      "p",
+      {},
+      `${student.name} has no registration photo yet, so recognition cannot find them in class ` +
+        "photos. Add one below; until then, set their status by hand in each session.",
+    ),
+  );
+}
+
+/**
+ * "Add a photo": the photo is checked (and on a photo of several people, the student's face
+ * chosen) before it is saved; then the page is drawn again with the new photo.
+ */
+function addPhotoPanel(view, cid, student) {
+  const save = h(
+    "button",
+    { type: "submit", class: "primary", id: "save-photo", disabled: true },
+    "Save the photo",
+  );
+  const photo = photoCheck(
+    cid,
+    (usable) => {
+      save.disabled = !usable;
+    },
+    { studentId: student.id },
+  );
+  const form = h(
+    "form",
+    { id: "add-photo-form" },
+    photo.fieldset,
+    photo.report,
+    h("div", { class: "actions" }, photo.retakeButton, save),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = photo.photo();
+    if (!file) return;
+    clearError();
+    const body = new FormData();
+    body.append("photos", file, file.name || "photo.jpg");
+    if (photo.face()) body.append("face", photo.face());
+    save.disabled = true;
+    try {
+      const result = await api(`${studentPath(cid, student.id)}/photos`, {
+        method: "POST",
+        form: body,
+        label: `Saving the photo of ${student.name}…`,
+      });
+      say(
+        `Photo saved: ${result.student.name} has ${plural(result.student.photo_count, "photo")}.`,
+      );
+      if (view.alive()) await view.redraw();
+    } catch (error) {
+      save.disabled = false;
+      showError(error);
+    }
+  });
+  const needsPhoto = student.photo_count === 0;
+  return h(
+    "details",
+    { class: "panel add-photo", id: "add-photo", open: needsPhoto },
+    h("summary", {}, needsPhoto ? "Add their photo" : "Add a photo"),
+    h(
+      "p",
+      { class: "hint" },
+      "The photo is checked before you save it. More photos (other days, other light) help " +
+        "recognition.",
+    ),
+    form,
   );
 }
 
@@ -162,18 +247,25 @@ export async function studentView(view, cid, studentId) {
         as: "response",
         label: "Collecting everything held about the student…",
       });
-      saveBlob(await response.blob(), attachmentName(response, `${student.id}-data.zip`));
+      saveBlob(await response.blob(), attachmentName(response, "student-data.zip"));
       say(`Everything held about ${student.name} was downloaded (a zip with a README).`);
     } catch (error) {
       showError(error);
     }
   });
+  const needsPhoto = student.photo_count === 0;
   return [
     title,
-    h("p", { class: "muted" }, `${student.id} · ${plural(student.photo_count, "photo")}`),
+    h(
+      "p",
+      { class: "muted", id: "student-photo-count" },
+      needsPhoto ? "No photo yet" : plural(student.photo_count, "registration photo"),
+    ),
+    needsPhoto ? needsPhotoNotice(student) : null,
     h("div", { class: "actions left" }, rename, download, remove),
+    addPhotoPanel(view, cid, student),
     h("h2", {}, "Registration photos"),
-    photoCards(path, student),
+    needsPhoto ? h("p", { class: "empty" }, "None yet.") : photoCards(path, student),
     h("h2", {}, "Faces from class photos"),
     h(
       "p",

@@ -15,10 +15,12 @@ function folded(text) {
 
 /**
  * Asks who a face is. ``students`` are the class's students ``{id, name}``; ``currentId`` the
- * student the face names now (or null); ``cropUrl`` the face's picture. Resolves to
- * ``{studentId}`` (``studentId`` null: nobody of this class), or null when cancelled.
+ * student the face names now (or null); ``cropUrl`` the face's picture; ``placedOn`` the
+ * students named on another face of the photo, with that face (``id -> "face 2"``), said beside
+ * their name. Resolves to ``{studentId}`` (``studentId`` null: nobody of this class), or null
+ * when cancelled.
  */
-export function pickStudent({ students, currentId, cropUrl, faceLabel }) {
+export function pickStudent({ students, currentId, cropUrl, faceLabel, placedOn = new Map() }) {
   const dialog = document.getElementById("face-dialog");
   const search = document.getElementById("face-search");
   const list = document.getElementById("face-choices");
@@ -42,6 +44,9 @@ export function pickStudent({ students, currentId, cropUrl, faceLabel }) {
           "aria-current": isCurrent ? "true" : null,
         },
         student.name,
+        placedOn.has(student.id)
+          ? h("span", { class: "choice-where" }, ` (on ${placedOn.get(student.id)})`)
+          : null,
       ),
     );
   });

@@ -1,5 +1,7 @@
 // Choosing a registration photo (file or camera) and checking it with the server before it can
-// be saved: the photo with its face outlined, the verdict, and the quality figures.
+// be saved: the photo with the student's face outlined, the verdict in a teacher's words, the
+// measurements behind "Details". On a photo of several people every face is outlined and the
+// teacher taps the student's: the server checks that face, and it is the one saved.
 
 import { api } from "../api.js";
 import { cameraAvailable, takePhoto } from "../camera.js";
@@ -7,16 +9,22 @@ import { h, objectUrl } from "../dom.js";
 import { clearError } from "./messages.js";
 import { classPath } from "./paths.js";
 
-function qualityReport(quality) {
+// The server's warning that smaller faces were ignored says the largest was registered; with the
+// faces outlined (and the one registered in green, perhaps chosen by the teacher) this page says
+// it in its own words instead.
+const IGNORED_FACES_WARNING = /in the background/;
+
+function detailsReport(result) {
   const row = (label, value) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));
+  const quality = result.quality;
   return h(
     "details",
     { class: "quality-report" },
-    h("summary", {}, "Quality report"),
+    h("summary", {}, "Details"),
     h(
       "table",
       { class: "quality" },
-      h("caption", {}, "Quality report"),
+      h("caption", {}, "Measurements of the face"),
       h(
         "tbody",
         {},
@@ -24,30 +32,31 @@ function qualityReport(quality) {
         row("Sharpness", `${Math.round(quality.sharpness)}`),
         row("Head turn", `yaw ${Math.round(quality.yaw)}°, pitch ${Math.round(quality.pitch)}°`),
         row("Detection score", quality.detection_score.toFixed(2)),
+        result.similar_students.map((s) =>
+          row(`Similarity with ${s.name}`, s.similarity.toFixed(2)),
+        ),
       ),
     ),
   );
 }
 
-/** The photo with the detected face outlined (the box in percent, so it scales with the image). */
-function previewFigure(file, check) {
-  const image = h("img", { src: objectUrl(file), alt: "The photo to register" });
-  const figure = h("figure", { class: "preview" }, image);
-  if (check) {
-    const [x1, y1, x2, y2] = check.box;
-    const box = h("div", { class: "face-box", "aria-hidden": "true" });
-    box.style.left = `${(100 * x1) / check.width}%`;
-    box.style.top = `${(100 * y1) / check.height}%`;
-    box.style.width = `${(100 * (x2 - x1)) / check.width}%`;
-    box.style.height = `${(100 * (y2 - y1)) / check.height}%`;
-    figure.append(box);
-  }
-  return figure;
+/** What the teacher should know about a usable photo, in their words. */
+function advice(result) {
+  const quality = result.quality.warnings.filter(
+    (w) => !(result.quality.ignored_faces && IGNORED_FACES_WARNING.test(w)),
+  );
+  const lookAlikes = result.similar_students.map(
+    (s) =>
+      `This face looks very much like ${s.name}, another student of this class: check that ` +
+      "it is the right person.",
+  );
+  return [...lookAlikes, ...quality];
 }
 
 function verdict(result) {
-  if (!result.warnings.length) {
-    return h("p", { class: "verdict good", id: "check-verdict" }, "Good photo: one clear face.");
+  const warnings = advice(result);
+  if (!warnings.length) {
+    return h("p", { class: "verdict good", id: "check-verdict" }, "Good photo: a clear face.");
   }
   return h(
     "div",
@@ -56,17 +65,85 @@ function verdict(result) {
     h(
       "ul",
       { class: "warnings" },
-      result.warnings.map((w) => h("li", {}, w)),
+      warnings.map((w) => h("li", {}, w)),
     ),
   );
 }
 
+/** Puts ``element`` over ``box`` (in the photo's pixels), in percent so it scales with it. */
+function placeOver(element, [x1, y1, x2, y2], width, height) {
+  element.style.left = `${(100 * x1) / width}%`;
+  element.style.top = `${(100 * y1) / height}%`;
+  element.style.width = `${(100 * (x2 - x1)) / width}%`;
+  element.style.height = `${(100 * (y2 - y1)) / height}%`;
+}
+
 /**
- * The photo part of the registration form. ``onUsable(usable)`` is called whenever the photo
- * changes: false while it is being checked or when it was refused, true once it may be saved.
- * ``photo()`` is the chosen photo; ``reset()`` forgets it after saving.
+ * The photo with its faces outlined. ``faces`` are the faces found (``{index, box}``);
+ * ``chosen`` the index of the one registered (null: none yet). With several faces each is a
+ * button (``onChoose(index)``); ``size`` is the photo's ``{width, height}`` if the server gave it
+ * (else the image's own, once loaded).
  */
-export function photoCheck(cid, onUsable) {
+function previewFigure(url, { faces = [], chosen = null, size = null, onChoose = null } = {}) {
+  const image = h("img", { src: url, alt: "The photo to register" });
+  const figure = h("figure", { class: "preview" }, image);
+  const marks = [];
+  if (faces.length > 1) {
+    figure.classList.add("choosing");
+    for (const face of faces) {
+      const isChosen = face.index === chosen;
+      const button = h(
+        "button",
+        {
+          type: "button",
+          class: isChosen ? "face-choice chosen" : "face-choice",
+          "aria-pressed": isChosen ? "true" : "false",
+          "aria-label": `Face ${face.index + 1} of ${faces.length}` + (isChosen ? ", chosen" : ""),
+          dataset: { faceIndex: face.index },
+        },
+        h("span", { class: "face-number", "aria-hidden": "true" }, String(face.index + 1)),
+      );
+      if (onChoose) button.addEventListener("click", () => onChoose(face.index));
+      marks.push([button, face.box]);
+    }
+  } else if (faces.length === 1) {
+    marks.push([h("div", { class: "face-box", "aria-hidden": "true" }), faces[0].box]);
+  }
+  const placeAll = (width, height) => {
+    for (const [mark, box] of marks) placeOver(mark, box, width, height);
+  };
+  if (size) placeAll(size.width, size.height);
+  else image.addEventListener("load", () => placeAll(image.naturalWidth, image.naturalHeight));
+  figure.append(...marks.map(([mark]) => mark));
+  return figure;
+}
+
+/** The faces of a check, whichever way it answered (older servers give only ``box``). */
+function facesOf(result) {
+  return result.faces && result.faces.length ? result.faces : [{ index: 0, box: result.box }];
+}
+
+function manyFacesHint(count, chosen) {
+  return h(
+    "p",
+    { class: "hint", id: "face-choice-hint" },
+    chosen === null
+      ? `This photo shows ${count} faces and none is clearly the student's. Tap the student's ` +
+          "face on the photo."
+      : `This photo shows ${count} faces; the one outlined in green is saved. If it is not the ` +
+          "student, tap their face.",
+  );
+}
+
+/**
+ * The photo part of a form that saves a registration photo. ``onUsable(usable)`` is called
+ * whenever the photo changes: false while it is being checked or when it was refused, true once
+ * it may be saved. ``studentId``: the photo is for this enrolled student (their own photos are no
+ * look-alike). ``photo()`` is the chosen photo, ``face()`` the ``face`` value to save it with
+ * (the box the teacher tapped, or "" for the photo's only or dominant face); ``reset()`` forgets
+ * the photo after saving.
+ */
+export function photoCheck(cid, onUsable, { studentId = null } = {}) {
   const fileInput = h("input", { id: "photo-file", type: "file", accept: "image/*" });
   const cameraButton = h("button", { type: "button", id: "photo-camera" }, "Use the camera");
   cameraButton.hidden = !cameraAvailable();
@@ -74,16 +151,22 @@ export function photoCheck(cid, onUsable) {
   const retakeButton = h("button", { type: "button", hidden: true }, "Retake");
 
   let photo = null;
+  let photoUrl = null;
+  let chosenBox = null; // the face the teacher tapped, or null: the server's choice
   let lastSource = "file";
 
-  async function check(file) {
+  async function check(file, faceIndex = null) {
+    if (file !== photo) photoUrl = objectUrl(file);
     photo = file;
+    chosenBox = null;
     onUsable(false);
     retakeButton.hidden = false;
     clearError();
-    report.replaceChildren(previewFigure(file, null), h("p", {}, "Checking the photo…"));
+    report.replaceChildren(previewFigure(photoUrl), h("p", {}, "Checking the photo…"));
     const form = new FormData();
     form.append("photo", file, file.name || "photo.jpg");
+    if (studentId !== null) form.append("student_id", studentId);
+    if (faceIndex !== null) form.append("face", String(faceIndex));
     let result;
     try {
       result = await api(`${classPath(cid)}/students/check`, {
@@ -93,19 +176,45 @@ export function photoCheck(cid, onUsable) {
       });
     } catch (error) {
       if (photo !== file) return;
+      const faces = error.body?.faces;
+      if (error.status === 422 && Array.isArray(faces) && faces.length > 1) {
+        report.replaceChildren(
+          previewFigure(photoUrl, { faces, onChoose: (i) => check(file, i) }),
+          h(
+            "p",
+            { class: "verdict bad", id: "check-verdict" },
+            "Several faces: choose the student's.",
+          ),
+          manyFacesHint(faces.length, null),
+        );
+        report.querySelector(".face-choice")?.focus();
+        return;
+      }
       report.replaceChildren(
-        previewFigure(file, null),
+        previewFigure(photoUrl),
         h("p", { class: "verdict bad", id: "check-verdict" }, `Not usable: ${error.message}`),
-        h("p", {}, "Retake the photo, or choose another: it must show exactly one face."),
+        h("p", {}, "Retake the photo, or choose another: it must show the student's face."),
       );
       return;
     }
     if (photo !== file) return; // another photo was chosen meanwhile
+    const faces = facesOf(result);
+    const chosen = result.face ?? 0;
+    if (faceIndex !== null) chosenBox = faces.find((f) => f.index === chosen)?.box ?? null;
     report.replaceChildren(
-      previewFigure(file, result),
+      previewFigure(photoUrl, {
+        faces,
+        chosen,
+        size: result,
+        onChoose: (i) => {
+          if (i !== chosen) check(file, i);
+        },
+      }),
       verdict(result),
-      qualityReport(result.quality),
+      ...(faces.length > 1 ? [manyFacesHint(faces.length, chosen)] : []),
+      detailsReport(result),
     );
+    if (faceIndex !== null) report.querySelector(".face-choice.chosen")?.focus();
     onUsable(true);
   }
 
@@ -132,7 +241,7 @@ export function photoCheck(cid, onUsable) {
   const fieldset = h(
     "fieldset",
     {},
-    h("legend", {}, "Photo (one face, close and sharp)"),
+    h("legend", {}, "Photo (the student's face, close and sharp)"),
     h("label", { for: "photo-file", class: "file-label" }, "Choose a photo file"),
     fileInput,
     cameraButton,
@@ -149,8 +258,11 @@ export function photoCheck(cid, onUsable) {
     report,
     retakeButton,
     photo: () => photo,
+    face: () => (chosenBox ? chosenBox.join(",") : ""),
     reset() {
       photo = null;
+      photoUrl = null;
+      chosenBox = null;
       report.replaceChildren();
       retakeButton.hidden = true;
     },

@@ -1,5 +1,6 @@
-// How far the class's recognition is with its photos: a line in teacher's words, with the
-// technical state of the recognition head behind a disclosure. Polled while a training runs.
+// How far the class's recognition is with its photos, in a teacher's words. Only a service that
+// learns each class's faces (ROLLCALL_USE_HEAD) has anything to say here; by default recognition
+// uses the photos as they are, and the line stays hidden. Polled while the learning runs.
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
@@ -16,50 +17,28 @@ function summaryText(head) {
     case "stale":
       return "Photos changed: recognition will learn them shortly.";
     case "failed":
-      return "Recognition could not learn the latest photos.";
+      return "Recognition could not learn the latest photos; it still knows every student.";
     default:
-      return "Recognition uses the registration photos.";
-  }
-}
-
-function headText(head) {
-  if (!head) return "";
-  const version = head.version ? `version ${head.version}` : "";
-  switch (head.state) {
-    case "training":
-      return version ? `Retraining (${version} in use)…` : "Training the first head…";
-    case "ready":
-      return `${version}, up to date with every photo`;
-    case "stale":
-      return `${version}, retraining due (photos changed)`;
-    case "failed":
-      return `training failed: ${head.error || "unknown error"}`;
-    default:
-      return "none yet (trained once the class has two students)";
+      return "";
   }
 }
 
 /** The line for the class page; ``refresh()`` reads the state again (after a deletion). */
 export function recognitionLine(view, cid, head) {
   const summary = h("span", { id: "recognition-summary" });
-  const text = h("span", { id: "head-state" });
   const spinner = h("span", { class: "spinner", "aria-hidden": "true" });
-  const line = h(
-    "details",
-    { class: "head-line" },
-    h("summary", {}, spinner, summary),
-    h("p", { class: "muted" }, "Recognition head: ", text),
-  );
+  const line = h("p", { class: "head-line muted", "aria-live": "polite" }, spinner, summary);
+  let state = head?.state ?? "none";
   const update = (next) => {
+    state = next?.state ?? "none";
     summary.textContent = summaryText(next);
-    text.textContent = headText(next);
-    text.dataset.state = next.state;
-    spinner.hidden = next.state !== "training";
+    line.hidden = !summary.textContent;
+    spinner.hidden = state !== "training";
   };
   update(head);
   view.every(HEAD_POLL_MS, async () => {
-    // Only while a training is running or due; a settled head needs no polling.
-    if (!["training", "stale"].includes(text.dataset.state) || !view.alive()) return;
+    // Only while a learning is running or due; a settled state needs no polling.
+    if (!["training", "stale"].includes(state) || !view.alive()) return;
     try {
       update((await api(classPath(cid))).head);
     } catch {

@@ -29,8 +29,8 @@ export async function deleteStudent(cid, student) {
   const confirmed = await confirmDialog({
     title: `Delete ${student.name}?`,
     text:
-      `${student.name}'s registration photos and face embeddings are erased, with their ` +
-      "attendance records in every session. This cannot be undone.",
+      `${student.name}'s registration photos, everything recognition learnt from them and ` +
+      "their attendance in every session are erased. This cannot be undone.",
     action: `Delete ${student.name}`,
   });
   if (!confirmed) return false;
@@ -40,7 +40,7 @@ export async function deleteStudent(cid, student) {
       method: "DELETE",
       label: `Deleting ${student.name}…`,
     });
-    say(`${student.name} deleted: photos and embeddings erased.`);
+    say(`${student.name} deleted, with their photos and attendance.`);
     return true;
   } catch (error) {
     showError(error);
