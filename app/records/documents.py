@@ -170,7 +170,7 @@ class StatusCorrectionDoc(Document):
 
 class FaceAssignmentDoc(Document):
     """A teacher naming a face of a session photo (``student_id`` ``None``: not a student of this
-    class)."""
+    class), or taking their naming back (``withdrawn``: recognition's name applies again)."""
 
     id: str
     photo_id: str
@@ -178,6 +178,7 @@ class FaceAssignmentDoc(Document):
     student_id: str | None
     assigned_at: datetime
     assigned_by: str
+    withdrawn: bool = False
 
 
 class SessionFaceFields(BaseModel):

@@ -309,6 +309,37 @@ def assign_face(
     return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
 
 
+@router.delete(
+    "/sessions/{session_id}/photos/{photo_id}/faces/{face_index}/assign",
+    response_model=schemas.SessionPhotoDetailOut,
+    summary="Take back a teacher's naming of a face: recognition's name applies again",
+    description=(
+        "Undoes `POST .../assign` (a student, or nobody of this class): the face has the name "
+        "recognition gave it again, unless a teacher put that student on another face of the "
+        "photo; the sample or the known stranger the naming kept goes. 404 when no teacher named "
+        "the face."
+    ),
+    responses=errors(404, 422),
+)
+def withdraw_assignment(
+    ctx: ContextDep,
+    actor: Actor,
+    audit: Audit,
+    class_id: ClassId,
+    session_id: SessionId,
+    photo_id: PhotoId,
+    face_index: FaceIndex,
+) -> schemas.SessionPhotoDetailOut:
+    photo = attendance.withdraw_assignment(ctx, class_id, session_id, photo_id, face_index, actor)
+    audit(
+        Action.FACE_UNASSIGN,
+        AuditSubject(
+            class_id=class_id, session_id=session_id, photo_id=photo_id, face_index=face_index
+        ),
+    )
+    return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
+
+
 @router.get(
     "/sessions/{session_id}/photos/{photo_id}/annotated.jpg",
     response_class=Response,

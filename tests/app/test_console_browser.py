@@ -779,7 +779,7 @@ def test_naming_a_face_asks_before_moving_a_name(
 ) -> None:
     """Naming a face with the name recognition gave another face of the photo asks first, in
     words, and says what happened: that face becomes unknown. A name the teacher gave moves too,
-    after asking; its face is then marked not in this class."""
+    after asking; its face then goes back to what recognition found (Raj)."""
     from playwright.sync_api import expect
 
     class_id = "moves"
@@ -820,18 +820,20 @@ def test_naming_a_face_asks_before_moving_a_name(
         page.get_by_label("Find a student").fill("Penny")
         page.get_by_label("Find a student").press("Enter")
         expect(confirm).to_contain_text(f"Penny is on face {raj + 1} (you named it)")
-        expect(confirm).to_contain_text("not in this class")
+        expect(confirm).to_contain_text("goes back to what recognition found")
         confirm.get_by_role("button", name="Move the name").click()
         expect(page.get_by_role("status")).to_have_text(
-            f"Face {penny + 1} is Penny: present. Face {raj + 1} is now not in this class."
+            f"Face {penny + 1} is Penny: present. Face {raj + 1} is now Raj."
         )
         expect(penny_face).to_contain_text("Penny")
-        expect(raj_face).to_contain_text("not in this class")
+        expect(raj_face).to_contain_text("Raj")
+        expect(raj_face).not_to_contain_text("named by teacher")
         faces_now = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}")[
             "faces"
         ]
-        assert faces_now[penny]["student_id"] == "penny" and faces_now[raj]["not_in_class"]
-        assert _roster_entry(server, class_id, session_id, "raj")["status"] == "absent"
+        assert faces_now[penny]["student_id"] == "penny" and faces_now[raj]["student_id"] == "raj"
+        assert faces_now[raj]["source"] == "recognised" and not faces_now[raj]["not_in_class"]
+        assert _roster_entry(server, class_id, session_id, "raj")["status"] == "present"
         assert seen.errors == []
 
 

@@ -351,7 +351,7 @@ export async function sessionView(view, cid, sid) {
       title: `Move ${student.name}'s name?`,
       text: byTeacher
         ? `${student.name} is on face ${from + 1} (you named it). Move the name to face ` +
-          `${to + 1}? Face ${from + 1} will be marked “not in this class”; you can name it ` +
+          `${to + 1}? Face ${from + 1} goes back to what recognition found; you can name it ` +
           "again afterwards."
         : `${student.name} is on face ${from + 1}. Move the name to face ${to + 1}? ` +
           `Face ${from + 1} becomes unknown.`,
@@ -380,8 +380,8 @@ export async function sessionView(view, cid, sid) {
     const student = students.find((s) => s.id === choice.studentId);
     // A student is on one face of a photo at most: naming them here takes their name from the
     // face that has it now. Recognition's name moves in one call (that face becomes unknown);
-    // a name the teacher gave must first be taken off that face (the API has no "unknown" to
-    // give back, so that face becomes "not in this class").
+    // a name the teacher gave is first taken back from that face (DELETE .../assign: it gets
+    // recognition's answer again, less this student).
     const from = student
       ? detail.faces.findIndex((f, i) => i !== index && f.student_id === student.id)
       : -1;
@@ -398,7 +398,10 @@ export async function sessionView(view, cid, sid) {
     let updated;
     try {
       if (byTeacher)
-        await assign(from, null, `Taking ${student.name}'s name off face ${from + 1}…`);
+        await api(`${path}/photos/${enc(detail.photo_id)}/faces/${from}/assign`, {
+          method: "DELETE",
+          label: `Taking ${student.name}'s name off face ${from + 1}…`,
+        });
       updated = await assign(index, choice.studentId, "Saving who this is…");
     } catch (error) {
       if (error.status === 409 && student) {

@@ -2,7 +2,12 @@
 (:mod:`.sessions`, :mod:`.photos`), the roster derived from them (:mod:`.roster`), the teacher's
 corrections (:mod:`.corrections`) and the reports (:mod:`.reports`)."""
 
-from app.services.attendance.corrections import assign_face, clear_status, set_status
+from app.services.attendance.corrections import (
+    assign_face,
+    clear_status,
+    set_status,
+    withdraw_assignment,
+)
 from app.services.attendance.models import (
     AttendanceEntry,
     AttendanceStatus,
@@ -111,4 +116,5 @@ __all__ = [
     "student_attendance",
     "term_csv",
     "term_report",
+    "withdraw_assignment",
 ]

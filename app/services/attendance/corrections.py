@@ -168,6 +168,47 @@ def assign_face(
     return session_photo(ctx, class_id, session_id, photo_id)
 
 
+def withdraw_assignment(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    photo_id: str,
+    face_index: int,
+    by: str,
+) -> SessionPhotoDetail:
+    """Take back the teacher's naming of a face (a student, or nobody of the class): recognition's
+    name applies again, unless the teacher put that student on another face. What the naming
+    kept (the student's sample of the face, or the known stranger) goes. 404 when no teacher
+    named the face."""
+    photo = photo_doc(ctx, class_id, session_id, photo_id)
+    if not 0 <= face_index < len(photo.faces):
+        raise NotFoundError(
+            f"photo {photo_id!r} has {len(photo.faces)} faces; no face number {face_index}"
+        )
+    assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
+    current = roster.name_faces(photo, assignments)[face_index]
+    if current.assignment is None:
+        raise NotFoundError(f"face {face_index} of photo {photo_id!r} was not named by a teacher")
+    ctx.records.assignments.add(
+        class_id,
+        session_id,
+        FaceAssignmentDoc(
+            id=new_id(),
+            photo_id=photo_id,
+            face_index=face_index,
+            student_id=None,
+            assigned_at=ctx.now(),
+            assigned_by=by,
+            withdrawn=True,
+        ),
+    )
+    if current.student_id is not None:
+        enrolment.forget_face(ctx, class_id, current.student_id, session_id, photo_id, face_index)
+        ctx.gallery_changed(class_id)
+    strangers.forget_face(ctx, class_id, session_id, photo_id, face_index)
+    return session_photo(ctx, class_id, session_id, photo_id)
+
+
 def _learn_face(
     ctx: Context,
     class_id: str,

@@ -67,8 +67,11 @@ def name_faces(
     """Apply the teacher's assignments of a photo's faces to recognition's names.
 
     Two assignments naming one student in one photo can only come from a race (the API refuses
-    the second with 409); the newer one wins and the older face is left unnamed.
+    the second with 409); the newer one wins and the older face is left unnamed. A face whose
+    newest assignment is withdrawn has recognition's name again (less the students the teacher
+    named on other faces).
     """
+    assignments = {index: a for index, a in assignments.items() if not a.withdrawn}
     teacher_face: dict[str, int] = {}
     for index, newest in sorted(
         assignments.items(), key=lambda item: (item[1].assigned_at, item[1].id)

@@ -62,6 +62,7 @@ class Action(StrEnum):
     STATUS_SET = "status.set"
     STATUS_CLEAR = "status.clear"
     FACE_ASSIGN = "face.assign"
+    FACE_UNASSIGN = "face.unassign"
     MOBILE_REGISTER = "mobile.register_student"
     IMPORT_START = "import.start"
     PHOTO_PURGE = "retention.photo_purge"

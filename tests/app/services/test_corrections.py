@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
+from app.core.errors import NotFoundError
 from app.core.ids import new_id, utc_now
 from app.core.images import encode_jpeg
 from app.core.uploads import Upload
@@ -169,3 +172,39 @@ def test_the_service_confirms_faces_by_the_measured_rule() -> None:
     assert settings.max_samples_per_student == DEFAULT_MAX_SAMPLES
     custom = Settings(_env_file=None, auto_confirm_margin=0.3, auto_confirm_gap=0.0)
     assert custom.auto_confirm_rule() == AutoConfirmRule(0.3, 0.0)
+
+
+def test_withdrawing_a_naming_gives_recognition_its_name_back() -> None:
+    with service_context() as ctx:
+        _enrol(ctx, "ada", "bob", "cy")
+        attendance.create_session(ctx, CLASS_ID, "mon", "Monday", date(2026, 3, 2))
+        scripted(ctx).script = ["ada", "bob", None]
+        photo = attendance.add_session_photo(ctx, CLASS_ID, "mon", _photo()).photo_id
+        with pytest.raises(NotFoundError):  # recognition's name: nothing to take back
+            attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 0, "console")
+
+        # Ada moved to the unknown face by mistake; then Cy named on her own face.
+        attendance.assign_face(ctx, CLASS_ID, "mon", photo, 2, "ada", "console")
+        attendance.assign_face(ctx, CLASS_ID, "mon", photo, 0, "cy", "console")
+        assert len(ctx.records.samples.of_student(CLASS_ID, "ada")) == 1
+        detail = attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 2, "console")
+        # Face 2 is unknown again (recognition had nobody there); Cy stays where the teacher put
+        # her, so face 0 does not get Ada back; Ada's sample of face 2 is gone.
+        assert [(f.student_id, f.source) for f in detail.faces] == [
+            ("cy", "teacher"),
+            ("bob", "recognised"),
+            (None, None),
+        ]
+        assert ctx.records.samples.of_student(CLASS_ID, "ada") == []
+        detail = attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 0, "console")
+        assert [f.student_id for f in detail.faces] == ["ada", "bob", None]
+        with pytest.raises(NotFoundError):
+            attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 0, "console")
+        with pytest.raises(NotFoundError):
+            attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 9, "console")
+
+        # "Nobody of the class", taken back: the known stranger goes with it.
+        attendance.assign_face(ctx, CLASS_ID, "mon", photo, 2, None, "console")
+        assert len(attendance.list_known_strangers(ctx, CLASS_ID)) == 1
+        attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 2, "console")
+        assert attendance.list_known_strangers(ctx, CLASS_ID) == []
