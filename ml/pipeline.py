@@ -214,10 +214,17 @@ def is_cut_by_border(face: DetectedFace, shape: tuple[int, ...]) -> bool:
 
 
 def assess_quality(
-    face: DetectedFace, crop: RGBImage, image: RGBImage | None = None, ignored_faces: int = 0
+    face: DetectedFace,
+    crop: RGBImage,
+    image: RGBImage | None = None,
+    ignored_faces: int = 0,
+    *,
+    chosen: bool = False,
 ) -> FaceQuality:
     """The registration report: measurements, and warnings in a teacher's words for what
-    measurably leads to missed students later (docs/accuracy.md, "Registration photos")."""
+    measurably leads to missed students later (docs/accuracy.md, "Registration photos").
+    ``chosen``: the teacher pointed at the face (``FaceChoice``), it was not picked as the
+    dominant one."""
     yaw, pitch, roll = estimate_pose(face.landmarks)
     sharp = sharpness(crop)
     grayscale = image is not None and is_grayscale(image)
@@ -239,9 +246,13 @@ def assess_quality(
         warnings.append(ADD_PHOTO_ADVICE)
     if ignored_faces:
         people = "face" if ignored_faces == 1 else "faces"
+        verb = "was" if ignored_faces == 1 else "were"
         warnings.append(
-            f"{ignored_faces} smaller {people} in the background {'was' if ignored_faces == 1 else 'were'} "
-            "ignored; the largest face in the middle was registered."
+            f"{ignored_faces} other {people} on the photo {verb} ignored; the face you chose was "
+            "registered."
+            if chosen
+            else f"{ignored_faces} smaller {people} in the background {verb} ignored; the "
+            "largest face in the middle was registered."
         )
     return FaceQuality(
         face.size,
@@ -416,7 +427,7 @@ class FacePipeline:
         crop = self.crop(image, found)
         views = augment_views(crop, n_views=self.config.n_views, seed=self.config.seed)
         embeddings = self.embedder.embed(views)
-        quality = assess_quality(found, crop, image, len(ignored))
+        quality = assess_quality(found, crop, image, len(ignored), chosen=face is not None)
         secondary = self.secondary_views(image, found)
         faces = tuple(largest_first([found, *ignored]))
         return FaceEnrolment(found, quality, crop, embeddings, secondary, faces)

@@ -282,6 +282,10 @@ class ImportRefusal(BaseModel):
     name: str
     reason: str
     class_source_id: str | None = None
+    student_id: str | None = None
+    """The student's Rollcall id, where they are enrolled."""
+    class_ids: list[str] = Field(default_factory=list)
+    """The Rollcall classes the student is enrolled in that this concerns."""
 
 
 class ImportStateDoc(Document):
@@ -297,6 +301,8 @@ class ImportStateDoc(Document):
     students: dict[str, int] = Field(default_factory=dict)
     """``created``, ``updated``, ``unchanged``."""
     photos_added: int = 0
+    class_ids: list[str] = Field(default_factory=list)
+    """The Rollcall classes of the roster this import went through (created or not)."""
     refusals: list[ImportRefusal] = Field(default_factory=list)
     removed: list[ImportRefusal] = Field(default_factory=list)
     """Students the export says are gone; ``reason`` says whether they were erased."""

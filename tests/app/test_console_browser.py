@@ -837,6 +837,42 @@ def test_naming_a_face_asks_before_moving_a_name(
         assert seen.errors == []
 
 
+def test_the_class_page_lists_faces_not_in_the_class_and_removes_one(
+    server: LiveServer, browser: Browser, people_dir: Path, groups_dir: Path
+) -> None:
+    """A face marked "not in this class" is listed on the class page with its crop and a link to
+    its session; removing it asks first, and the list disappears with its last face."""
+    from playwright.sync_api import expect
+
+    class_id = "visitors"
+    session_id = _seed_class(server, people_dir, groups_dir / "face_api_js__bbt3.jpg", class_id)
+    photo_id = _get(server, f"/v1/classes/{class_id}/sessions/{session_id}")["photo_ids"][0]
+    base = f"/v1/classes/{class_id}/sessions/{session_id}/photos/{photo_id}"
+    faces = _get(server, base)["faces"]
+    raj = next(i for i, f in enumerate(faces) if f["student_id"] == "raj")
+    httpx.post(
+        f"{server.url}{base}/faces/{raj}/assign", json={"student_id": None}, timeout=60
+    ).raise_for_status()
+    with open_page(browser, DESKTOP) as (page, seen):
+        page.goto(f"{server.url}/console/#/c/{class_id}")
+        panel = page.locator("#strangers")
+        expect(panel).to_be_visible()
+        cards = panel.locator("li.stranger")
+        expect(cards).to_have_count(1)
+        expect(cards.locator("img.thumb")).to_have_js_property("complete", True)
+        expect(cards.get_by_role("link")).to_have_attribute(
+            "href", f"#/c/{class_id}/s/{session_id}"
+        )
+        cards.get_by_role("button", name=re.compile("Remove this face")).click()
+        confirm = page.locator("#confirm-dialog")
+        expect(confirm).to_contain_text("a student's name again")
+        confirm.get_by_role("button", name="Remove the face").click()
+        expect(panel).to_be_hidden()
+        expect(page.get_by_role("status")).to_have_text("The face is removed.")
+        assert _get(server, f"/v1/classes/{class_id}/strangers") == []
+        assert seen.errors == []
+
+
 def test_import_page_then_a_photo_for_a_student_who_needs_one(
     server: LiveServer,
     browser: Browser,

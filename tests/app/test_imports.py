@@ -248,6 +248,10 @@ def test_the_teacher_chooses_the_face_on_a_photo_of_several(
         )
         assert enrolled.status_code == 201, enrolled.text
         assert enrolled.json()["photos"][0]["box"] == faces[3]["box"]
+        warnings = enrolled.json()["photos"][0]["quality"]["warnings"]
+        assert "4 other faces on the photo were ignored; the face you chose was registered." in (
+            warnings
+        )
         recognised = client.post("/v1/classes/c/recognise", files=photo).json()
         named = [f for f in recognised["faces"] if f["student_id"] == "chosen-one"]
         assert [f["box"] for f in named] == [faces[3]["box"]]

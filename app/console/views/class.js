@@ -1,5 +1,5 @@
 // One class: its students as cards (rename, delete), how far recognition is, the term report,
-// deleting the class.
+// the faces marked "not in this class", deleting the class.
 
 import { api } from "../api.js";
 import { apiImage, confirmDialog, h } from "../dom.js";
@@ -7,6 +7,7 @@ import { plural, say, showError } from "../widgets/messages.js";
 import { classTabs, setClassCrumbs } from "../widgets/nav.js";
 import { classPath, studentPath } from "../widgets/paths.js";
 import { recognitionLine } from "../widgets/recognition.js";
+import { strangersPanel } from "../widgets/strangers.js";
 import { deleteStudent, renameStudent } from "../widgets/student-actions.js";
 import { termReportPanel } from "../widgets/term-report.js";
 
@@ -126,6 +127,7 @@ export async function classView(view, cid) {
     count,
     grid,
     termReportPanel(cid),
+    strangersPanel(cid),
     h("div", { class: "footer-actions" }, deleteClassButton(cid, klass)),
   ];
 }

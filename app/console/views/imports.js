@@ -232,49 +232,16 @@ export async function importView() {
 
 // --- one import, followed -----------------------------------------------------------------------
 
-const LOOKUPS_AT_ONCE = 4;
-
-/** ``work(item)`` for every item, a few at a time (a school has many classes). */
-async function inBatches(items, work) {
-  for (let i = 0; i < items.length; i += LOOKUPS_AT_ONCE) {
-    await Promise.all(items.slice(i, i + LOOKUPS_AT_ONCE).map(work));
-  }
-}
-
 /**
- * Where the import's classes and students are now, to link them: the classes it created (by
- * their roster id and creation time), and the students its refusals and removals name, by
- * roster id (``sourceId -> [{klass, student}]``). A refused photo does not say the class (a
- * student may be in several): then every imported class is looked in.
+ * Where the import's classes and students are now, to link them: the classes it went through
+ * (``job.class_ids``) and each refusal's or removal's classes (``issue.class_ids``), by id.
  */
 async function importedPlaces(job) {
   const classes = await api("/v1/classes");
-  const imported = classes.filter((c) => c.source_id);
-  const bySource = new Map(imported.map((c) => [c.source_id, c]));
-  const started = new Date(job.created_at);
-  const finished = job.finished_at ? new Date(job.finished_at) : new Date();
-  const created = job.dry_run
-    ? []
-    : imported.filter((c) => {
-        const at = new Date(c.created_at);
-        return at >= started && at <= finished;
-      });
-  const issues = [...job.refusals, ...job.removed];
-  const students = new Map();
-  if (!job.dry_run && issues.length) {
-    const wanted = new Set(issues.map((i) => i.source_id));
-    const classless = issues.some((i) => !i.class_source_id);
-    const named = new Set(issues.map((i) => i.class_source_id));
-    const where = classless ? imported : imported.filter((c) => named.has(c.source_id));
-    await inBatches(where, async (klass) => {
-      for (const student of await api(`${classPath(klass.id)}/students`)) {
-        if (!wanted.has(student.source_id)) continue;
-        if (!students.has(student.source_id)) students.set(student.source_id, []);
-        students.get(student.source_id).push({ klass, student });
-      }
-    });
-  }
-  return { created, bySource, students };
+  const byId = new Map(classes.map((c) => [c.id, c]));
+  const bySource = new Map(classes.filter((c) => c.source_id).map((c) => [c.source_id, c]));
+  const inImport = job.dry_run ? [] : job.class_ids.map((id) => byId.get(id)).filter(Boolean);
+  return { inImport, byId, bySource };
 }
 
 function issueList(id, issues, places) {
@@ -282,19 +249,17 @@ function issueList(id, issues, places) {
     "ul",
     { class: "issues", id },
     issues.map((issue) => {
-      const found = places?.students.get(issue.source_id) ?? [];
-      const homes = issue.class_source_id
-        ? found.filter(({ klass }) => klass.source_id === issue.class_source_id)
-        : found;
-      const klass = places?.bySource.get(issue.class_source_id) ?? homes[0]?.klass;
-      const name = homes.length
-        ? h(
-            "a",
-            { href: `#/c/${enc(homes[0].klass.id)}/student/${enc(homes[0].student.id)}` },
-            issue.name,
-          )
-        : h("span", { class: "issue-name" }, issue.name);
-      const classNames = homes.length ? homes.map((home) => home.klass.name) : [klass?.name];
+      const homes = places ? issue.class_ids.map((cid) => places.byId.get(cid)).filter(Boolean) : [];
+      const klass = homes[0] ?? places?.bySource.get(issue.class_source_id);
+      const name =
+        issue.student_id && homes.length
+          ? h(
+              "a",
+              { href: `#/c/${enc(homes[0].id)}/student/${enc(issue.student_id)}` },
+              issue.name,
+            )
+          : h("span", { class: "issue-name" }, issue.name);
+      const classNames = homes.length ? homes.map((home) => home.name) : [klass?.name];
       return h(
         "li",
         { dataset: { sourceId: issue.source_id } },
@@ -319,13 +284,13 @@ function jobResults(job, places) {
       h("dd", {}, String(job.photos_added)),
     ),
   ];
-  if (places?.created.length) {
+  if (places?.inImport.length) {
     parts.push(
-      h("h2", {}, "New classes"),
+      h("h2", {}, "Classes"),
       h(
         "ul",
         { class: "new-classes", id: "new-classes" },
-        places.created.map((c) =>
+        places.inImport.map((c) =>
           h(
             "li",
             {},

@@ -9,10 +9,9 @@ import { h, objectUrl } from "../dom.js";
 import { clearError } from "./messages.js";
 import { classPath } from "./paths.js";
 
-// The server's warning that smaller faces were ignored says the largest was registered; with the
-// faces outlined (and the one registered in green, perhaps chosen by the teacher) this page says
-// it in its own words instead.
-const IGNORED_FACES_WARNING = /in the background/;
+// The server's line saying the other faces were ignored: with the faces outlined (the one
+// registered in green) this page shows it instead.
+const IGNORED_FACES_WARNING = /were ignored|was ignored/;
 
 function detailsReport(result) {
   const row = (label, value) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));

@@ -37,6 +37,7 @@ def report(job: ImportJobDoc, state: ImportStateDoc, now: dt.datetime) -> Import
         classes=Counts(**state.classes),
         students=Counts(**state.students),
         photos_added=state.photos_added,
+        class_ids=list(state.class_ids),
         refusals=[ImportIssue(**dict(issue)) for issue in state.refusals],
         removed=[ImportIssue(**dict(issue)) for issue in state.removed],
         error=INTERRUPTED if cut_off else state.error,

@@ -26,6 +26,15 @@ class ImportIssue(Result):
     class_source_id: str | None = Field(
         default=None, description="The class concerned, when it is one class's enrolment."
     )
+    student_id: str | None = Field(
+        default=None,
+        description="The student's Rollcall id where they are enrolled (their page is "
+        "`/v1/classes/{class_id}/students/{student_id}`); null when they could not be.",
+    )
+    class_ids: list[str] = Field(
+        default_factory=list,
+        description="The Rollcall classes concerned, where the student is enrolled.",
+    )
 
 
 class ImportJob(Result):
@@ -42,6 +51,11 @@ class ImportJob(Result):
     classes: Counts
     students: Counts
     photos_added: int
+    class_ids: list[str] = Field(
+        default_factory=list,
+        description="The Rollcall ids of the roster's classes this import went through "
+        "(created, updated or unchanged); empty until it has read them.",
+    )
     refusals: list[ImportIssue] = Field(
         description="Students who could not be given a photo (they are enrolled, and need one), "
         "or not imported at all, with the reason."

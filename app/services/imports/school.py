@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -121,13 +121,26 @@ class _Run:
         counts = self.state.classes if kind == "classes" else self.state.students
         counts[outcome] = counts.get(outcome, 0) + 1
 
-    def refuse(self, student: RosterStudent, reason: str, class_source: str | None = None) -> None:
+    def refuse(
+        self,
+        student: RosterStudent,
+        reason: str,
+        class_source: str | None = None,
+        *,
+        enrolled_in: Sequence[str] = (),
+    ) -> None:
+        """Report a student the import could not complete; ``enrolled_in``: the Rollcall classes
+        they are enrolled in all the same (a photo is missing), for a link to their page."""
+        if self.options.dry_run:
+            enrolled_in = ()  # nothing was stored: no page to link to
         self.state.refusals.append(
             ImportRefusal(
                 source_id=student.source_id,
                 name=student.name,
                 reason=reason,
                 class_source_id=class_source,
+                student_id=source_slug(student.source_id) if enrolled_in else None,
+                class_ids=list(enrolled_in),
             )
         )
 
@@ -254,6 +267,8 @@ def _import_class(run: _Run, cls: RosterClass) -> None:
             )
         return
     run.class_ids[cls.source_id] = class_id
+    if class_id not in run.state.class_ids:
+        run.state.class_ids.append(class_id)
     code = cls.class_code or None
     if doc is None:
         if not run.options.dry_run:
@@ -313,12 +328,16 @@ def _import_student(
     if photo is None:
         if photos is not None and any(not stored for _, stored in homes):
             key = student.photo_file or student.photo_key(run.options.photo_key)
-            run.refuse(student, f"no photo named {key!r} among the photos; add one on their page")
+            run.refuse(
+                student,
+                f"no photo named {key!r} among the photos; add one on their page",
+                enrolled_in=[class_id for class_id, _ in homes],
+            )
         return
     name, data = photo
     digest = hashlib.sha256(data).hexdigest()
     wanting = [cid for cid, stored in homes if all(i.content_sha256 != digest for i in stored)]
-    prepared = _prepared(run, student, name, data) if wanting else None
+    prepared = _prepared(run, student, name, data, wanting) if wanting else None
     if prepared is None:
         return  # stored before everywhere, or refused
     for class_id in wanting:
@@ -333,13 +352,16 @@ def _import_student(
         )
 
 
-def _prepared(run: _Run, student: RosterStudent, name: str, data: bytes) -> PreparedPhoto | None:
+def _prepared(
+    run: _Run, student: RosterStudent, name: str, data: bytes, enrolled_in: Sequence[str]
+) -> PreparedPhoto | None:
     """The photo embedded, as any registration photo is (in the background: class photos being
-    recognised go first); ``None``, with the refusal reported, when it cannot be used."""
+    recognised go first); ``None``, with the refusal reported, when it cannot be used (the
+    student stays enrolled in ``enrolled_in`` without it)."""
     try:
         (prepared,) = prepare_photos(run.ctx, [Upload(name, data)], background=True)
     except ServiceError as error:
-        run.refuse(student, _teacher_words(error, name))
+        run.refuse(student, _teacher_words(error, name), enrolled_in=enrolled_in)
         return None
     size, least = prepared.enrolment.quality.face_size, run.ctx.settings.min_recognisable_face
     if size < least:
@@ -347,6 +369,7 @@ def _prepared(run: _Run, student: RosterStudent, name: str, data: bytes) -> Prep
             student,
             f"{name}: the face is too small ({size:.0f} px across); a photo where it is at least "
             f"{least} px is needed",
+            enrolled_in=enrolled_in,
         )
         return None
     return prepared
@@ -433,12 +456,14 @@ def _removals(run: _Run) -> None:
         elif run.options.erase_removed:
             reason += "; would be erased"
         else:
-            reason += "; left alone (import with erase_removed to erase)"
+            reason += "; kept (an import that erases removed students would erase them)"
         run.state.removed.append(
             ImportRefusal(
                 source_id=leaving.source_id or student_id,
                 name=leaving.name,
                 reason=reason,
                 class_source_id=class_source,
+                student_id=None if run.options.erase_removed else student_id,
+                class_ids=[target],
             )
         )

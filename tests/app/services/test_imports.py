@@ -115,6 +115,13 @@ def test_a_school_moves_in() -> None:
         assert set(reasons) == {"00000002-guid", "00000003-guid"}
         assert "no face found" in reasons["00000002-guid"]
         assert "no photo named '00000003-guid'" in reasons["00000003-guid"]
+        # Each refusal links to the student's page; the job names the classes it went through.
+        links = {issue.source_id: (issue.student_id, issue.class_ids) for issue in job.refusals}
+        assert links == {
+            "00000002-guid": ("00000002-guid", ["class-7a"]),
+            "00000003-guid": ("00000003-guid", ["class-7a"]),
+        }
+        assert sorted(job.class_ids) == ["class-7a", "class-7b"]
         # Every change is in the audit log, by the key that asked, with ids only.
         events = ctx.audit.events(ctx.now().date(), ctx.now().date())
         assert {e.actor for e in events} == {"key 1"}
@@ -140,7 +147,7 @@ def test_a_second_run_changes_nothing_and_a_newer_export_only_what_changed() -> 
         assert _students(ctx, "class-7a")["00000001-guid"][0] == "Augusta Lovelace"
         [gone] = job.removed
         assert (gone.source_id, gone.class_source_id) == ("00000002-guid", "class-7a")
-        assert "left alone" in gone.reason
+        assert "kept" in gone.reason
         assert "00000002-guid" in _students(ctx, "class-7a")  # reported, not erased
         erased = _run(ctx, _roster(newer), _photos(), erase_removed=True)
         assert "erased" in erased.removed[0].reason
