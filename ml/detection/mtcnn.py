@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ml.detection.geometry import DEFAULT_GEOMETRY, LandmarkGeometry, nms, to_faces
+from ml.detection.geometry import DEFAULT_GEOMETRY, LandmarkGeometry, box_overlaps, nms, to_faces
 from ml.onnx_session import create_session
 from ml.types import DetectedFace, RGBImage, check_rgb_image
 from ml.weights.cache import default_cache_dir
@@ -63,6 +63,8 @@ BORDER_FRACTION = 0.25
 """Border width on each side, as a fraction of the level's short side."""
 MAX_OUTSIDE_TO_VERIFY = 0.15
 """Final boxes with more of their area outside the image than this skip the O-Net re-check."""
+DEFAULT_MIN_SCORE = 0.8
+"""Final O-Net score a face must reach by default (removes blurred and background boxes)."""
 CROP_BATCH = 1024
 """R/O-Net inputs per forward call: bounds memory on photos with thousands of P-Net candidates."""
 
@@ -128,7 +130,7 @@ class MTCNNFaceDetector:
         self,
         min_face_size: int = 20,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-        min_score: float = 0.8,
+        min_score: float = DEFAULT_MIN_SCORE,
         *,
         nets: MtcnnNets | None = None,
         model_cache_dir: Path | None = None,
@@ -378,10 +380,7 @@ def _fast_nms(candidates: FloatArray, threshold: float) -> npt.NDArray[np.intp]:
         return np.zeros(0, dtype=np.intp)
     order = np.argsort(-candidates[:, 4].astype(np.float32), kind="stable")
     boxes = np.ascontiguousarray(candidates[order, :4], dtype=np.float32)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
     limit = np.float32(threshold)
-    zero = np.float32(0.0)
     count = len(boxes)
     suppressed = np.zeros(count, dtype=bool)
     keep: list[int] = []
@@ -392,14 +391,8 @@ def _fast_nms(candidates: FloatArray, threshold: float) -> npt.NDArray[np.intp]:
             continue
         # Later boxes not yet suppressed (earlier ones are decided already).
         columns = start + np.flatnonzero(~suppressed[start:])
-        left = np.maximum(x1[rows, None], x1[None, columns])
-        right = np.minimum(x2[rows, None], x2[None, columns])
-        top = np.maximum(y1[rows, None], y1[None, columns])
-        bottom = np.minimum(y2[rows, None], y2[None, columns])
-        inter = np.maximum(zero, right - left) * np.maximum(zero, bottom - top)
-        # Degenerate (zero-area) pairs give 0/0 = NaN, which suppresses nothing, as in torchvision.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            overlaps = inter / (areas[rows, None] + areas[None, columns] - inter) > limit
+        # float32, as torchvision; a degenerate (zero-area) pair overlaps 0 and suppresses nothing.
+        overlaps = box_overlaps(boxes[rows], boxes[columns]) > limit
         for row, index in enumerate(rows):
             if suppressed[index]:
                 continue
