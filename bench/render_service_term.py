@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bench.render import JsonDict, pct, table
-from bench.render_term import span_label
+from bench.render_common import JsonDict, pct, span_label, table
 
 RUNS = {"learning": "learning on (defaults)", "no_learning": "learning off"}
 

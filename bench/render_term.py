@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.render import JsonDict, pct, table
+from bench.render_common import JsonDict, pct, span_label, table
 
 MAIN_POLICIES = (
     "none",
@@ -21,12 +21,6 @@ SHORT_LABELS = {
     "none_head": "no learning, head",
     "teacher_mean_head": "teacher + auto, mean, head",
 }
-
-
-def span_label(weeks: str) -> str:
-    """``1-1`` -> ``week 1``; ``2-4`` -> ``weeks 2-4``; ``5+`` -> ``weeks 5+``."""
-    first, _, last = weeks.partition("-")
-    return f"week {first}" if first == last else f"weeks {weeks}"
 
 
 def week_cell(week: JsonDict) -> str:
