@@ -379,9 +379,9 @@ MAX_KNOWN_STRANGERS = 50
 """Most known strangers a class keeps (the caller bounds them like samples,
 ``ml.samples.select_samples``; :meth:`KnownStrangers.from_faces` keeps the newest this many)."""
 SAME_PERSON_SIMILARITY = 0.6
-"""A school member or known stranger whose fused similarity with one of the class's students'
-(unit) templates reaches this is taken for that student (the same child enrolled in two classes,
-a face of the student the teacher marked "nobody" by mistake) and left out for this class. On LFW
+"""A school member whose fused similarity with one of the class's students' (unit) templates
+reaches this is taken for that student (the same child enrolled in two classes) and left out of
+the class's cohort. On LFW
 (747 identities with >= 3 photos, each registered from its first photo) 84.0 % of a person's other
 photos reach 0.6 against their registration template, and 0.0068 % of other people's photos do
 (0.11 % reach 0.5); 2026-12-06, the bench caches of `python -m bench --sections oneshot`."""
@@ -537,8 +537,9 @@ class KnownStrangers(ImpostorTemplates):
     normalised against them as against the other students, so a face close to a known stranger
     is not named on a score it would not have earned had that stranger been a student. They do
     not lower the threshold (they are not a sample of the population, but the people who do come).
-    A known stranger who looks like one of the class's students (:data:`SAME_PERSON_SIMILARITY`)
-    is ignored: a teacher's slip must not hide that student.
+    They count whoever they look like, a sibling as much as anyone: a student's own face marked
+    "nobody" by mistake keeps that student unnamed on faces closer to it than to their template
+    (``MatchDecision.closer_to`` says so) until the teacher removes it.
     """
 
     @classmethod
@@ -688,8 +689,8 @@ class Impostors:
     def for_class(
         cls, gallery: Gallery, cohort: Cohort | None, strangers: KnownStrangers | None
     ) -> Impostors:
-        """``cohort`` and ``strangers`` less the people who look like one of the gallery's
-        students (:data:`SAME_PERSON_SIMILARITY`). The last few answers are kept (by the
+        """``cohort`` less the people who look like one of the gallery's students
+        (:data:`SAME_PERSON_SIMILARITY`), and ``strangers``. The last few answers are kept (by the
         objects' identity: galleries and cohorts are immutable), since every photo of a class
         asks again with the same ones."""
         if cohort is None and strangers is None:
@@ -721,14 +722,9 @@ class Impostors:
         keep = usable(cohort)
         if cohort is not None and keep is not None and not keep.all():
             kept_cohort = cohort.subset(keep)
-        kept_strangers = strangers
-        keep = usable(strangers)
-        if strangers is not None and keep is not None and not keep.all():
-            logger.info(
-                "%d known stranger(s) look like a student of the class: ignored", int((~keep).sum())
-            )
-            kept_strangers = strangers.subset(keep)
-        return cls(kept_cohort, kept_strangers)
+        # Known strangers are kept whoever they look like: a sibling or a twin is the case they
+        # are for (a student's own face marked "nobody" by mistake is the teacher's to remove).
+        return cls(kept_cohort, strangers)
 
     @property
     def cohort_size(self) -> int:

@@ -432,7 +432,7 @@ class FacePipeline:
 
     # -- attendance ------------------------------------------------------------------------------
 
-    def unsure(self, decision: MatchDecision, threshold: float) -> bool:
+    def unsure(self, decision: MatchDecision | FaceMatch, threshold: float) -> bool:
         """Whether averaging the face's crops with their mirror images could change
         ``decision``: its score is within ``config.mirror_band`` of the threshold, or the named
         student leads the runner-up, or a student of another class or a known stranger is behind

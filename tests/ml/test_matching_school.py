@@ -132,15 +132,21 @@ def test_a_known_stranger_keeps_their_look_alike_unnamed() -> None:
     assert match_faces(later, gallery, strangers=strangers)[1] == match_faces(later, gallery)[1]
 
 
-def test_a_known_stranger_who_is_a_student_is_ignored() -> None:
+def test_a_known_stranger_counts_whoever_they_look_like() -> None:
+    """A sibling who looks like s2 (or s2's own face marked "nobody" by mistake): a later face
+    closer to it than to s2's template is not named, and the decision says why."""
     e = _basis(4)
     gallery = _class(3)
-    slip = l2_normalize(e[2] + 0.1 * e[3])  # a face of s2 the teacher marked "nobody"
-    strangers = KnownStrangers.from_faces([{FACENET: slip}])
-    (decision,), _ = match_faces(
-        l2_normalize(e[2] + 0.12 * e[3])[None], gallery, strangers=strangers
+    sibling = l2_normalize(e[2] + 0.3 * e[3])
+    strangers = KnownStrangers.from_faces([{FACENET: sibling}])
+    later = l2_normalize(e[2] + 0.35 * e[3])[None]
+    (decision,), _ = match_faces(later, gallery, strangers=strangers)
+    assert decision.student_id is None and decision.closer_to is ImpostorKind.KNOWN_STRANGER
+    # s2 on a face like their registration photo is still named.
+    (student,), _ = match_faces(
+        l2_normalize(e[2] + 0.05 * e[3])[None], gallery, strangers=strangers
     )
-    assert decision.student_id == "s2"
+    assert student.student_id == "s2"
 
 
 def test_known_strangers_keep_the_newest() -> None:
