@@ -56,8 +56,9 @@ class PipelineConfig:
     mirroring 10.9 % of them (0.03: 99.99 % for 6.2 %; 0.02: 99.94 % for 4.1 %). A class-photo face
     costs one FaceNet and one dlib pass instead of two FaceNet passes and one dlib pass."""
     unknown_threshold: float | None = None
-    """Stage-1 threshold on the cohort-normalised fused score; ``None``: the default calibrated for
-    the models in use (``ml.fusion.DEFAULT_UNKNOWN_THRESHOLDS``)."""
+    """Stage-1 threshold on the cohort-normalised fused score; ``None``: the one calibrated for the
+    models in use, the class's size and the school cohort's (``ml.fusion.open_set_threshold``);
+    a number is applied as it is to every class, with or without a cohort."""
     use_head: bool = False
     """Let the projection head re-rank close candidates in stage 2. Off: measured no better than
     raw cosine (README), so the cheaper decision is the default; heads are still trained."""

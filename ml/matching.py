@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 COHORT_WEIGHT = 0.5
 DEFAULT_UNKNOWN_THRESHOLD = default_unknown_threshold((FACENET,))
 """FaceNet alone: cohort-normalised score below which a face is unknown (1% false accepts, with a
-small margin). Fused models have their own (``ml.fusion.DEFAULT_UNKNOWN_THRESHOLDS``)."""
+small margin). The fused default's depends on the class and the school
+(``ml.fusion.open_set_threshold``)."""
 
 STAGE2_MARGIN = 0.08
 """Students whose raw cosine is within this of the face's best raw cosine are re-ranked by the head."""
