@@ -86,7 +86,7 @@ SCHOOL_SIZES = (5, 40)
 SIZE_BINS = ((5, 9), (10, 19), (20, 29), (30, 40))
 PREVIOUS_THRESHOLD = 0.36
 """The fused default before the calibration by class and school size (2026-11-29)."""
-CURVE_CLASSES = ((5, 0), (30, 0), (300, 0), (30, 400))
+CURVE_CLASSES = ((5, 0), (40, 0), (300, 0), (40, 400))
 CURVE_OFFSETS = (-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
 SAMPLE_MIN_PHOTOS = 7
 SAMPLE_COUNTS = (1, 2, 4)
