@@ -218,7 +218,7 @@ class Settings(BaseSettings):
         le=64,
         description="Confirmed faces kept per student (the newest half, then the most diverse).",
     )
-    # --- strangers (docs/accuracy.md, "Strangers") ------------------------------------------
+    # --- strangers (docs/accuracy.md, "Telling strangers apart") ------------------------------------------
     school_cohort: bool = Field(
         default=True,
         description="Compare each face also with the students of the deployment's other classes: "

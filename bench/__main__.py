@@ -40,7 +40,16 @@ from bench.render import render_markdown
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("verification", "oneshot", "term", "service-term", "groups", "scale", "speed")
+SECTIONS = (
+    "verification",
+    "oneshot",
+    "school",
+    "term",
+    "service-term",
+    "groups",
+    "scale",
+    "speed",
+)
 """Run order: speed last, after the heavy accuracy work, so it disturbs nothing else."""
 DEFAULT_OUT = REPO_DIR / "docs"
 QUICK_OUT = REPO_DIR / "bench" / "results"
@@ -62,16 +71,75 @@ def merge_results(existing: JsonDict, sections: JsonDict, machine: JsonDict) -> 
         "machine": machine,
         "sections": dict(existing.get("sections", {})),
     }
-    replaced = merged["sections"].get("speed", {}).get("results")
-    if "speed" in sections and isinstance(replaced, dict) and "stages" in replaced:
-        # The speed section keeps a summary of the run it replaces, so the document shows the
-        # new figures beside the old ones (docs/benchmarks.md, "Before and after").
-        sections["speed"] = {
-            **sections["speed"],
-            "previous": speed_summary(merged["sections"]["speed"]),
-        }
+    for name, section in sections.items():
+        old = merged["sections"].get(name)
+        if not isinstance(old, dict) or not isinstance(old.get("results"), dict):
+            continue
+        # A section keeps a summary of the run it replaces, so the document shows the new
+        # figures beside the old ones (docs/benchmarks.md, "Before and after"); a section run
+        # again on the same day keeps the summary it had (the figures before that day's work).
+        same_day = str(old.get("date", ""))[:10] == str(section.get("date", "x"))[:10]
+        if same_day and old.get("previous"):
+            summary = old["previous"]
+        else:
+            summary = section_summary(name, old)
+        if summary is not None:
+            sections[name] = {**section, "previous": summary}
     merged["sections"].update(sections)
     return merged
+
+
+def section_summary(name: str, section: JsonDict) -> JsonDict | None:
+    """The headline figures of a section that a later run is compared with."""
+    results = section["results"]
+    head = {
+        "date": section.get("date"),
+        "git_commit": section.get("machine", {}).get("git_commit"),
+    }
+    if name == "speed":
+        return speed_summary(section) if "stages" in results else None
+    if name == "verification":
+        ours = results.get("systems", {}).get("rollcall", {})
+        return {**head, "accuracy": ours.get("fallback", {}).get("accuracy")}
+    if name == "oneshot":
+        ours = results.get("systems", {}).get("rollcall", {})
+        return {
+            **head,
+            "methods": {
+                key: {
+                    "label": method.get("label"),
+                    "default_threshold": method.get("default_threshold"),
+                    "at_default": method.get("at_default"),
+                }
+                for key, method in ours.get("methods", {}).items()
+            },
+            "false_accept_by_class_size": ours.get("false_accept_by_class_size"),
+        }
+    if name == "groups":
+        systems = results.get("attendance", {}).get("systems", {})
+        return {
+            **head,
+            "attendance": {
+                key: {
+                    "default_threshold": system.get("default_threshold"),
+                    "totals": system.get("methods", {}).get("stage1", {}).get("totals"),
+                }
+                for key, system in systems.items()
+                if "stage1" in system.get("methods", {})
+            },
+        }
+    if name == "term":
+        return {
+            **head,
+            "scenarios": {
+                key: {
+                    policy: values.get("totals")
+                    for policy, values in scenario.get("policies", {}).items()
+                }
+                for key, scenario in results.get("scenarios", {}).items()
+            },
+        }
+    return None
 
 
 def speed_summary(section: JsonDict) -> JsonDict:

@@ -200,12 +200,13 @@ def attendance(ctx: BenchContext) -> JsonDict:
         for system in variants:
             probes = {m: embeddings[m] for m in system.models}
             for method, use_head in (("stage1", None), ("two_stage", head)):
-                decisions, _ = match_faces(
+                decisions, applied = match_faces(
                     probes,
                     galleries[system.name],
-                    threshold=system.default_threshold,
+                    threshold=system.default_threshold_for(len(galleries[system.name])),
                     head=use_head,
                 )
+                systems[system.name]["default_threshold"] = applied
                 named = [d.student_id for d in decisions if d.student_id is not None]
                 systems[system.name]["methods"][method]["photos"].append(
                     _photo_entry(photo, len(faces), named)

@@ -51,11 +51,12 @@ from ml.eval.oneshot import (
     EmbeddingCache,
     Outcome,
     collect_identities,
-    decide,
     threshold_at_false_accept,
 )
+from ml.eval.oneshot import decide as decide_probes
 from ml.eval.photos import load_rgb
-from ml.matching import Gallery, cohort_scores
+from ml.fusion import FACENET, open_set_threshold
+from ml.matching import SAME_PERSON_SIMILARITY, Cohort, Gallery, Impostors, cohort_scores
 
 logger = logging.getLogger(__name__)
 
@@ -190,11 +191,19 @@ def take(probes: Mapping[str, npt.NDArray[np.float32]], rows: Any) -> dict[str, 
     return {model: matrix[rows] for model, matrix in probes.items()}
 
 
-def rollcall_outcome(cls: RollcallClass, threshold: float, head: Any) -> Outcome:
-    """The probes with a face decided as in the service; probes without one get no name."""
+def rollcall_outcome(
+    cls: RollcallClass, threshold: float | None, head: Any, cohort: Cohort | None = None
+) -> Outcome:
+    """The probes with a face decided as in the service (``threshold=None``: the calibrated
+    default for the class and the school ``cohort``); probes without one get no name."""
     found = np.flatnonzero(cls.has_face)
-    decided = decide(
-        take(cls.probes, found), [cls.truth[i] for i in found], cls.gallery, threshold, head
+    decided = decide_probes(
+        take(cls.probes, found),
+        [cls.truth[i] for i in found],
+        cls.gallery,
+        threshold,
+        head,
+        cohort=cohort,
     )
     predicted: list[str | None] = [None] * len(cls.truth)
     top1: list[str | None] = [None] * len(cls.truth)
@@ -211,10 +220,19 @@ def similarities(cls: RollcallClass) -> npt.NDArray[np.float32]:
     return cls.gallery.similarities(cls.probes)
 
 
-def stage1_scores(cls: RollcallClass) -> npt.NDArray[np.float64]:
-    """Best cohort-normalised score per probe (``NO_SCORE`` without a face)."""
-    scores = cohort_scores(similarities(cls)).max(axis=1)
-    return np.where(cls.has_face, scores.astype(np.float64), NO_SCORE)
+def stage1_scores(cls: RollcallClass, cohort: Cohort | None = None) -> npt.NDArray[np.float64]:
+    """Best cohort-normalised score per probe (``NO_SCORE`` without a face, or when a member of
+    the school ``cohort`` matches the probe at least as well as its best student)."""
+    raw = similarities(cls)
+    impostor = (
+        Impostors.for_class(cls.gallery, cohort, None).best(cls.probes, len(raw))[0]
+        if cohort is not None
+        else None
+    )
+    scores = cohort_scores(raw, impostor_best=impostor).max(axis=1).astype(np.float64)
+    if impostor is not None:
+        scores = np.where(raw.max(axis=1) > impostor, scores, NO_SCORE)
+    return np.where(cls.has_face, scores, NO_SCORE)
 
 
 def plain_cosine_outcome(cls: RollcallClass, threshold: float) -> Outcome:
@@ -229,22 +247,69 @@ def plain_cosine_outcome(cls: RollcallClass, threshold: float) -> Outcome:
     return Outcome(predicted, cls.truth, top1, [float(s) for s in score])
 
 
+@dataclass(frozen=True)
+class Decided:
+    """Stage 1 of ``match_faces`` for single faces, many at once: the best student (a column of
+    the class), the score compared with the threshold, and whether a member of the school cohort
+    matched the face at least as well (then it is never named)."""
+
+    best: npt.NDArray[np.intp]
+    score: npt.NDArray[np.float32]
+    vetoed: npt.NDArray[np.bool_]
+
+    def named(self, threshold: float) -> npt.NDArray[np.bool_]:
+        return np.asarray((self.score >= threshold) & ~self.vetoed, bool)
+
+
+def decide_columns(
+    scores: npt.NDArray[np.floating],
+    class_columns: npt.NDArray[np.intp],
+    cohort_columns: npt.NDArray[np.intp],
+    same_person: npt.NDArray[np.bool_] | None = None,
+) -> tuple[Decided, int]:
+    """Every row of ``scores`` (fused similarities with everybody) as a one-face photo of the
+    class ``class_columns``, with the school ``cohort_columns`` less the look-alikes of a class
+    student (``same_person[class, cohort]``, as ``ml.matching.Impostors.for_class``); also the
+    cohort's size after that rule (the threshold's ``cohort_size``). For a single face the named
+    student is the best-similarity one: the assignment cannot prefer another."""
+    if same_person is not None and len(cohort_columns) and len(class_columns):
+        lookalike = same_person[np.ix_(class_columns, cohort_columns)].any(axis=0)
+        cohort_columns = cohort_columns[~lookalike]
+    raw = np.asarray(scores[:, class_columns], np.float32)
+    impostor = (
+        np.asarray(scores[:, cohort_columns].max(axis=1), np.float32)
+        if len(cohort_columns)
+        else None
+    )
+    normalised = cohort_scores(raw, impostor_best=impostor)
+    best = raw.argmax(axis=1)
+    rows = np.arange(len(raw))
+    vetoed = raw[rows, best] <= impostor if impostor is not None else np.zeros(len(raw), dtype=bool)
+    return Decided(best, normalised[rows, best], np.asarray(vetoed, bool)), len(cohort_columns)
+
+
+Accepts = Callable[[npt.NDArray[np.float64], npt.NDArray[np.intp]], npt.NDArray[np.bool_]]
+"""``(scores with every student, the class's columns) -> which rows get a name``."""
+
+
 def false_accept_by_class_size(
     stranger_scores: npt.NDArray[np.float64],
-    accepted: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]],
+    accepted: Accepts,
     sizes: Sequence[int],
     seed: int,
     repeats: int = CLASS_SIZE_REPEATS,
+    class_columns: int | None = None,
 ) -> list[JsonDict]:
     """Share of stranger probes given a name in classes of each size.
 
-    ``stranger_scores`` is ``(strangers, students)`` against the whole class (a row of ``NO_SCORE``
-    for a probe without a face, never accepted); ``accepted`` says, from the columns of one class,
-    which strangers get a name. Each size below the class is ``repeats`` random classes (seeded,
-    mean and extremes); the whole class is scored once.
+    ``stranger_scores`` is ``(strangers, students)`` against the whole school (a row of
+    ``NO_SCORE`` for a probe without a face, never accepted); a class is drawn from its first
+    ``class_columns`` columns (default: all) and ``accepted`` says which strangers get a name.
+    Each size below the class is ``repeats`` random classes (seeded, mean and extremes); the whole
+    class is scored once.
     """
     rng = np.random.default_rng(seed)
-    n_students = stranger_scores.shape[1]
+    n_students = stranger_scores.shape[1] if class_columns is None else class_columns
     has_face = ~np.all(stranger_scores <= NO_SCORE, axis=1)
     rows = []
     for size in [*(s for s in sizes if s < n_students), n_students]:
@@ -256,7 +321,7 @@ def false_accept_by_class_size(
                 if size == n_students
                 else np.sort(rng.choice(n_students, size=size, replace=False))
             )
-            hit = accepted(stranger_scores[:, columns]) & has_face
+            hit = accepted(stranger_scores, columns) & has_face
             shares.append(float(hit.mean()) if len(hit) else 0.0)
         rows.append(
             {
@@ -270,14 +335,46 @@ def false_accept_by_class_size(
     return rows
 
 
-def cohort_accepts(threshold: float) -> Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
-    """Stage 1: a name is given when the best cohort-normalised score reaches ``threshold``."""
+def cohort_accepts(
+    threshold: float | None,
+    models: Sequence[str] = (FACENET,),
+    *,
+    school: bool = False,
+    same_person: npt.NDArray[np.bool_] | None = None,
+) -> Accepts:
+    """Stage 1: a name is given when the best cohort-normalised score reaches ``threshold``
+    (``None``: the calibrated default for the class's size and school). ``school``: every column
+    that is not the class's is the school cohort."""
 
-    def accepted(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        best = cohort_scores(scores.astype(np.float32)).max(axis=1)
-        return np.asarray(best >= threshold, dtype=bool)
+    def accepted(
+        scores: npt.NDArray[np.float64], columns: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.bool_]:
+        cohort = (
+            np.setdiff1d(np.arange(scores.shape[1]), columns) if school else np.zeros(0, np.intp)
+        )
+        decided, kept = decide_columns(scores, columns, cohort, same_person)
+        applied = (
+            open_set_threshold(models, class_size=len(columns), cohort_size=kept)
+            if threshold is None
+            else threshold
+        )
+        return decided.named(applied)
 
     return accepted
+
+
+def school_views(
+    students: Sequence[tuple[str, ClassSplit, str]],
+    views: RegistrationViews,
+    models: Sequence[str],
+) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, dict[str, npt.NDArray[np.float32]]]]:
+    """``Gallery.from_views`` arguments for ``(id, half, name)`` students registered from their
+    first photo."""
+    first = {sid: half.students[name][0] for sid, half, name in students}
+    return (
+        {sid: views[FACENET][photo] for sid, photo in first.items()},
+        {m: {sid: views[m][photo] for sid, photo in first.items()} for m in models[1:]},
+    )
 
 
 def evaluate_rollcall(
@@ -294,29 +391,57 @@ def evaluate_rollcall(
     images = images.select(system.models)
     cal = rollcall_class(calibration, views, images)
     tst = rollcall_class(test, views, images)
+    # The school: each half is the other's cohort (other classes' students: registration photos
+    # only, never a probe of the class it is the cohort of).
+    cal_school = Cohort.from_galleries([tst.gallery])
+    tst_school = Cohort.from_galleries([cal.gallery])
 
     cal_strangers = [i for i, t in enumerate(cal.truth) if t is None]
     stage1_threshold = threshold_at_false_accept(
         stage1_scores(cal)[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
     )
+    school_threshold = threshold_at_false_accept(
+        stage1_scores(cal, cal_school)[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
+    )
     raw_best = np.where(cal.has_face, similarities(cal).max(axis=1), NO_SCORE)
     plain_threshold = threshold_at_false_accept(
         raw_best[cal_strangers].tolist(), FALSE_ACCEPT_TARGET
     )
-    default = system.default_threshold
+    alone_default = system.default_threshold_for(len(tst.gallery))
+    school_default = system.default_threshold_for(
+        len(tst.gallery), Impostors.for_class(tst.gallery, tst_school, None).cohort_size
+    )
     methods: JsonDict = {
         "stage1": {
-            "label": "stage 1 only: cohort-normalised score (service default)",
-            "default_threshold": default,
+            "label": "stage 1, the class alone (service default without other classes)",
+            "default_threshold": alone_default,
             "calibrated_threshold": rounded(stage1_threshold, 4),
-            "at_default": rates(rollcall_outcome(tst, default, None)),
+            "at_default": rates(rollcall_outcome(tst, None, None)),
             "at_calibrated": rates(rollcall_outcome(tst, stage1_threshold, None)),
         },
+        **(
+            {
+                "stage1_school": {
+                    "label": (
+                        f"stage 1 with the school: the calibration class's {len(cal.gallery)} students "
+                        "as the other classes (service default with a school cohort)"
+                    ),
+                    "default_threshold": school_default,
+                    "calibrated_threshold": rounded(school_threshold, 4),
+                    "at_default": rates(rollcall_outcome(tst, None, None, tst_school)),
+                    "at_calibrated": rates(
+                        rollcall_outcome(tst, school_threshold, None, tst_school)
+                    ),
+                }
+            }
+            if system.calibrated
+            else {}
+        ),
         "two_stage": {
-            "label": "two-stage: stage 1, then the class's projection head re-ranks",
-            "default_threshold": default,
+            "label": "two-stage: stage 1 (the class alone), then the class's projection head re-ranks",
+            "default_threshold": alone_default,
             "calibrated_threshold": rounded(stage1_threshold, 4),
-            "at_default": rates(rollcall_outcome(tst, default, head)),
+            "at_default": rates(rollcall_outcome(tst, None, head)),
             "at_calibrated": rates(rollcall_outcome(tst, stage1_threshold, head)),
         },
         "plain_cosine": {
@@ -328,22 +453,56 @@ def evaluate_rollcall(
         },
     }
     strangers = [i for i, t in enumerate(tst.truth) if t is None]
-    stranger_scores = np.where(
-        tst.has_face[strangers, None],
-        similarities(tst)[strangers].astype(np.float64),
-        NO_SCORE,
+    # Stranger photos against the test class then the calibration class (a class is drawn from
+    # the first columns, the rest is its school): one gallery of both, ids kept in that order.
+    school = Gallery.from_views(
+        *school_views(
+            [(f"0 {n}", test, n) for n in test.students]
+            + [(f"1 {n}", calibration, n) for n in calibration.students],
+            views,
+            system.models,
+        )
     )
+    everyone = school.similarities(tst.probes).astype(np.float64)
+    stranger_scores = np.where(tst.has_face[strangers, None], everyone[strangers], NO_SCORE)
+    same_person = (
+        Cohort.from_galleries([school]).similarities_with(school) >= SAME_PERSON_SIMILARITY
+    )
+    np.fill_diagonal(same_person, False)
     enrol_rows = {p: i for i, p in enumerate(images.paths)}
     return {
         "label": system.label,
         "models": list(system.models),
         "methods": methods,
         "false_accept_by_class_size": {
-            "threshold": default,
+            "threshold": "calibrated for each class size (ml.fusion.open_set_threshold)"
+            if system.calibrated
+            else system.default_threshold,
             "rows": false_accept_by_class_size(
-                stranger_scores, cohort_accepts(default), CLASS_SIZES, ctx.seed
+                stranger_scores,
+                cohort_accepts(None, system.models),
+                CLASS_SIZES,
+                ctx.seed,
+                class_columns=len(tst.gallery),
             ),
         },
+        **(
+            {
+                "false_accept_by_class_size_school": {
+                    "threshold": "calibrated for each class size and school",
+                    "school": len(school),
+                    "rows": false_accept_by_class_size(
+                        stranger_scores,
+                        cohort_accepts(None, system.models, school=True, same_person=same_person),
+                        CLASS_SIZES,
+                        ctx.seed,
+                        class_columns=len(tst.gallery),
+                    ),
+                }
+            }
+            if system.calibrated
+            else {}
+        ),
         "registration_photos_without_face": int(
             sum(
                 1
@@ -382,14 +541,14 @@ def distance_outcome(
     return Outcome(predicted, truth, top1, best.tolist()), best
 
 
-def distance_accepts(
-    tolerance: float,
-) -> Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
-    """face_recognition: a name is given when the nearest encoding is within ``tolerance``
-    (scores are negative distances)."""
+def distance_accepts(tolerance: float) -> Accepts:
+    """face_recognition: a name is given when the nearest encoding of the class is within
+    ``tolerance`` (scores are negative distances; no school: the other columns are ignored)."""
 
-    def accepted(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        return np.asarray(scores.max(axis=1) >= -tolerance, dtype=bool)
+    def accepted(
+        scores: npt.NDArray[np.float64], columns: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.bool_]:
+        return np.asarray(scores[:, columns].max(axis=1) >= -tolerance, dtype=bool)
 
     return accepted
 

@@ -7,25 +7,39 @@ lists every comparison Rollcall loses, so a loss can never be left out of the te
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-JsonDict = dict[str, Any]
+from bench.render_common import (
+    ALT,
+    ALT_LABEL,
+    OURS,
+    PEER,
+    JsonDict,
+    dig,
+    fmt,
+    fmt_bytes,
+    fmt_ratio,
+    pct,
+    results,
+    span_label,
+    system_label,
+    table,
+)
+from bench.render_school import render_school
+from bench.render_service_term import render_service_term
+from bench.render_term import render_term
 
-OURS = "Rollcall"
-PEER = "face_recognition"
-ALT = "rollcall_facenet"
-"""Rollcall with FaceNet alone (the previous default), shown beside the default in every table."""
-ALT_LABEL = "Rollcall FaceNet alone"
 SECTION_TITLES = {
     "verification": "1. Verification: LFW View-2",
     "oneshot": "2. One-shot attendance on LFW (open set)",
-    "groups": "3. Group photos",
-    "speed": "4. Speed on this machine",
-    "scale": "5. Cost as the gallery grows",
-    "term": "6. Learning from confirmed faces: a simulated term",
-    "service-term": "7. Corrections and learning through the service: a simulated term",
+    "school": "3. Strangers in a school: the threshold's margin, a simulated school, samples",
+    "groups": "4. Group photos",
+    "speed": "5. Speed on this machine",
+    "scale": "6. Cost as the gallery grows",
+    "term": "7. Learning from confirmed faces: a simulated term",
+    "service-term": "8. Corrections and learning through the service: a simulated term",
 }
 
 
@@ -53,71 +67,6 @@ class Comparison:
         return self.ours / self.peer if self.peer else None
 
 
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "%":
-        return f"{100 * value:.2f} %"
-    if unit == "ms":
-        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-    if unit == "s":
-        return f"{value:.2f} s"
-    if unit == "/s":
-        return f"{value:.1f}/s"
-    if unit == "bytes":
-        return fmt_bytes(value)
-    return f"{value:g}"
-
-
-def fmt_bytes(value: float) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
-def fmt_ratio(ratio: float | None) -> str:
-    if ratio is None or not math.isfinite(ratio):
-        return "-"
-    return f"{ratio:.2f}x" if ratio < 100 else f"{ratio:.0f}x"
-
-
-def pct(value: float | None) -> str:
-    return fmt(value, "%")
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> list[str]:
-    """Markdown table; ``align`` has one letter per column (``l`` or ``r``), default left then right."""
-    spec = align or "l" + "r" * (len(header) - 1)
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if a == "r" else "---" for a in spec) + "|",
-    ]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def results(data: JsonDict, name: str) -> JsonDict | None:
-    section = data.get("sections", {}).get(name)
-    return None if section is None else section.get("results")
-
-
-def system_label(name: str, entry: JsonDict) -> str:
-    """A system's label as the bench recorded it (older results have none)."""
-    label = entry.get("label") if isinstance(entry, dict) else None
-    return str(label) if label else {"rollcall": OURS, ALT: ALT_LABEL}.get(name, name)
-
-
-def dig(entry: JsonDict | None, *keys: str) -> Any:
-    """``entry[k1][k2]...``, ``None`` where a key is missing (e.g. no FaceNet-alone figures)."""
-    value: Any = entry
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 # -- comparisons ----------------------------------------------------------------------------------
 
 RATE_DIRECTIONS = {
@@ -132,6 +81,7 @@ def comparisons(data: JsonDict) -> list[Comparison]:
     found: list[Comparison] = []
     found += _verification_comparisons(results(data, "verification"))
     found += _oneshot_comparisons(results(data, "oneshot"))
+    found += _school_comparisons(results(data, "school"))
     found += _groups_comparisons(results(data, "groups"))
     found += _speed_comparisons(results(data, "speed"))
     found += _scale_comparisons(results(data, "scale"))
@@ -176,9 +126,15 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
     peer = res["systems"][PEER]["methods"]["nearest"]
     alt = res["systems"].get(ALT)
     out = []
-    for method in ("stage1", "two_stage"):
+    labels = {
+        "stage1": "stage 1",
+        "stage1_school": "stage 1 with the school",
+        "two_stage": "two-stage",
+    }
+    for method, label in labels.items():
+        if method not in res["systems"]["rollcall"]["methods"]:
+            continue
         ours = res["systems"]["rollcall"]["methods"][method]
-        label = "stage 1" if method == "stage1" else "two-stage"
         for point, name in (("at_default", "default threshold"), ("at_calibrated", "1% FA")):
             for key, (what, higher) in RATE_DIRECTIONS.items():
                 out.append(
@@ -192,10 +148,15 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
                         dig(alt, "methods", method, point, key),
                     )
                 )
-    ours_sizes = dig(res["systems"]["rollcall"], "false_accept_by_class_size", "rows")
     peer_sizes = dig(res["systems"][PEER], "false_accept_by_class_size", "rows")
-    if ours_sizes and peer_sizes:
-        alt_sizes = {r["students"]: r for r in dig(alt, "false_accept_by_class_size", "rows") or []}
+    for key, where in (
+        ("false_accept_by_class_size", ""),
+        ("false_accept_by_class_size_school", " in the school"),
+    ):
+        ours_sizes = dig(res["systems"]["rollcall"], key, "rows")
+        if not ours_sizes or not peer_sizes:
+            continue
+        alt_sizes = {r["students"]: r for r in dig(alt, key, "rows") or []}
         peer_by_size = {r["students"]: r for r in peer_sizes}
         for row in ours_sizes:
             if row["students"] not in peer_by_size:
@@ -204,7 +165,7 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
                 Comparison(
                     "oneshot",
                     f"one-shot strangers accepted at the default threshold, class of "
-                    f"{row['students']} students",
+                    f"{row['students']} students{where}",
                     row["false_accept"],
                     peer_by_size[row["students"]]["false_accept"],
                     False,
@@ -212,6 +173,45 @@ def _oneshot_comparisons(res: JsonDict | None) -> list[Comparison]:
                     dig(alt_sizes.get(row["students"]), "false_accept"),
                 )
             )
+    return out
+
+
+def _school_comparisons(res: JsonDict | None) -> list[Comparison]:
+    """The simulated school, every class size together: Rollcall with its school cohort (the
+    default where other classes exist) and each class alone, against face_recognition."""
+    if not res or PEER not in res.get("school", {}).get("systems", {}):
+        return []
+    systems = res["school"]["systems"]
+    peer = systems[PEER]["rows"][-1]
+    alone = systems.get("alone", {}).get("rows", [{}])[-1]
+    out = []
+    for key, what, higher in (
+        ("named_right", "named right", True),
+        ("wrong_name", "wrong names", False),
+        ("outside_accepted", "strangers from outside accepted", False),
+        ("inside_accepted", "strangers from other classes accepted", False),
+    ):
+        ours = systems["school"]["rows"][-1]
+        out.append(
+            Comparison(
+                "school",
+                f"simulated school (classes of 5-40), {what} (Rollcall with the school cohort)",
+                ours[key],
+                peer[key],
+                higher,
+                "%",
+            )
+        )
+        out.append(
+            Comparison(
+                "school",
+                f"simulated school (classes of 5-40), {what} (Rollcall, each class alone)",
+                alone.get(key, 0.0),
+                peer[key],
+                higher,
+                "%",
+            )
+        )
     return out
 
 
@@ -487,20 +487,31 @@ def render_oneshot(res: JsonDict) -> list[str]:
         for name, sysres in res["systems"].items()
         if "false_accept_by_class_size" in sysres
     }
+    school_sizes = {
+        name: sysres["false_accept_by_class_size_school"]
+        for name, sysres in res["systems"].items()
+        if "false_accept_by_class_size_school" in sysres
+    }
+    columns = {(name, ""): v for name, v in sizes.items()}
+    columns.update(
+        {(name, f" in a school of {v['school']}"): v for name, v in school_sizes.items()}
+    )
     if sizes:
         lines += [
             "### Strangers accepted at the default threshold, by class size",
             "",
             "Share of the test class's stranger probes given a name when the class has that many "
             "students (mean of random classes drawn from the test class, min-max in brackets; "
-            "the last row is the whole test class, the figure of the table above).",
+            "the last row is the whole test class, the figure of the table above). *In a school*: "
+            "every other student of both classes is the school cohort.",
             "",
         ]
         students = sorted({r["students"] for v in sizes.values() for r in v["rows"]})
         header = ["students"] + [
-            f"{system_label(name, res['systems'][name])} (at {v['threshold']})"
-            for name, v in sizes.items()
+            f"{system_label(name, res['systems'][name])}{where} (at {v['threshold']})"
+            for (name, where), v in columns.items()
         ]
+        sizes = {f"{name}{where}": v for (name, where), v in columns.items()}
         size_rows: list[list[object]] = []
         for count in students:
             cells: list[object] = [count]
@@ -709,6 +720,54 @@ def render_speed_before_after(res: JsonDict, previous: JsonDict) -> list[str]:
     return lines
 
 
+def render_speed_same_run(res: JsonDict) -> list[str]:
+    """The previous commit's path, timed in this run beside the current one."""
+    rows = []
+    for label, photo in res["stages"]["photos"].items():
+        ours = photo.get("rollcall", {})
+        previous = ours.get("previous_end_to_end_ms")
+        if previous is None:
+            continue
+        peer = photo.get(PEER, {}).get("end_to_end_ms")
+        rows.append(
+            [
+                label,
+                f"{ours['faces_embedded']} ({ours['image'].get('faces_mirrored', 0)})",
+                fmt(previous, "ms"),
+                fmt(ours["end_to_end_ms"], "ms"),
+                fmt_ratio(ours["end_to_end_ms"] / previous),
+                fmt_ratio(previous / peer) if peer else "-",
+                fmt_ratio(ours["end_to_end_ms"] / peer) if peer else "-",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "### Before and after, timed in this run",
+        "",
+        "*Before* is the previous commit's path, timed in this run on the same photos: MTCNN "
+        "cutting every crop from the photo, FaceNet's crop and mirror for every face, dlib's chip "
+        "alone, the class alone at 0.36 (`bench.speed.previous_recognise`). *Now* "
+        "(`FacePipeline.recognise`): big candidate boxes cut from halved copies, one FaceNet and "
+        "one dlib pass a face, and both mirror passes only for the faces whose decision is within "
+        "`PipelineConfig.mirror_band` of changing (in brackets: how many, against the matching "
+        "class of 50).",
+        "",
+        *table(
+            [
+                "photo",
+                "faces embedded (mirrored)",
+                "before",
+                "now",
+                "now ÷ before",
+                "before ÷ face_recognition",
+                "now ÷ face_recognition",
+            ],
+            rows,
+        ),
+    ]
+
+
 def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
     stages = res["stages"]
     peer = res.get("peer_available", False)
@@ -738,6 +797,7 @@ def render_speed(res: JsonDict, meta: JsonDict | None = None) -> list[str]:
         ]
     if meta is not None and meta.get("previous"):
         lines += render_speed_before_after(res, meta["previous"])
+    lines += render_speed_same_run(res)
     lines += [
         "### Per-stage latency (ms)",
         "",
@@ -959,29 +1019,165 @@ def render_scale(res: JsonDict) -> list[str]:
     ]
 
 
-def render_term(res: JsonDict) -> list[str]:
-    # Imported here: bench.render_term builds on this module's helpers.
-    from bench.render_term import render_term as render
-
-    return render(res)
-
-
-def render_service_term(res: JsonDict) -> list[str]:
-    # Imported here: bench.render_service_term builds on this module's helpers.
-    from bench.render_service_term import render_service_term as render
-
-    return render(res)
-
-
 RENDERERS = {
     "verification": render_verification,
     "oneshot": render_oneshot,
+    "school": render_school,
     "groups": render_groups,
     "speed": render_speed,
     "scale": render_scale,
     "term": render_term,
     "service-term": render_service_term,
 }
+
+
+def _rates_cell(rates: JsonDict | None) -> str:
+    if not rates:
+        return "-"
+    return (
+        f"{pct(rates['named_right'])} · {pct(rates['wrong_name'])} · {pct(rates['false_accept'])}"
+    )
+
+
+def render_before_after(data: JsonDict) -> list[str]:
+    """Each section's headline figures beside those of the run it replaced (``previous``)."""
+    sections = data.get("sections", {})
+    rows: list[list[str]] = []
+
+    def when(previous: JsonDict) -> str:
+        return f"{str(previous.get('date'))[:10]} `{str(previous.get('git_commit'))[:10]}`"
+
+    verification = sections.get("verification", {})
+    if verification.get("previous"):
+        now = dig(verification, "results", "systems", "rollcall", "fallback", "accuracy")
+        rows.append(
+            [
+                "LFW View-2 accuracy (fused, fallback)",
+                when(verification["previous"]),
+                pct(verification["previous"].get("accuracy")),
+                pct(now),
+            ]
+        )
+    oneshot = sections.get("oneshot", {})
+    previous = oneshot.get("previous")
+    if previous:
+        before = previous["methods"].get("stage1", {})
+        methods = dig(oneshot, "results", "systems", "rollcall", "methods") or {}
+        for key in ("stage1", "stage1_school"):
+            if key not in methods:
+                continue
+            rows.append(
+                [
+                    "one-shot test class at the default: named right · wrong · strangers "
+                    f"({'the class alone' if key == 'stage1' else 'with the school cohort'})",
+                    when(previous),
+                    f"{_rates_cell(before.get('at_default'))} (at {before.get('default_threshold')})",
+                    f"{_rates_cell(methods[key]['at_default'])} "
+                    f"(at {methods[key]['default_threshold']})",
+                ]
+            )
+        before_sizes = {
+            r["students"]: r
+            for r in (previous.get("false_accept_by_class_size") or {}).get("rows", [])
+        }
+        ours = dig(oneshot, "results", "systems", "rollcall") or {}
+        alone = {r["students"]: r for r in dig(ours, "false_accept_by_class_size", "rows") or []}
+        school = {
+            r["students"]: r for r in dig(ours, "false_accept_by_class_size_school", "rows") or []
+        }
+        for size, row in before_sizes.items():
+            now_cells = [pct(alone[size]["false_accept"]) if size in alone else "-"]
+            if size in school:
+                now_cells.append(f"{pct(school[size]['false_accept'])} in the school")
+            rows.append(
+                [
+                    f"one-shot strangers accepted at the default, class of {size}",
+                    when(previous),
+                    pct(row["false_accept"]),
+                    " · ".join(now_cells),
+                ]
+            )
+    groups = sections.get("groups", {})
+    if groups.get("previous"):
+        before = groups["previous"]["attendance"].get("rollcall", {})
+        now = dig(groups, "results", "attendance", "systems", "rollcall") or {}
+        b, n = before.get("totals") or {}, dig(now, "methods", "stage1", "totals") or {}
+        if b and n:
+            rows.append(
+                [
+                    "group photos: people named right of those present, wrong names",
+                    when(groups["previous"]),
+                    f"{b['right']} of {b['people']}, {b['given'] - b['right']} wrong "
+                    f"(at {before.get('default_threshold')})",
+                    f"{n['right']} of {n['people']}, {n['given'] - n['right']} wrong "
+                    f"(at {now.get('default_threshold')})",
+                ]
+            )
+    term = sections.get("term", {})
+    if term.get("previous"):
+        for scenario in ("classes", "one_class"):
+            before_totals = (term["previous"]["scenarios"].get(scenario) or {}).get("teacher_mean")
+            now_totals = dig(term, "results", "scenarios", scenario, "policies", "school", "totals")
+            if not before_totals or not now_totals:
+                continue
+
+            def cell(totals: list[JsonDict]) -> str:
+                strangers = sum(t["strangers_accepted"] for t in totals)
+                shown = sum(t["stranger_faces"] for t in totals)
+                return (
+                    " · ".join(
+                        f"{span_label(t['weeks'])} {pct(t['named_right_rate'])}" for t in totals
+                    )
+                    + f"; wrong {sum(t['wrong_name'] for t in totals)}; strangers "
+                    f"{strangers} of {shown}"
+                )
+
+            rows.append(
+                [
+                    f"simulated term ({scenario.replace('_', ' ')}), teacher + auto-confirm: "
+                    "named right, wrong names, strangers accepted",
+                    when(term["previous"]),
+                    cell(before_totals),
+                    cell(now_totals),
+                ]
+            )
+    speed = sections.get("speed", {})
+    previous = speed.get("previous")
+    photos = dig(speed, "results", "stages", "photos") or {}
+    for label, photo in photos.items():
+        ours = photo.get("rollcall", {})
+        peer = photo.get(PEER, {}).get("end_to_end_ms")
+        before = dig(previous, "photos", label, "rollcall", "end_to_end_ms") if previous else None
+        same_run = ours.get("previous_end_to_end_ms")
+        if before is None and same_run is None:
+            continue
+        before_cells = []
+        if before is not None:
+            before_cells.append(f"{fmt(before, 'ms')} ({when(previous or {})})")
+        if same_run is not None:
+            before_cells.append(f"{fmt(same_run, 'ms')} (its path, timed in this run)")
+        rows.append(
+            [
+                f"end to end, {label}",
+                "",
+                "; ".join(before_cells),
+                f"{fmt(ours['end_to_end_ms'], 'ms')}"
+                + (
+                    f" ({fmt_ratio(ours['end_to_end_ms'] / peer)} face_recognition)" if peer else ""
+                ),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "## Before and after",
+        "",
+        "Each section's headline figures beside those of the run it replaced (the date and commit "
+        "of that run; the same protocol and data). Section 3 measures the previous default "
+        "(0.36, each class alone) in its own run.",
+        "",
+        *table(["figure", "before: run", "before", "now"], rows, "llrr"),
+    ]
 
 
 def render_markdown(data: JsonDict) -> str:
@@ -1044,6 +1240,7 @@ def render_markdown(data: JsonDict) -> str:
             "same run from the same computation and shown beside it, never compared.",
             "",
         ]
+    lines += render_before_after(data)
     lines += ["## Where Rollcall loses to face_recognition", ""]
     if losses:
         lines += [

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bench.render import JsonDict, pct, table
-from bench.render_term import span_label
+from bench.render_common import JsonDict, pct, span_label, table
 
 RUNS = {"learning": "learning on (defaults)", "no_learning": "learning off"}
 
@@ -27,7 +26,7 @@ def render_service_term(res: JsonDict) -> list[str]:
     proto = res["protocol"]
     runs = {name: res["runs"][name] for name in RUNS if name in res["runs"]}
     lines = [
-        f"The idea of section 6 through the real service: `app.main.create_app` with the default "
+        f"The idea of section 7 through the real service: `app.main.create_app` with the default "
         f"pipeline ({' + '.join(proto['models'])}, {proto['n_views']} views per registration "
         "photo), in-process behind FastAPI's `TestClient`, on a fresh folder store per run. One "
         f"class of {proto['class_size']} {proto['dataset']} identities with at least "

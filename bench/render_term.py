@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
-from bench.render import JsonDict, pct, table
+from bench.render_common import JsonDict, pct, span_label, table
 
 MAIN_POLICIES = (
+    "previous",
     "none",
     "teacher_mean",
+    "school_only",
+    "school",
     "teacher_max",
     "auto_mean",
-    "none_head",
-    "teacher_mean_head",
 )
-"""The per-week table's columns (the sample-bound variants get their own table)."""
+"""The per-week table's columns (the head and sample-bound variants are in the totals)."""
 SHORT_LABELS = {
+    "previous": "before (0.36, class alone)",
     "none": "no learning",
-    "teacher_mean": "teacher + auto, mean",
+    "teacher_mean": "teacher + auto, class alone",
+    "school_only": "teacher + auto, school",
+    "school": "teacher + auto, school, known strangers (default)",
     "teacher_max": "teacher + auto, max",
-    "auto_mean": "auto only, mean",
+    "auto_mean": "auto only",
     "none_head": "no learning, head",
     "teacher_mean_head": "teacher + auto, mean, head",
 }
 
 
-def span_label(weeks: str) -> str:
-    """``1-1`` -> ``week 1``; ``2-4`` -> ``weeks 2-4``; ``5+`` -> ``weeks 5+``."""
-    first, _, last = weeks.partition("-")
-    return f"week {first}" if first == last else f"weeks {weeks}"
-
-
 def week_cell(week: JsonDict) -> str:
-    return f"{pct(week['named_right_rate'])} · {week['wrong_name']} · {week['strangers_accepted']}"
+    cell = f"{pct(week['named_right_rate'])} · {week['wrong_name']} · {week['strangers_accepted']}"
+    if week.get("recurring_faces"):
+        cell += f" ({week['recurring_accepted']})"
+    return cell
 
 
 SCENARIO_TITLES = {
     "classes": "Classes of {size}",
     "one_class": "Every student in one class ({size})",
     "people": "faces/people: one class of {size} (other sources, LFW strangers)",
+    "recurring": "Classes of {size} with a recurring stranger",
 }
 
 
@@ -48,7 +50,13 @@ def render_term(res: JsonDict) -> list[str]:
         "into classes. Week *w* is one class photo with every student's photo *w* (while they "
         f"have one: the class thins out after week 5) and {proto['strangers_per_session']} "
         "strangers never registered (new ones every week). The whole photo is decided at once at "
-        f"the default threshold ({proto['threshold']}, fused {' + '.join(proto['models'])}). "
+        f"the default threshold ({proto['threshold']}; before: "
+        f"{proto.get('previous_threshold', 0.36)}), fused {' + '.join(proto['models'])}. *School*: "
+        "the other classes' students (as registered) are the class's cohort "
+        "(`ml.matching.Cohort`); *known strangers*: a stranger's face the teacher clears becomes "
+        "negative evidence for the class (`ml.matching.KnownStrangers`). Templates of several "
+        "photos are shortened by their spread (`ml.matching.aggregate_photos`); *before* is the "
+        "previous default: re-normalised mean, the class alone at 0.36. "
         "After each session the policy learns: *teacher* assigns every missed or wrongly named "
         "student face to the right student and clears every wrong name; *auto* makes every face "
         f"named with a score at least {rule['min_score_margin']} over the threshold and a "
@@ -60,13 +68,23 @@ def render_term(res: JsonDict) -> list[str]:
         "views and the real samples (without learning: on the registration views).",
         "",
         "Each cell: named right · wrong names · strangers accepted (students' faces and "
-        "strangers shown that week in the first columns).",
+        "strangers shown that week in the first columns); with a recurring stranger, in brackets "
+        "the classes whose recurring stranger was given a name that week.",
         "",
     ]
     for name, scenario in res["scenarios"].items():
         sizes = sorted(set(scenario["class_sizes"]))
         title = SCENARIO_TITLES.get(name, name).format(size="–".join(str(s) for s in sizes))
         lines += [f"### {title} ({scenario['classes']} class(es))", ""]
+        if name == "recurring":
+            lines += [
+                "Each class also has a recurring stranger: among the LFW identities with 3-5 "
+                "photos (too few to be a student here, never a weekly stranger), the one whose "
+                "first photo looks most like a student of the class, shown every week while they "
+                "have a photo (a visiting teacher, a sibling). The teacher clears their name "
+                "whenever they are given one.",
+                "",
+            ]
         lines += render_scenario(scenario["policies"])
     lines += render_auto_confirm(res["auto_confirm_grid"], rule)
     return lines
@@ -101,13 +119,17 @@ def render_scenario(policies: JsonDict) -> list[str]:
             )
         cells.append(sum(w["wrong_samples_auto"] for w in policy["weeks"]))
         cells.append(policy["weeks"][-1]["samples_kept"])
+        recurring = sum(w.get("recurring_faces", 0) for w in policy["weeks"])
+        if recurring:
+            named = sum(w["recurring_accepted"] for w in policy["weeks"])
+            cells.append(f"{named} of {recurring}")
         total_rows.append(cells)
     spans = [span_label(s["weeks"]) for s in policies[shown[0]]["totals"]]
-    lines += table(
-        ["policy", *spans, "wrong faces auto-confirmed", "samples kept at the end"],
-        total_rows,
-        "l" + "r" * (len(spans) + 2),
-    )
+    header = ["policy", *spans, "wrong faces auto-confirmed", "samples kept at the end"]
+    if any(len(row) > len(header) for row in total_rows):
+        header.append("recurring stranger named")
+        total_rows = [row + ["-"] * (len(header) - len(row)) for row in total_rows]
+    lines += table(header, total_rows, "l" + "r" * (len(header) - 1))
     return lines + head_verdict(policies)
 
 

@@ -199,11 +199,33 @@ class RollcallSystem:
 
     @property
     def default_threshold(self) -> float:
-        """The configured threshold, else the one ``ml.fusion`` calibrated for these models."""
+        """The configured threshold, else the one ``ml.fusion`` calibrated for these models in a
+        class of ``ml.fusion.REFERENCE_CLASS_SIZE`` without other classes (the decisions apply
+        :meth:`default_threshold_for` their class)."""
         from ml.fusion import default_unknown_threshold
 
         configured = self._config().unknown_threshold
         return default_unknown_threshold(self.models) if configured is None else configured
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the default threshold depends on the class and the school (``ml.fusion``)."""
+        from ml.fusion import OPEN_SET_CALIBRATIONS
+
+        return (
+            self._config().unknown_threshold is None
+            and frozenset(self.models) in OPEN_SET_CALIBRATIONS
+        )
+
+    def default_threshold_for(self, class_size: int, cohort_size: int = 0) -> float:
+        """The threshold a decision in a class of ``class_size`` students with ``cohort_size``
+        other students of the school applies: the configured one, else ``ml.fusion``'s."""
+        from ml.fusion import open_set_threshold
+
+        configured = self._config().unknown_threshold
+        if configured is not None:
+            return configured
+        return open_set_threshold(self.models, class_size=class_size, cohort_size=cohort_size)
 
     def config(self) -> dict[str, Any]:
         cfg = self._config()
@@ -215,7 +237,10 @@ class RollcallSystem:
             "n_views": cfg.n_views,
             "seed": cfg.seed,
             "embedder_weights": str(cfg.embedder_weights),
-            "mirror": True,
+            # FaceNet alone keeps the key it always had (FaceNet's crop and mirror averaged); the
+            # fused rows average every model's crop with its mirror since 2026-12-06, and hold
+            # the crops alone too (``ImageEmbeddings.plain``).
+            "mirror": True if self.models == FACENET_ALONE else list(self.models),
         }
         if self.models != FACENET_ALONE:
             from ml.dlib_embedder import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
@@ -234,23 +259,37 @@ class RollcallSystem:
     def embed_by_model(
         self, image: RGBImage, faces: Sequence[DetectedFace]
     ) -> dict[str, npt.NDArray[np.float32]]:
-        """Each model's embeddings of ``faces`` (what ``FacePipeline.recognise`` matches)."""
-        return self.pipeline.embed_faces_by_model(image, faces)
+        """Each model's embeddings of ``faces``, every crop averaged with its mirror image (what
+        ``FacePipeline.recognise`` matches for a face it is unsure of; its decisions on the other
+        faces are the same, see ``PipelineConfig.mirror_band``)."""
+        return self.pipeline.embed_faces_by_model(image, faces, mirrored=True)
 
     def embed(self, image: RGBImage, faces: Sequence[DetectedFace]) -> npt.NDArray[np.float32]:
         """One row per face: the models' embeddings side by side (:func:`split_models`)."""
         return join_models(self.embed_by_model(image, faces), self.models)
 
     def embed_many(self, items: Sequence[tuple[RGBImage, DetectedFace]]) -> npt.NDArray[np.float32]:
+        return self.embed_many_both(items)[0]
+
+    def embed_many_both(
+        self, items: Sequence[tuple[RGBImage, DetectedFace]]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """One row per face, the models side by side: every crop averaged with its mirror image,
+        and the crops alone (the service's first pass, ``PipelineConfig.mirror_band``)."""
         pipeline = self.pipeline
-        crops = [pipeline.crop(image, face) for image, face in items]
-        by_model = {"facenet": pipeline.embed_crops(crops)}
-        for model in pipeline.secondary:
-            rows = [pipeline.embed_secondary(model, image, [face]) for image, face in items]
-            by_model[model.name] = (
-                np.concatenate(rows) if rows else np.zeros((0, MODEL_DIMS[model.name]), np.float32)
-            )
-        return join_models(by_model, self.models)
+        averaged: dict[str, npt.NDArray[np.float32]] = {}
+        plain: dict[str, npt.NDArray[np.float32]] = {}
+        for model in self.models:
+            if model == FACENET_ALONE[0]:
+                crops = [pipeline.crop(image, face) for image, face in items]
+            else:
+                cropper = next(m.cropper for m in pipeline.secondary if m.name == model)
+                crops = [cropper.crop(image, face) for image, face in items]
+            mirrors = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+            both = pipeline.embed_model_crops(model, [*crops, *mirrors], mirrored=False)
+            plain[model] = both[: len(crops)]
+            averaged[model] = unit_rows(both[: len(crops)] + both[len(crops) :])
+        return join_models(averaged, self.models), join_models(plain, self.models)
 
     def enrol_views(
         self, image: RGBImage, face: DetectedFace
@@ -355,6 +394,8 @@ class ImageEmbeddings:
     seconds: float
     models: tuple[str, ...] = ()
     """The models whose embeddings a row holds side by side (empty: one embedding)."""
+    plain: npt.NDArray[np.float32] | None = None
+    """Rollcall: the same rows embedded from the crops alone, without their mirror images."""
 
     def row(self, path: str) -> int:
         return self.paths.index(path)
@@ -370,9 +411,21 @@ class ImageEmbeddings:
     def select(self, models: Sequence[str]) -> ImageEmbeddings:
         """The same photos seen by ``models`` only (a subset of :attr:`models`)."""
         parts = split_models(self.embeddings, self.models, models)
-        return dataclasses.replace(
-            self, embeddings=join_models(parts, models), models=tuple(models)
+        plain = (
+            join_models(split_models(self.plain, self.models, models), models)
+            if self.plain is not None
+            else None
         )
+        return dataclasses.replace(
+            self, embeddings=join_models(parts, models), models=tuple(models), plain=plain
+        )
+
+    def plain_by_model(self, indices: Sequence[int]) -> dict[str, npt.NDArray[np.float32]]:
+        """Each model's unit embeddings of the crops alone (no mirror) of the rows ``indices``."""
+        if self.plain is None:
+            raise ValueError("these embeddings hold no crops-alone rows")
+        rows = self.plain[list(indices)]
+        return {m: unit_rows(v) for m, v in split_models(rows, self.models).items()}
 
     def as_dict(self) -> dict[str, npt.NDArray[np.float32]]:
         return {p: self.embeddings[i] for i, p in enumerate(self.paths)}
@@ -390,7 +443,12 @@ def embed_images(
 ) -> ImageEmbeddings:
     """Embed the central face of every photo (fallback box when none is found), using ``cache``."""
     started = time.perf_counter()
-    missing = [p for p in relative_paths if cache.get("emb:" + p) is None]
+    both = isinstance(system, RollcallSystem)
+    missing = [
+        p
+        for p in relative_paths
+        if cache.get("emb:" + p) is None or (both and cache.get("plain:" + p) is None)
+    ]
     logger.info(
         "%s: %d photos, %d cached, %d to compute",
         system.name,
@@ -403,9 +461,15 @@ def embed_images(
     def flush() -> None:
         if not pending:
             return
-        rows = system.embed_many([(image, face) for _, image, face, _ in pending])
-        for (path, _, _, count), row in zip(pending, rows, strict=True):
-            cache.put("emb:" + path, row.astype(np.float32))
+        items = [(image, face) for _, image, face, _ in pending]
+        if isinstance(system, RollcallSystem):
+            rows, plain = system.embed_many_both(items)
+        else:
+            rows, plain = system.embed_many(items), None
+        for k, (path, _, _, count) in enumerate(pending):
+            cache.put("emb:" + path, rows[k].astype(np.float32))
+            if plain is not None:
+                cache.put("plain:" + path, plain[k].astype(np.float32))
             cache.put("faces:" + path, np.array([count], np.float32))
         pending.clear()
 
@@ -426,6 +490,11 @@ def embed_images(
     flush()
     cache.save()
     embeddings = np.stack([np.asarray(cache.get("emb:" + p)) for p in relative_paths])
+    plain_rows = (
+        np.stack([np.asarray(cache.get("plain:" + p)) for p in relative_paths]).astype(np.float32)
+        if both
+        else None
+    )
     found = np.array(
         [int(np.asarray(cache.get("faces:" + p))[0]) for p in relative_paths], np.int32
     )
@@ -436,4 +505,5 @@ def embed_images(
         len(missing),
         time.perf_counter() - started,
         tuple(system.models),
+        plain_rows,
     )

@@ -33,6 +33,7 @@ the real samples, every enrolled student a negative.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,15 @@ from bench.systems import ImageEmbeddings, RollcallSystem, embed_images
 from ml.eval.oneshot import collect_identities
 from ml.fusion import FACENET
 from ml.head import ProjectionHead, train_head
-from ml.matching import Gallery, MatchDecision, TemplateCombination, match_faces
+from ml.matching import (
+    TEMPLATE_LENGTH_POWER,
+    Cohort,
+    Gallery,
+    KnownStrangers,
+    MatchDecision,
+    TemplateCombination,
+    match_faces,
+)
 from ml.samples import (
     DEFAULT_AUTO_CONFIRM,
     DEFAULT_MAX_SAMPLES,
@@ -93,6 +102,9 @@ class TermClass:
     """Name -> photos; the first is registered, photo ``w`` is shown in week ``w``."""
     strangers: list[list[str]]
     """Per week, the stranger photos of that session."""
+    recurring: tuple[str, ...] = ()
+    """A stranger who comes every week (a visiting teacher, a sibling): their photo of week
+    ``w`` is ``recurring[w - 1]``, while they have one."""
 
     @property
     def weeks(self) -> int:
@@ -145,6 +157,18 @@ class Policy:
     head: bool = False
     max_samples: int | None = DEFAULT_MAX_SAMPLES
     rule: AutoConfirmRule = DEFAULT_AUTO_CONFIRM
+    school: bool = False
+    """The other classes' students are the school cohort (``ml.matching.Cohort``)."""
+    known_strangers: bool = False
+    """A stranger's face the teacher clears becomes a known stranger of the class."""
+    length_power: float = TEMPLATE_LENGTH_POWER
+    """How a student's photos make one template (``ml.matching.aggregate_photos``)."""
+    threshold: float | None = None
+    """``None``: the calibrated default for the class and the school."""
+
+
+PREVIOUS_THRESHOLD = 0.36
+"""The fused default before the calibration by class and school size."""
 
 
 def policies() -> dict[str, Policy]:
@@ -162,6 +186,26 @@ def policies() -> dict[str, Policy]:
         ),
         "auto_mean": Policy("auto-confirm only (no teacher), mean template", "auto", mean),
     }
+    result["previous"] = Policy(
+        f"before: teacher + auto-confirm, re-normalised mean, the class alone at {PREVIOUS_THRESHOLD}",
+        "teacher",
+        mean,
+        length_power=0.0,
+        threshold=PREVIOUS_THRESHOLD,
+    )
+    result["school_only"] = Policy(
+        "teacher + auto-confirm, the school as cohort, no known strangers",
+        "teacher",
+        mean,
+        school=True,
+    )
+    result["school"] = Policy(
+        "teacher + auto-confirm, the school as cohort, known strangers (default)",
+        "teacher",
+        mean,
+        school=True,
+        known_strangers=True,
+    )
     for limit in SAMPLE_LIMITS:
         if limit == DEFAULT_MAX_SAMPLES:
             continue
@@ -196,6 +240,9 @@ class WeekCounts:
     samples_auto: int = 0
     wrong_samples_auto: int = 0
     samples_kept: int = 0
+    recurring_faces: int = 0
+    recurring_accepted: int = 0
+    known_strangers: int = 0
 
     def add(self, other: WeekCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -234,6 +281,7 @@ def build_gallery(
     data: TermData,
     models: Sequence[str],
     combination: TemplateCombination,
+    length_power: float = TEMPLATE_LENGTH_POWER,
 ) -> Gallery:
     photos = {
         sid: [
@@ -253,22 +301,53 @@ def build_gallery(
         for model in models
         if model != FACENET
     }
-    return Gallery.from_photos(photos, secondary, combination=combination)
+    return Gallery.from_photos(
+        photos, secondary, combination=combination, length_power=length_power
+    )
+
+
+def school_cohort(
+    others: Sequence[str], registered: Mapping[str, str], data: TermData, models: Sequence[str]
+) -> Cohort | None:
+    """The other classes' students, as registered (their samples are not followed)."""
+    if not others:
+        return None
+    return Cohort.from_galleries(
+        [
+            Gallery.from_views(
+                {sid: data.registration[FACENET][registered[sid]] for sid in others},
+                {
+                    m: {sid: data.registration[m][registered[sid]] for sid in others}
+                    for m in models
+                    if m != FACENET
+                },
+            )
+        ]
+    )
 
 
 def simulate(
-    term: TermClass, policy: Policy, data: TermData, models: Sequence[str]
+    term: TermClass,
+    policy: Policy,
+    data: TermData,
+    models: Sequence[str],
+    school: Cohort | None = None,
 ) -> tuple[list[WeekCounts], list[NamedFace], float]:
-    """Week-by-week counts, every named face's margins, and the seconds spent training heads."""
+    """Week-by-week counts, every named face's margins, and the seconds spent training heads.
+    ``school``: the other classes' students, used when the policy says so."""
     students = sorted(term.students)
     registered = {sid: term.students[sid][0] for sid in students}
     samples: dict[str, list[StoredSample]] = {sid: [] for sid in students}
+    known: list[Embedded] = []
+    cohort = school if policy.school else None
     head: ProjectionHead | None = None
     head_seconds = 0.0
     weeks: list[WeekCounts] = []
     named: list[NamedFace] = []
     for week in range(1, term.weeks + 1):
-        gallery = build_gallery(students, registered, samples, data, models, policy.combination)
+        gallery = build_gallery(
+            students, registered, samples, data, models, policy.combination, policy.length_power
+        )
         if policy.head and (head is None or policy.learning != "none"):
             started = time.perf_counter()
             head = train_head(
@@ -276,24 +355,42 @@ def simulate(
             )
             head_seconds += time.perf_counter() - started
         present = [sid for sid in students if len(term.students[sid]) > week]
-        photos = [term.students[sid][week] for sid in present] + term.strangers[week - 1]
-        truth: list[str | None] = [*present, *([None] * len(term.strangers[week - 1]))]
+        recurring = [term.recurring[week - 1]] if week <= len(term.recurring) else []
+        photos = (
+            [term.students[sid][week] for sid in present] + term.strangers[week - 1] + recurring
+        )
+        truth: list[str | None] = [
+            *present,
+            *([None] * (len(term.strangers[week - 1]) + len(recurring))),
+        ]
         by_model, shown = data.faces(photos)
         shown_rows = np.flatnonzero(shown)
         decisions: list[MatchDecision | None] = [None] * len(photos)
         threshold = 0.0
         if len(shown_rows):
             found, threshold = match_faces(
-                {m: by_model[m][shown_rows] for m in models}, gallery, head=head
+                {m: by_model[m][shown_rows] for m in models},
+                gallery,
+                head=head,
+                threshold=policy.threshold,
+                cohort=cohort,
+                strangers=KnownStrangers.from_faces(known) if known else None,
             )
             for row, one in zip(shown_rows, found, strict=True):
                 decisions[int(row)] = one
         counts = WeekCounts(week)
+        first_recurring = len(photos) - len(recurring)
         for i, decision in enumerate(decisions):
             name = decision.student_id if decision is not None else None
+            if i >= first_recurring:
+                counts.recurring_faces += decision is not None
+                counts.recurring_accepted += name is not None
             if truth[i] is None:
                 counts.stranger_faces += 1
                 counts.strangers_accepted += name is not None
+                if name is not None and policy.known_strangers and policy.learning == "teacher":
+                    # The teacher clears the wrong name: "nobody of this class".
+                    known.append({model: by_model[model][i] for model in models})
             else:
                 counts.student_faces += 1
                 counts.named_right += name == truth[i]
@@ -314,6 +411,7 @@ def simulate(
                 keep = set(selection.kept)
                 samples[sid] = [s for s in samples[sid] if s.sample.sample_id in keep]
         counts.samples_kept = sum(len(v) for v in samples.values())
+        counts.known_strangers = len(known)
         weeks.append(counts)
     return weeks, named, head_seconds
 
@@ -378,6 +476,9 @@ def summarise(weeks: Sequence[WeekCounts]) -> list[JsonDict]:
                 "samples_auto": w.samples_auto,
                 "wrong_samples_auto": w.wrong_samples_auto,
                 "samples_kept": w.samples_kept,
+                "recurring_faces": w.recurring_faces,
+                "recurring_accepted": w.recurring_accepted,
+                "known_strangers": w.known_strangers,
             }
         )
     return rows
@@ -396,6 +497,8 @@ def totals(weeks: Sequence[WeekCounts], first: int, last: int | None = None) -> 
         "strangers_accepted": total.strangers_accepted,
         "stranger_faces": total.stranger_faces,
         "wrong_samples_auto": total.wrong_samples_auto,
+        "recurring_faces": total.recurring_faces,
+        "recurring_accepted": total.recurring_accepted,
     }
 
 
@@ -466,14 +569,25 @@ def run_policies(
     models: Sequence[str],
     grid_named: list[NamedFace],
 ) -> JsonDict:
-    """Every policy over every class, the classes' weeks added up."""
+    """Every policy over every class, the classes' weeks added up. A class's school is the
+    other classes of the scenario."""
     result: JsonDict = {}
+    registered = {sid: c.students[sid][0] for c in classes for sid in c.students}
+    schools = [
+        school_cohort(
+            [sid for other in classes if other is not term for sid in sorted(other.students)],
+            registered,
+            data,
+            models,
+        )
+        for term in classes
+    ]
     for name, policy in chosen.items():
         started = time.perf_counter()
         merged: dict[int, WeekCounts] = {}
         head_seconds = 0.0
-        for term in classes:
-            weeks, named, seconds = simulate(term, policy, data, models)
+        for term, school in zip(classes, schools, strict=True):
+            weeks, named, seconds = simulate(term, policy, data, models, school)
             head_seconds += seconds
             if name in GRID_POLICIES:
                 grid_named.extend(named)
@@ -485,6 +599,10 @@ def run_policies(
             "learning": policy.learning,
             "combination": str(policy.combination),
             "head": policy.head,
+            "school": policy.school,
+            "known_strangers": policy.known_strangers,
+            "length_power": policy.length_power,
+            "threshold": policy.threshold,
             "max_samples": policy.max_samples,
             "weeks": summarise(ordered),
             "totals": [totals(ordered, 1, 1), totals(ordered, 2, 4), totals(ordered, 5)],
@@ -526,6 +644,47 @@ def people_class(
     ]
     probes = sorted({p for photos in students.values() for p in photos[1:]})
     return TermClass(students, strangers), probes, registration
+
+
+RECURRING_POLICIES = ("none", "previous", "teacher_mean", "school_only", "school", "auto_mean")
+"""The policies run on the classes with a recurring stranger."""
+
+
+def with_recurring_strangers(
+    classes: Sequence[TermClass],
+    identities: Mapping[str, Sequence[str]],
+    data: TermData,
+    models: Sequence[str],
+) -> list[TermClass]:
+    """Each class with a recurring stranger: among the LFW identities with 3 to 5 photos (too few
+    to be a student of the term, and never shown as a weekly stranger), the one whose first photo
+    looks most like a student of the class (the highest fused similarity with a registration
+    template), each stranger in one class only; they come every week while they have a photo."""
+    candidates = sorted(
+        n for n, p in identities.items() if ONESHOT_MIN_PHOTOS <= len(p) < MIN_PHOTOS
+    )
+    first = [identities[n][0] for n in candidates]
+    probes, shown = data.faces(first)
+    taken: set[str] = set()
+    result = []
+    for term in classes:
+        registered = {sid: term.students[sid][0] for sid in term.students}
+        gallery = Gallery.from_views(
+            {sid: data.registration[FACENET][p] for sid, p in registered.items()},
+            {
+                m: {sid: data.registration[m][p] for sid, p in registered.items()}
+                for m in models
+                if m != FACENET
+            },
+        )
+        likeness = np.where(shown, gallery.similarities(probes).max(axis=1), -np.inf)
+        for index in np.argsort(-likeness, kind="stable"):
+            if candidates[int(index)] not in taken:
+                name = candidates[int(index)]
+                break
+        taken.add(name)
+        result.append(dataclasses.replace(term, recurring=tuple(identities[name])))
+    return result
 
 
 def merged_images(first: ImageEmbeddings, second: ImageEmbeddings) -> ImageEmbeddings:
@@ -570,10 +729,14 @@ def run(ctx: BenchContext) -> JsonDict:
         max_strangers=QUICK_STRANGERS_PER_HALF if ctx.quick else None,
     )
     classes = [c for group in scenarios.values() for c in group]
+    recurring_candidates = {
+        p for ps in identities.values() if ONESHOT_MIN_PHOTOS <= len(ps) < MIN_PHOTOS for p in ps
+    }
     photos = sorted(
         {p for c in classes for ps in c.students.values() for p in ps[1:]}
         | {p for c in classes for week in c.strangers for p in week}
         | {p for half in halves for _, p in half.probes()}
+        | recurring_candidates
     )
     images = embed_images(ours, ctx.lfw_dir, photos, ctx.cache("lfw", ours.name, ours.config()))
     enrol = sorted(
@@ -614,13 +777,17 @@ def run(ctx: BenchContext) -> JsonDict:
             registration[model].update(views)
         scenarios["people"] = [people]
     data = TermData(images, registration)
+    scenarios["recurring"] = with_recurring_strangers(
+        scenarios["classes"], identities, data, models
+    )
     result: JsonDict = {
         "protocol": {
             "dataset": "LFW (the photos present under faces/lfw)",
             "students": f"identities with >= {MIN_PHOTOS} photos, first photo registered",
             "strangers_per_session": STRANGERS_PER_SESSION,
             "models": list(models),
-            "threshold": ours.default_threshold,
+            "threshold": "calibrated for each class and school (ml.fusion.open_set_threshold)",
+            "previous_threshold": PREVIOUS_THRESHOLD,
             "default_max_samples": DEFAULT_MAX_SAMPLES,
             "default_auto_confirm": {
                 "min_score_margin": DEFAULT_AUTO_CONFIRM.min_score_margin,
@@ -634,11 +801,12 @@ def run(ctx: BenchContext) -> JsonDict:
     grid_named: list[NamedFace] = []
     every_policy = policies()
     for name, group in scenarios.items():
-        chosen = (
-            every_policy
-            if name == "classes" or WHOLE_COHORT_POLICIES is None
-            else {k: v for k, v in every_policy.items() if k in WHOLE_COHORT_POLICIES}
-        )
+        if name == "recurring":
+            chosen = {k: v for k, v in every_policy.items() if k in RECURRING_POLICIES}
+        elif name == "classes" or WHOLE_COHORT_POLICIES is None:
+            chosen = every_policy
+        else:
+            chosen = {k: v for k, v in every_policy.items() if k in WHOLE_COHORT_POLICIES}
         result["scenarios"][name] = {
             "classes": len(group),
             "class_sizes": [len(c.students) for c in group],

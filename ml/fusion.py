@@ -11,6 +11,7 @@ model's embeddings are not computed yet is compared on FaceNet alone, on the sam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -77,23 +78,73 @@ def fuse(
     return fused
 
 
-# Open-set thresholds on the cohort-normalised score (``ml.matching.cohort_scores``), per set of
-# models in use. FaceNet alone: 0.41, docs/accuracy.md, "Telling strangers apart". Fused: the threshold that
-# accepts 1 % of the strangers of the one-shot calibration class (LFW, 374 students, 2,192 stranger
-# probes: 0.3596), which on the held-out test class (373 students) accepted 1.16 % of strangers,
-# named 86.6 % of students right and none wrong (FaceNet alone at its 0.41: 74.5 %). The same 1 %
-# threshold measured 0.35-0.39 for random classes of 25, 50, 100 and 250 students (5 draws each) and
-# 0.35-0.44 for classes of 5: it does not drift with the class size. Measured 2026-11-29 with
-# `python -m bench --sections oneshot` (docs/benchmarks.md, "One-shot").
-DEFAULT_UNKNOWN_THRESHOLDS: Mapping[frozenset[str], float] = {
-    frozenset({FACENET}): 0.41,
-    frozenset({FACENET, DLIB}): 0.36,
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """The stage-1 threshold (``ml.matching.cohort_scores``) that accepts the target share of
+    strangers, as a function of the class's size ``N`` and the number ``S`` of people a face is
+    compared with (the class plus the school's other students, ``ml.matching.Cohort``):
+
+    ``t = c0 + c1 u + c2 w + c3 w^2 + c4 u w + c5 u^2`` with ``u = ln N`` and ``w = ln(S / N)``,
+    ``u`` and ``w`` clamped to the ranges it was fitted on (no extrapolation: a bigger class or
+    school gets the threshold of the largest measured).
+    """
+
+    coefficients: tuple[float, float, float, float, float, float]
+    max_class_size: int
+    """Largest class it was fitted on."""
+    max_school_ratio: float
+    """Largest ``S / N`` it was fitted on."""
+    target: float
+    """Share of strangers the fitted threshold accepts (the calibration class's)."""
+
+    def threshold(self, class_size: int, cohort_size: int = 0) -> float:
+        if class_size < 1 or cohort_size < 0:
+            raise ValueError("class_size must be >= 1 and cohort_size >= 0")
+        u = math.log(min(class_size, self.max_class_size))
+        w = min(math.log((class_size + cohort_size) / class_size), math.log(self.max_school_ratio))
+        c0, c1, c2, c3, c4, c5 = self.coefficients
+        return c0 + c1 * u + c2 * w + c3 * w * w + c4 * u * w + c5 * u * u
+
+
+# Open-set calibration, per set of models in use (docs/accuracy.md, "Telling strangers apart"). Fitted on the
+# one-shot split's calibration halves (LFW identities with >= 3 photos registered from their first
+# photo; strangers: the identities with 1-2 photos; 10 seeded splits, 8 random classes per split
+# and size) for classes of 5-300 students and school cohorts of 0-400 other students, at the
+# threshold accepting 0.7 % of strangers, the margin below the 1 % target: the held-out halves
+# accepted 0.64-0.81 % on average for every size (split to split sd 0.1-0.2 points, the noise of
+# ~2,150 stranger photos; the worst split 1.28 % for classes of 5 without a cohort). A class
+# without a school cohort of 5 / 30 / 100 / 373 students gets 0.406 / 0.384 / 0.376 / 0.372;
+# a school cohort lowers it (a class of 30 among 500 students: 0.296). Measured 2026-12-06 with
+# `python -m bench.calibrate` (docs/benchmarks.md, "Threshold with a margin").
+OPEN_SET_CALIBRATIONS: Mapping[frozenset[str], OpenSetCalibration] = {
+    frozenset({FACENET, DLIB}): OpenSetCalibration(
+        (0.43305, -0.01784, -0.06854, 0.00448, 0.00736, 0.00136),
+        max_class_size=373,
+        max_school_ratio=75.0,
+        target=0.007,
+    ),
 }
+
+REFERENCE_CLASS_SIZE = 30
+"""The class size :func:`default_unknown_threshold` quotes the threshold for (a typical class)."""
+
+# FaceNet alone (not the default): its own fixed threshold, docs/accuracy.md, "Telling strangers apart".
+FIXED_UNKNOWN_THRESHOLDS: Mapping[frozenset[str], float] = {frozenset({FACENET}): 0.41}
+
+
+def open_set_threshold(models: Collection[str], *, class_size: int, cohort_size: int = 0) -> float:
+    """The calibrated stage-1 threshold for a decision on ``models`` in a class of ``class_size``
+    students matched together with ``cohort_size`` students of other classes."""
+    key = frozenset(models)
+    if key in OPEN_SET_CALIBRATIONS:
+        return round(OPEN_SET_CALIBRATIONS[key].threshold(class_size, cohort_size), 4)
+    if key in FIXED_UNKNOWN_THRESHOLDS:
+        return FIXED_UNKNOWN_THRESHOLDS[key]
+    raise ValueError(f"no calibrated threshold for models {sorted(key)}")
 
 
 def default_unknown_threshold(models: Collection[str]) -> float:
-    """The calibrated default threshold for the models a decision uses."""
-    key = frozenset(models)
-    if key not in DEFAULT_UNKNOWN_THRESHOLDS:
-        raise ValueError(f"no calibrated threshold for models {sorted(key)}")
-    return DEFAULT_UNKNOWN_THRESHOLDS[key]
+    """The calibrated threshold for the models a decision uses, in a class of
+    :data:`REFERENCE_CLASS_SIZE` without a school cohort (what one number can say; a decision
+    applies :func:`open_set_threshold` for its own class and cohort)."""
+    return open_set_threshold(models, class_size=REFERENCE_CLASS_SIZE)

@@ -23,7 +23,15 @@ from ml.detection.geometry import box_iou
 from ml.embedder import embed_plain_and_mirrored
 from ml.fusion import FACENET
 from ml.head import HeadTrainingConfig, ProjectionHead, train_head
-from ml.matching import Gallery, match_faces
+from ml.matching import (
+    Cohort,
+    Gallery,
+    ImpostorKind,
+    KnownStrangers,
+    MatchDecision,
+    l2_normalize,
+    match_faces,
+)
 from ml.protocols import FaceCropper, FaceDetector, FaceEmbedder, HeadSegmenter
 from ml.segmentation import apply_head_mask
 from ml.types import DetectedFace, Embeddings, RGBImage, check_rgb_image
@@ -144,10 +152,17 @@ class FaceMatch:
     """Found, but smaller than ``PipelineConfig.min_recognisable_face``: neither embedded nor
     named (``student_id`` is ``None`` and the scores are 0)."""
     runner_up_similarity: float | None = None
-    """Best fused similarity with any other student (see ``ml.matching.MatchDecision``)."""
+    """Best fused similarity with anybody else it could be (see ``ml.matching.MatchDecision``)."""
     embeddings: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict, repr=False)
     """Each model's embedding of the face, ``(D,)`` (empty for a face too small to embed): what a
     confirmed face adds to the student's gallery (``ml.samples``)."""
+
+    impostor_similarity: float | None = None
+    """Best fused similarity with a student of another class or a known stranger (``None`` when
+    neither was given; see ``ml.matching.MatchDecision``)."""
+    closer_to: ImpostorKind | None = None
+    """Set when a student of another class or a known stranger matches the face at least as well
+    as its best student (the face is then unknown)."""
 
     @classmethod
     def too_small_face(cls, face: DetectedFace) -> FaceMatch:
@@ -356,36 +371,63 @@ class FacePipeline:
         return crop_face(image, face, self.config.alignment, size=self.embedder.input_size)
 
     def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
-        """One embedding per face: the crop and its mirror image averaged (more stable than either)."""
+        """FaceNet's embedding of each face: the crop and its mirror image averaged."""
         crops = [self.crop(image, face) for face in faces]
         return self.embed_crops(crops)
 
     def embed_crops(self, crops: Sequence[RGBImage]) -> Embeddings:
         return embed_plain_and_mirrored(self.embedder, crops)[1]
 
-    def embed_faces_by_model(
+    def face_crops(
         self, image: RGBImage, faces: Sequence[DetectedFace]
-    ) -> dict[str, Embeddings]:
-        """Every model's embedding of every face: FaceNet's crop + mirror average, and each
-        secondary model's embedding of its own crop."""
-        result = {FACENET: self.embed_faces(image, faces)}
+    ) -> dict[str, list[RGBImage]]:
+        """Each model's input crop of every face (FaceNet's margin crop, dlib's chip)."""
+        crops = {FACENET: [self.crop(image, face) for face in faces]}
         for model in self.secondary:
-            result[model.name] = self.embed_secondary(model, image, faces)
-        return result
+            crops[model.name] = [model.cropper.crop(image, face) for face in faces]
+        return crops
+
+    def _embedder(self, model: str) -> FaceEmbedder:
+        if model == FACENET:
+            return self.embedder
+        return next(m.embedder for m in self.secondary if m.name == model)
+
+    def embed_model_crops(
+        self, model: str, crops: Sequence[RGBImage], *, mirrored: bool
+    ) -> Embeddings:
+        """``model``'s unit embedding of each crop: the crop alone (one pass), or averaged with its
+        mirror image (two passes)."""
+        embedder = self._embedder(model)
+        if not crops:
+            return np.zeros((0, embedder.dim), np.float32)
+        if mirrored:
+            return embed_plain_and_mirrored(embedder, crops)[1]
+        return l2_normalize(embedder.embed(list(crops)))
+
+    def embed_faces_by_model(
+        self, image: RGBImage, faces: Sequence[DetectedFace], *, mirrored: bool = True
+    ) -> dict[str, Embeddings]:
+        """Every model's unit embedding of every face, each crop averaged with its mirror image
+        (``mirrored``), or the crops alone (one pass per model and face)."""
+        crops = self.face_crops(image, faces)
+        return {
+            model: self.embed_model_crops(model, rows, mirrored=mirrored)
+            for model, rows in crops.items()
+        }
 
     def embed_secondary(
         self, model: SecondaryModel, image: RGBImage, faces: Sequence[DetectedFace]
     ) -> Embeddings:
-        # One pass on the crop per class-photo face (dlib costs ~120 ms a face on 2 cores): the
-        # mirror is averaged in at registration only (see secondary_views).
+        """A secondary model's embedding of each face's crop, one pass (no mirror)."""
         if not faces:
             return np.zeros((0, model.embedder.dim), np.float32)
         return model.embedder.embed([model.cropper.crop(image, face) for face in faces])
 
     def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
-        """Every model's embedding of one face of a class photo, ``(1, D)`` each, exactly as
-        :meth:`recognise` embeds it (a face a teacher names later becomes a gallery sample)."""
-        return self.embed_faces_by_model(check_rgb_image(image), [face])
+        """Every model's embedding of one face of a class photo, ``(1, D)`` each, as
+        :meth:`recognise` embeds a face it is unsure of (each crop averaged with its mirror
+        image): a face a teacher names later becomes a gallery sample."""
+        return self.embed_faces_by_model(check_rgb_image(image), [face], mirrored=True)
 
     def secondary_views(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
         """Registration embeddings of ``face`` for every secondary model: its crop and the crop's
@@ -442,16 +484,42 @@ class FacePipeline:
 
     # -- attendance ------------------------------------------------------------------------------
 
+    def unsure(self, decision: MatchDecision | FaceMatch, threshold: float) -> bool:
+        """Whether averaging the face's crops with their mirror images could change
+        ``decision``: its score is within ``config.mirror_band`` of the threshold, or the named
+        student leads the runner-up, or a student of another class or a known stranger is behind
+        or ahead of the best student, by less than that."""
+        band = self.config.mirror_band
+        if abs(decision.score - threshold) < band:
+            return True
+        if (
+            decision.student_id is not None
+            and decision.runner_up_similarity is not None
+            and decision.similarity - decision.runner_up_similarity < band
+        ):
+            return True
+        return (
+            decision.impostor_similarity is not None
+            and abs(decision.impostor_similarity - decision.similarity) < band
+        )
+
     def recognise(
         self,
         image: RGBImage,
         gallery: Gallery,
         head: ProjectionHead | None = None,
         *,
+        cohort: Cohort | None = None,
+        strangers: KnownStrangers | None = None,
         max_faces: int | None = None,
     ) -> Recognition:
         """Match every face big enough to recognise; raises :class:`TooManyFacesError` before
         embedding anything when more than ``max_faces`` such faces are found.
+
+        ``cohort``: the school's other students (every class's but this one's,
+        ``Cohort.from_galleries``); ``strangers``: this class's known strangers
+        (``KnownStrangers.from_faces``). See ``ml.matching.match_faces``; without them the class
+        is matched on its own.
 
         Faces under ``config.min_recognisable_face`` pixels are returned as ``too_small`` without
         being embedded: a crowd in the background of a class photo costs a FaceNet and a dlib pass
@@ -462,13 +530,36 @@ class FacePipeline:
         recognisable = [f for f in faces if f.size >= self.config.min_recognisable_face]
         if max_faces is not None and len(recognisable) > max_faces:
             raise TooManyFacesError(len(recognisable), max_faces)
-        embeddings = self.embed_faces_by_model(image, recognisable)
-        decisions, threshold = match_faces(
-            embeddings,
-            gallery,
-            threshold=self.config.unknown_threshold,
-            head=head if self.config.use_head else None,
+        crops = self.face_crops(image, recognisable)
+        mirror_all = math.isinf(self.config.mirror_band)
+        embeddings = {
+            model: self.embed_model_crops(model, rows, mirrored=mirror_all)
+            for model, rows in crops.items()
+        }
+
+        def decide() -> tuple[list[MatchDecision], float]:
+            return match_faces(
+                embeddings,
+                gallery,
+                threshold=self.config.unknown_threshold,
+                head=head if self.config.use_head else None,
+                cohort=cohort,
+                strangers=strangers,
+            )
+
+        decisions, threshold = decide()
+        unsure = (
+            [] if mirror_all else [i for i, d in enumerate(decisions) if self.unsure(d, threshold)]
         )
+        if unsure:
+            # The mirror passes, only for the faces whose decision they could change.
+            for model, rows in crops.items():
+                mirrors = [np.ascontiguousarray(rows[i][:, ::-1]) for i in unsure]
+                embedded = self.embed_model_crops(model, mirrors, mirrored=False)
+                updated = embeddings[model].copy()
+                updated[unsure] = l2_normalize(updated[unsure] + embedded)
+                embeddings[model] = updated
+            decisions, threshold = decide()
         by_face = {
             id(face): FaceMatch(
                 face,
@@ -480,6 +571,8 @@ class FacePipeline:
                 d.model_similarities,
                 runner_up_similarity=d.runner_up_similarity,
                 embeddings={model: rows[i] for model, rows in embeddings.items()},
+                impostor_similarity=d.impostor_similarity,
+                closer_to=d.closer_to,
             )
             for i, (face, d) in enumerate(zip(recognisable, decisions, strict=True))
         }

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from ml.detection.geometry import LandmarkGeometry, landmarks_plausible
+from ml.detection.geometry import LandmarkGeometry, box_iou, box_overlaps, landmarks_plausible
+from ml.detection.mtcnn import DEFAULT_MIN_SCORE as MTCNN_DEFAULT_MIN_SCORE
 from ml.detection.mtcnn import MTCNNFaceDetector
+from ml.detection.yolo import DEFAULT_SCORE_THRESHOLD as YOLO_DEFAULT_SCORE_THRESHOLD
 from ml.detection.yolo import (
     UltralyticsMissingError,
     YoloFaceOnnxDetector,
@@ -27,6 +29,8 @@ __all__ = [
     "UltralyticsMissingError",
     "YoloFaceOnnxDetector",
     "YoloUltralyticsDetector",
+    "box_iou",
+    "box_overlaps",
     "build_yolo_detector",
     "create_detector",
     "landmarks_plausible",
@@ -65,15 +69,9 @@ def create_detector(
             raw-head ONNX export) and the optional ``yolo-pt`` dependency group is not installed.
     """
     if kind == "mtcnn":
-        if min_score is None:
-            return MTCNNFaceDetector(
-                min_face_size=min_face_size,
-                model_cache_dir=model_cache_dir,
-                intra_op_threads=intra_op_threads,
-            )
         return MTCNNFaceDetector(
             min_face_size=min_face_size,
-            min_score=min_score,
+            min_score=MTCNN_DEFAULT_MIN_SCORE if min_score is None else min_score,
             model_cache_dir=model_cache_dir,
             intra_op_threads=intra_op_threads,
         )
@@ -83,18 +81,10 @@ def create_detector(
                 "detector 'yolo' needs a weights file (yolo_weights): a YOLOv8-face ONNX export "
                 "or an ultralytics face checkpoint; use detector 'mtcnn' to run without one"
             )
-        tile_face = min_face_size if yolo_tiling else None
-        if min_score is None:
-            return build_yolo_detector(
-                Path(yolo_weights),
-                min_face_size=tile_face,
-                device=device,
-                num_threads=intra_op_threads,
-            )
         return build_yolo_detector(
             Path(yolo_weights),
-            score_threshold=min_score,
-            min_face_size=tile_face,
+            score_threshold=YOLO_DEFAULT_SCORE_THRESHOLD if min_score is None else min_score,
+            min_face_size=min_face_size if yolo_tiling else None,
             device=device,
             num_threads=intra_op_threads,
         )

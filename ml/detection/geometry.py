@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,13 +14,38 @@ FloatArray = npt.NDArray[np.float32]
 Box = tuple[float, float, float, float]
 
 
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes ``(x1, y1, x2, y2)`` (0 when either is empty)."""
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def box_overlaps(
+    first: npt.ArrayLike, second: npt.ArrayLike, *, mode: str = "union"
+) -> npt.NDArray[np.floating]:
+    """``(N, M)`` overlap of every box of ``first`` ``(N, 4)`` with every box of ``second``
+    ``(M, 4)``, boxes ``x1, y1, x2, y2``: intersection over union (``mode="union"``, IoU) or over
+    the smaller box (``mode="min"``, which is 1 for a small box lying inside a big one).
+
+    Computed in the inputs' float type (float32 boxes give float32 arithmetic, as MTCNN's
+    torchvision-compatible NMS needs); a pair whose union (or smaller box) is empty overlaps 0.
+    """
+    if mode not in ("union", "min"):
+        raise ValueError(f"unknown overlap mode {mode!r}")
+    a = np.atleast_2d(np.asarray(first))
+    b = np.atleast_2d(np.asarray(second))
+    dtype = np.result_type(a.dtype, b.dtype, np.float32)
+    a, b = a.astype(dtype, copy=False)[:, None, :4], b.astype(dtype, copy=False)[None, :, :4]
+    zero = dtype.type(0.0)
+    inter_w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), zero)
+    inter_h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), zero)
+    inter = inter_w * inter_h
+    area_a = np.maximum(a[..., 2] - a[..., 0], zero) * np.maximum(a[..., 3] - a[..., 1], zero)
+    area_b = np.maximum(b[..., 2] - b[..., 0], zero) * np.maximum(b[..., 3] - b[..., 1], zero)
+    denominator = np.minimum(area_a, area_b) if mode == "min" else area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = inter / denominator
+    result: npt.NDArray[np.floating] = np.where(denominator > 0, overlap, zero)
+    return result
+
+
+def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
+    """Intersection over union of two boxes ``x1, y1, x2, y2`` (0 when both are empty)."""
+    return float(box_overlaps(np.asarray(first, np.float64), np.asarray(second, np.float64))[0, 0])
 
 
 def nms(
@@ -32,28 +58,21 @@ def nms(
     """Greedy non-maximum suppression; indices of the kept boxes, best score first.
 
     ``mode="union"`` is the usual IoU; ``mode="min"`` divides the overlap by the smaller box, which
-    also removes a small box lying inside a bigger one (MTCNN's last stage uses it).
+    also removes a small box lying inside a bigger one (MTCNN's last stage uses it). A box is
+    suppressed when its overlap with a kept box is above ``threshold``.
     """
     if mode not in ("union", "min"):
         raise ValueError(f"unknown NMS mode {mode!r}")
     if len(boxes) == 0:
         return np.empty(0, dtype=np.intp)
-    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    areas = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    corners = np.asarray(boxes, dtype=np.float64)[:, :4]
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size > 0:
         best = int(order[0])
         keep.append(best)
         rest = order[1:]
-        inter_w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0.0)
-        inter_h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0.0)
-        inter = inter_w * inter_h
-        if mode == "min":
-            denominator = np.minimum(areas[best], areas[rest])
-        else:
-            denominator = areas[best] + areas[rest] - inter
-        overlap = inter / np.maximum(denominator, 1e-9)
+        overlap = box_overlaps(corners[best], corners[rest], mode=mode)[0]
         order = rest[overlap <= threshold]
     return np.asarray(keep, dtype=np.intp)
 

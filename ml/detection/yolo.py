@@ -66,6 +66,10 @@ def _sigmoid(values: npt.NDArray[np.floating]) -> FloatArray:
     return (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
 
 
+DEFAULT_SCORE_THRESHOLD = 0.5
+"""Face score a YOLO detection must reach by default."""
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """How an image was scaled and padded into the square network input."""
@@ -205,7 +209,7 @@ class YoloFaceOnnxDetector:
         self,
         weights: Path,
         *,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         iou_threshold: float = 0.45,
         geometry: LandmarkGeometry | None = None,
         min_face_size: int | None = 20,
@@ -402,7 +406,7 @@ class YoloUltralyticsDetector:
         self,
         weights: Path,
         *,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         iou_threshold: float = 0.45,
         image_size: int = 640,
         device: str = "cpu",
@@ -474,7 +478,7 @@ class YoloUltralyticsDetector:
 def build_yolo_detector(
     weights: Path,
     *,
-    score_threshold: float = 0.5,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     iou_threshold: float = 0.45,
     min_face_size: int | None = 20,
     device: str = "cpu",

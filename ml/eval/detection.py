@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from ml.detection.geometry import box_overlaps
 from ml.eval.photos import load_rgb
 from ml.eval.timing import timed_median
 from ml.protocols import FaceDetector
@@ -129,14 +130,9 @@ def match_boxes(
     detected = _box_array(faces)
     if len(detected) == 0 or len(truth) == 0:
         return 0
+    iou = box_overlaps(detected, truth).astype(np.float64)
     d = detected[:, None, :]
     t = truth[None, :, :]
-    inter_w = np.clip(np.minimum(d[..., 2], t[..., 2]) - np.maximum(d[..., 0], t[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(d[..., 3], t[..., 3]) - np.maximum(d[..., 1], t[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    area_d = (d[..., 2] - d[..., 0]) * (d[..., 3] - d[..., 1])
-    area_t = (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
-    iou = inter / np.maximum(area_d + area_t - inter, 1e-9)
     centre_x = (d[..., 0] + d[..., 2]) / 2
     centre_y = (d[..., 1] + d[..., 3]) / 2
     centre_inside = (

@@ -29,6 +29,7 @@ from ml.fusion import FACENET
 from ml.head import ProjectionHead
 from ml.matching import (
     DEFAULT_UNKNOWN_THRESHOLD,
+    Cohort,
     Gallery,
     ProbeEmbeddings,
     cohort_scores,
@@ -160,18 +161,21 @@ def decide(
     probes: ProbeEmbeddings,
     truth: Sequence[str | None],
     gallery: Gallery,
-    threshold: float,
+    threshold: float | None,
     head: ProjectionHead | None,
+    *,
+    cohort: Cohort | None = None,
 ) -> Outcome:
     """Each probe decided by ``match_faces`` on its own (as a one-face photo); ``probes`` are
-    FaceNet's embeddings or one matrix per model."""
+    FaceNet's embeddings or one matrix per model. ``threshold=None``: the calibrated default for
+    the class and the school ``cohort`` (the other classes' students), if any."""
     by_model = probes_by_model(probes)
     predicted: list[str | None] = []
     top1: list[str | None] = []
     best: list[float] = []
     for i in range(by_model[FACENET].shape[0]):
         one = {model: matrix[i : i + 1] for model, matrix in by_model.items()}
-        decisions, _ = match_faces(one, gallery, threshold=threshold, head=head)
+        decisions, _ = match_faces(one, gallery, threshold=threshold, head=head, cohort=cohort)
         predicted.append(decisions[0].student_id)
         top1.append(decisions[0].candidate_id)
         best.append(decisions[0].similarity)

@@ -26,7 +26,8 @@ from bench.oneshot import (
     rollcall_outcome,
     stage1_scores,
 )
-from bench.render import ALT, PEER, comparisons, render_markdown
+from bench.render import comparisons, render_markdown
+from bench.render_common import ALT, PEER
 from bench.systems import (
     FACENET_ALONE,
     ImageEmbeddings,
@@ -71,8 +72,15 @@ def patched_scales(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(
         ml.fusion,
-        "DEFAULT_UNKNOWN_THRESHOLDS",
-        {frozenset({"facenet"}): 0.41, frozenset({"facenet", "dlib"}): 0.37},
+        "OPEN_SET_CALIBRATIONS",
+        {
+            frozenset({"facenet", "dlib"}): ml.fusion.OpenSetCalibration(
+                (0.37, 0.0, 0.0, 0.0, 0.0, 0.0),
+                max_class_size=100,
+                max_school_ratio=10.0,
+                target=0.007,
+            )
+        },
     )
 
 
@@ -115,7 +123,10 @@ def test_variant_names_and_labels() -> None:
 
 def test_default_thresholds_come_from_ml_fusion(patched_scales: None) -> None:
     assert RollcallSystem().default_threshold == 0.37
+    assert RollcallSystem().default_threshold_for(12, 40) == 0.37
+    assert RollcallSystem().calibrated
     assert RollcallSystem(models=FACENET_ALONE).default_threshold == 0.41
+    assert not RollcallSystem(models=FACENET_ALONE).calibrated
 
 
 # -- verification -----------------------------------------------------------------------------------
@@ -221,7 +232,7 @@ def test_whole_class_false_accepts_equal_the_decisions(patched_scales: None) -> 
         )
         # A threshold that accepts some strangers and rejects others.
         threshold = float(np.median(stage1_scores(cls)[strangers][:-1]))
-        rows = false_accept_by_class_size(scores, cohort_accepts(threshold), (3,), seed=0)
+        rows = false_accept_by_class_size(scores, cohort_accepts(threshold, subset), (3,), seed=0)
         decided = rollcall_outcome(cls, threshold, None).rates()["false_accept"]
         assert [r["students"] for r in rows] == [3, 8]
         assert rows[-1]["classes"] == 1
@@ -236,6 +247,13 @@ def test_false_accepts_by_class_size_are_seeded_and_skip_faceless_probes() -> No
     accept = cohort_accepts(0.5)
     first = false_accept_by_class_size(scores, accept, (5, 25, 100), seed=1, repeats=4)
     assert first == false_accept_by_class_size(scores, accept, (5, 25, 100), seed=1, repeats=4)
+    # Classes drawn from the first columns only; the school cohort is every other column.
+    school = cohort_accepts(0.5, school=True)
+    drawn = false_accept_by_class_size(scores, school, (5,), seed=1, repeats=4, class_columns=20)
+    assert [r["students"] for r in drawn] == [5, 20]
+    # A school cohort can only take names away.
+    alone = false_accept_by_class_size(scores, accept, (5,), seed=1, repeats=4, class_columns=20)
+    assert all(s["false_accept"] <= a["false_accept"] for s, a in zip(drawn, alone, strict=True))
     assert [r["students"] for r in first] == [5, 25, 30]  # 100 > the class: the class itself
     assert all(r["min"] <= r["false_accept"] <= r["max"] for r in first)
     everybody = false_accept_by_class_size(scores, cohort_accepts(-10.0), (), seed=0)
@@ -244,7 +262,9 @@ def test_false_accepts_by_class_size_are_seeded_and_skip_faceless_probes() -> No
 
 def test_distance_rule_accepts_within_the_tolerance() -> None:
     distances = np.array([[0.7, 0.55], [0.65, 0.61], [0.6, 0.9]])
-    assert distance_accepts(0.6)(-distances).tolist() == [True, False, True]
+    everyone = np.arange(2)
+    assert distance_accepts(0.6)(-distances, everyone).tolist() == [True, False, True]
+    assert distance_accepts(0.6)(-distances, everyone[1:]).tolist() == [True, False, False]
 
 
 # -- rendering -----------------------------------------------------------------------------------

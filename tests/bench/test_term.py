@@ -102,6 +102,38 @@ def test_the_teacher_s_corrections_teach_the_class() -> None:
     assert all(w.samples_kept == 0 and w.samples_teacher == 0 for w in without)
 
 
+def test_a_recurring_stranger_the_teacher_cleared_is_not_named_again() -> None:
+    """A visitor who looks like student s0 comes every week; named in week 1, cleared by the
+    teacher: with known strangers never named again, without them named again (whenever s0's
+    own face does not take the name first: a student is named on one face at most)."""
+    term, data = synthetic_term(weeks=5)
+    rng = np.random.default_rng(9)
+    s0 = data.registration["facenet"][term.students["s0"][0]].mean(axis=0)
+    look = l2_normalize(s0 + 0.35 * l2_normalize(rng.normal(size=s0.shape)))
+    visits = [f"visitor/{k}.jpg" for k in range(5)]
+    rows = [l2_normalize(look + 0.08 * l2_normalize(rng.normal(size=s0.shape))) for _ in visits]
+    images = dataclasses.replace(
+        data.images,
+        paths=data.images.paths + tuple(visits),
+        embeddings=np.concatenate([data.images.embeddings, np.stack(rows).astype(np.float32)]),
+        faces_found=np.concatenate([data.images.faces_found, np.ones(5, np.int32)]),
+    )
+    term = dataclasses.replace(term, recurring=tuple(visits))
+    data = TermData(images, data.registration)
+    chosen = policies()
+    alone = dataclasses.replace(chosen["teacher_mean"], threshold=0.3)
+    known = dataclasses.replace(chosen["school"], threshold=0.3)
+    without, _, _ = simulate(term, alone, data, ("facenet",))
+    with_known, _, _ = simulate(term, known, data, ("facenet",))
+    assert [w.recurring_faces for w in with_known] == [1] * 5
+    assert without[0].recurring_accepted == with_known[0].recurring_accepted == 1
+    assert sum(w.recurring_accepted for w in without[1:]) >= 1
+    assert sum(w.recurring_accepted for w in with_known[1:]) == 0
+    assert with_known[-1].known_strangers == 1
+    # The class's students are named at least as often (the visitor no longer takes s0's name).
+    assert sum(w.named_right for w in with_known) >= sum(w.named_right for w in without)
+
+
 def test_the_sample_bound_holds() -> None:
     term, data = synthetic_term(weeks=6)
     bounded = dataclasses.replace(policies()["teacher_mean"], max_samples=2)

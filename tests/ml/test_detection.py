@@ -25,7 +25,8 @@ from ml.detection import (
     create_detector,
     landmarks_plausible,
 )
-from ml.detection.geometry import nms
+from ml.detection.geometry import box_iou, box_overlaps, nms
+from ml.detection.mtcnn import DEFAULT_MIN_SCORE as MTCNN_DEFAULT_MIN_SCORE
 from ml.detection.yolo import (
     BOX_LANDMARK_TEMPLATE,
     DFL_BINS,
@@ -33,6 +34,7 @@ from ml.detection.yolo import (
     decode_raw_heads,
     landmarks_from_box,
 )
+from ml.detection.yolo import DEFAULT_SCORE_THRESHOLD as YOLO_DEFAULT_SCORE_THRESHOLD
 from ml.eval.detection import load_ground_truth, match_boxes, match_noses
 from ml.eval.photos import load_rgb
 from ml.types import DetectedFace
@@ -305,6 +307,22 @@ def test_decode_raw_heads_places_box_and_landmarks() -> None:
     np.testing.assert_allclose(points[0], expected_points, atol=1e-4)
 
 
+def test_box_overlaps_iou_and_over_the_smaller_box() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [2, 2, 6, 6], [20, 20, 20, 30]], np.float32)
+    iou = box_overlaps(boxes, boxes)
+    assert iou.dtype == np.float32 and iou.shape == (4, 4)
+    np.testing.assert_allclose(np.diag(iou)[:3], 1.0)
+    assert iou[0, 1] == pytest.approx(50 / 150)
+    assert iou[0, 2] == pytest.approx(16 / 100)
+    assert iou[3, 3] == 0.0  # an empty box overlaps nothing, itself included
+    smaller = box_overlaps(boxes[:3], boxes[:3], mode="min")
+    assert smaller[0, 2] == pytest.approx(1.0)  # the small box lies inside the big one
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+    with pytest.raises(ValueError, match="overlap mode"):
+        box_overlaps(boxes, boxes, mode="max")
+
+
 def test_nms_union_and_min() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
@@ -362,11 +380,15 @@ def test_create_detector_errors(tmp_path: Path) -> None:
 
 
 def test_create_detector_kinds(yolo_weights: Path) -> None:
-    assert isinstance(
-        create_detector("mtcnn", yolo_weights=None, min_face_size=30), MTCNNFaceDetector
-    )
+    mtcnn = create_detector("mtcnn", yolo_weights=None, min_face_size=30)
+    assert isinstance(mtcnn, MTCNNFaceDetector) and mtcnn.min_score == MTCNN_DEFAULT_MIN_SCORE
+    strict = create_detector("mtcnn", yolo_weights=None, min_face_size=30, min_score=0.95)
+    assert isinstance(strict, MTCNNFaceDetector) and strict.min_score == 0.95
     detector = create_detector("yolo", yolo_weights=yolo_weights, min_face_size=20, min_score=0.6)
     assert isinstance(detector, YoloFaceOnnxDetector) and detector.score_threshold == 0.6
+    default = create_detector("yolo", yolo_weights=yolo_weights, min_face_size=20)
+    assert isinstance(default, YoloFaceOnnxDetector)
+    assert default.score_threshold == YOLO_DEFAULT_SCORE_THRESHOLD
 
 
 # -- ultralytics (offline) ------------------------------------------------------------------------

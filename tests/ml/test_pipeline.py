@@ -163,3 +163,61 @@ def test_faces_too_small_to_recognise_are_reported_not_embedded(
     )
     result = everything_small.recognise(image, cast_gallery, max_faces=0)
     assert [m.too_small for m in result.faces] == [True] * 5
+
+
+def test_the_mirror_pass_only_where_unsure_names_as_mirroring_every_face(
+    face_pipeline: FacePipeline, cast_gallery: Gallery, shared_dir: Path
+) -> None:
+    """The lazy mirror (``PipelineConfig.mirror_band``) and mirroring every face give the same
+    names on the cast's photos; the faces it is sure of keep their crops-alone embeddings."""
+    import math
+
+    every = face_pipeline.with_config(
+        dataclasses.replace(face_pipeline.config, mirror_band=math.inf)
+    )
+    for photo in ("face_api_js__bbt1.jpg", "face_api_js__bbt2.jpg", "face_api_js__bbt3.jpg"):
+        image = _group(shared_dir, photo)
+        lazy = face_pipeline.recognise(image, cast_gallery)
+        full = every.recognise(image, cast_gallery)
+        assert [m.student_id for m in lazy.faces] == [m.student_id for m in full.faces], photo
+        for match in lazy.faces:
+            if not face_pipeline.unsure(match, lazy.unknown_threshold):
+                plain = face_pipeline.embed_faces_by_model(image, [match.face], mirrored=False)
+                np.testing.assert_allclose(
+                    match.embeddings["facenet"], plain["facenet"][0], atol=1e-5
+                )
+
+
+def test_a_cast_member_of_another_class_is_not_named_here(
+    face_pipeline: FacePipeline, cast_gallery: Gallery, shared_dir: Path
+) -> None:
+    """Penny and Raj enrolled in another class of the school: in a class of the other six,
+    their faces in bbt3 are not given a name of this class, and the others still are."""
+    from ml.matching import Cohort, ImpostorKind
+
+    others = ("penny", "raj")
+    index = {sid: i for i, sid in enumerate(cast_gallery.student_ids)}
+
+    def part(names: tuple[str, ...]) -> Gallery:
+        rows = [index[n] for n in names]
+        return Gallery(
+            names,
+            cast_gallery.templates[rows],
+            [cast_gallery.views[i] for i in rows],
+            {
+                model: dataclasses.replace(
+                    extra, templates=extra.templates[rows], available=extra.available[rows]
+                )
+                for model, extra in cast_gallery.secondary.items()
+            },
+        )
+
+    here = part(tuple(n for n in CAST if n not in others))
+    school = Cohort.from_galleries([part(others)])
+    result = face_pipeline.recognise(
+        _group(shared_dir, "face_api_js__bbt3.jpg"), here, cohort=school
+    )
+    named = sorted(m.student_id for m in result.faces if m.student_id)
+    assert named == sorted(BBT3 - set(others))
+    vetoed = [m for m in result.faces if m.closer_to is ImpostorKind.COHORT]
+    assert len(vetoed) >= 1

@@ -6,6 +6,7 @@ is handed. ``tests/app/test_known_strangers.py`` runs both through the API with 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -46,6 +47,10 @@ def _upload(ctx: Context, *faces: str | None, seed: int = 7) -> str:
 
 def _mark_nobody(ctx: Context, photo_id: str, face: int) -> None:
     attendance.assign_face(ctx, CLASS_ID, "mon", photo_id, face, None, "console")
+
+
+def _clock(now: dt.datetime) -> Callable[[], dt.datetime]:
+    return lambda: now
 
 
 @pytest.fixture
@@ -91,7 +96,7 @@ def test_the_newest_are_kept_and_a_teacher_removes_one(ctx: Context) -> None:
     ctx.settings = ctx.settings.model_copy(update={"max_known_strangers": 2})
     marked = []
     for seed in range(3):
-        ctx.clock = lambda seed=seed: dt.datetime(2026, 3, 2, 9, seed, tzinfo=dt.UTC)
+        ctx.clock = _clock(dt.datetime(2026, 3, 2, 9, seed, tzinfo=dt.UTC))
         photo = _upload(ctx, None, seed=seed)
         _mark_nobody(ctx, photo, 0)
         marked.append(photo)
