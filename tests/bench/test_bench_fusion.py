@@ -26,7 +26,8 @@ from bench.oneshot import (
     rollcall_outcome,
     stage1_scores,
 )
-from bench.render import ALT, PEER, comparisons, render_markdown
+from bench.render import comparisons, render_markdown
+from bench.render_common import ALT, PEER
 from bench.systems import (
     FACENET_ALONE,
     ImageEmbeddings,

@@ -17,7 +17,8 @@ import pytest
 from bench.__main__ import merge_results, parse_sections
 from bench.groups import score_names
 from bench.oneshot import split_lfw
-from bench.render import PEER, comparisons, render_markdown
+from bench.render import comparisons, render_markdown
+from bench.render_common import PEER
 from bench.systems import ImageEmbeddings
 from bench.verification import FAILED, pair_scores
 from ml.eval.lfw import LfwPair, cross_validated_accuracy
