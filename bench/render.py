@@ -1009,7 +1009,7 @@ def render_scale(res: JsonDict) -> list[str]:
     ]
     if peer:
         header += [f"{PEER} encodings", f"{PEER} peak during a {last}-face match"]
-    return [
+    lines = [
         "Synthetic unit vectors; Rollcall `match_faces` (cohort score + joint assignment, 512-D "
         "float32), face_recognition `face_distance` per face (128-D float64). Median of "
         f"{res['repeats']} runs; peak = tracemalloc peak of one call. Templates, views and encodings "
@@ -1017,6 +1017,39 @@ def render_scale(res: JsonDict) -> list[str]:
         "",
         *table(header, rows),
     ]
+    school = res.get("school")
+    if school:
+        first = school[0]
+        lines += [
+            f"**A school cohort.** A class of {first['class']} (FaceNet and dlib templates) matching "
+            f"a photo of {first['faces']} faces alone and with the school's other students "
+            f"(`ml.matching.Cohort`, built from classes of {first['class']}) and "
+            f"{first['known_strangers']} known strangers; the look-alike rule runs once per class "
+            "and cohort (then remembered).",
+            "",
+            *table(
+                [
+                    "other students",
+                    "cohort arrays",
+                    "building the cohort",
+                    "look-alike rule (once)",
+                    "match, alone",
+                    "match, with cohort and known strangers",
+                ],
+                [
+                    [
+                        f"{row['cohort']:,}",
+                        fmt_bytes(row["cohort_bytes"]),
+                        fmt(row["build_ms"], "ms"),
+                        fmt(row["first_match_extra_ms"], "ms"),
+                        fmt(row["match_alone_ms"], "ms"),
+                        fmt(row["match_ms"], "ms"),
+                    ]
+                    for row in school
+                ],
+            ),
+        ]
+    return lines
 
 
 RENDERERS = {

@@ -21,7 +21,13 @@ import numpy.typing as npt
 
 from bench.common import BenchContext, JsonDict, rounded, unit_rows
 from ml.eval.timing import median_seconds
-from ml.matching import Gallery, match_faces
+from ml.matching import (
+    MAX_KNOWN_STRANGERS,
+    Cohort,
+    Gallery,
+    KnownStrangers,
+    match_faces,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,4 +93,67 @@ def run(ctx: BenchContext) -> JsonDict:
         "views_per_student": VIEWS_PER_STUDENT,
         "peer_available": peer,
         "rows": rows,
+        "school": school_cost(rng, QUICK_SCHOOL_SIZES if ctx.quick else SCHOOL_SIZES, repeats),
     }
+
+
+SCHOOL_CLASS = 40
+SCHOOL_SIZES = (1_000, 5_000)
+QUICK_SCHOOL_SIZES = (1_000,)
+SCHOOL_FACES = 30
+
+
+def school_cost(rng: np.random.Generator, sizes: tuple[int, ...], repeats: int) -> list[JsonDict]:
+    """A class of :data:`SCHOOL_CLASS` (FaceNet and dlib templates) matched with a school cohort
+    of the other students and :data:`~ml.matching.MAX_KNOWN_STRANGERS` known strangers: building
+    the cohort from the other classes' galleries (classes of 40), the first match of a class
+    against it (the look-alike rule, remembered afterwards), and each later photo."""
+
+    def gallery(n: int, prefix: str) -> Gallery:
+        return Gallery.from_views(
+            {f"{prefix}{i}": unit_rows(rng.standard_normal((2, 512))) for i in range(n)},
+            {"dlib": {f"{prefix}{i}": unit_rows(rng.standard_normal((2, 128))) for i in range(n)}},
+        )
+
+    cls = gallery(SCHOOL_CLASS, "c")
+    probes = {
+        "facenet": unit_rows(rng.standard_normal((SCHOOL_FACES, 512))),
+        "dlib": unit_rows(rng.standard_normal((SCHOOL_FACES, 128))),
+    }
+    strangers = KnownStrangers.from_faces(
+        [
+            {
+                "facenet": unit_rows(rng.standard_normal(512)),
+                "dlib": unit_rows(rng.standard_normal(128)),
+            }
+            for _ in range(MAX_KNOWN_STRANGERS)
+        ]
+    )
+    alone = median_seconds(partial(match_faces, probes, cls), repeats, warmup=1)
+    rows = []
+    for size in sizes:
+        others = [gallery(SCHOOL_CLASS, f"o{k}_") for k in range(size // SCHOOL_CLASS)]
+        build = median_seconds(partial(Cohort.from_galleries, others), repeats, warmup=1)
+        cohort = Cohort.from_galleries(others)
+        # The look-alike rule's work (``Impostors.for_class``, remembered afterwards).
+        first = median_seconds(partial(cohort.similarities_with, cls), repeats, warmup=1)
+        later = median_seconds(
+            partial(match_faces, probes, cls, cohort=cohort, strangers=strangers),
+            repeats,
+            warmup=1,
+        )
+        rows.append(
+            {
+                "cohort": len(cohort),
+                "class": SCHOOL_CLASS,
+                "faces": SCHOOL_FACES,
+                "known_strangers": len(strangers),
+                "cohort_bytes": int(sum(v.nbytes for v in cohort.vectors.values())),
+                "build_ms": rounded(build * 1000, 3),
+                "first_match_extra_ms": rounded(first * 1000, 3),
+                "match_ms": rounded(later * 1000, 3),
+                "match_alone_ms": rounded(alone * 1000, 3),
+            }
+        )
+        logger.info("school cost %d: %s", size, rows[-1])
+    return rows

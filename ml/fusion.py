@@ -109,13 +109,14 @@ class OpenSetCalibration:
 # Open-set calibration, per set of models in use (docs/accuracy.md, "Telling strangers apart"). Fitted on the
 # one-shot split's calibration halves (LFW identities with >= 3 photos registered from their first
 # photo; strangers: the identities with 1-2 photos; 10 seeded splits, 8 random classes per split
-# and size) for classes of 5-300 students and school cohorts of 0-400 other students, at the
+# and size) for classes of 5-300 students and school cohorts of 0-370 other students, at the
 # threshold accepting 0.7 % of strangers, the margin below the 1 % target: the held-out halves
-# accepted 0.64-0.81 % on average for every size (split to split sd 0.1-0.2 points, the noise of
-# ~2,150 stranger photos; the worst split 1.28 % for classes of 5 without a cohort). A class
-# without a school cohort of 5 / 30 / 100 / 373 students gets 0.406 / 0.384 / 0.376 / 0.372;
-# a school cohort lowers it (a class of 30 among 500 students: 0.296). Measured 2026-12-06 with
-# `python -m bench.calibrate` (docs/benchmarks.md, "Threshold with a margin").
+# accepted 0.59-0.81 % on average for every size (split to split sd 0.1-0.26 points, the noise of
+# ~2,150 stranger photos; the worst split 1.12 %). A class without a school cohort of 5 / 30 / 100
+# / 373 students gets 0.408 / 0.388 / 0.380 / 0.375; a school cohort lowers it (a class of 30 among
+# 500 students: 0.301, among 1,000: 0.291). Fitted 2026-12-06 with
+# `uv run --group bench python -m bench --sections school` (docs/benchmarks.md, "Threshold with a
+# margin": the section refits them and shows the committed ones beside).
 OPEN_SET_CALIBRATIONS: Mapping[frozenset[str], OpenSetCalibration] = {
     frozenset({FACENET, DLIB}): OpenSetCalibration(
         (0.43305, -0.01784, -0.06854, 0.00448, 0.00736, 0.00136),
