@@ -238,6 +238,8 @@ def test_a_face_can_be_nobody_of_the_class(term: Term) -> None:
     face = response.json()["faces"][raj_face]
     assert face["not_in_class"] is True and face["student_id"] is None
     assert face["source"] == "teacher"
+    (stranger,) = term.client.get(term.url("/strangers")).json()
+    assert (stranger["photo_id"], stranger["face_index"]) == (upload["photo_id"], raj_face)
 
 
 def test_past_roster_unchanged_by_a_later_enrolment(
@@ -250,6 +252,10 @@ def test_past_roster_unchanged_by_a_later_enrolment(
         files={"photos": ("raj1.png", cast_photos["raj"], "image/png")},
     )
     assert response.status_code == 201, response.text
+    # Raj's face was marked "not in this class" in wk1, before he joined it: that mark no longer
+    # keeps him from being named, and the teacher is told.
+    assert term.client.get(term.url("/strangers")).json() == []
+    assert any("not in this class" in w for w in response.json()["warnings"])
     after = term.roster("wk1")
     assert "raj" not in after and after.keys() == before.keys()
     assert "raj" in term.roster("wk2")  # today's session: enrolled on its day

@@ -15,6 +15,7 @@ from app.services.enrolment.models import (
 from app.services.enrolment.photos import (
     PreparedPhoto,
     check_photo,
+    forget_strangers_like,
     prepare_photos,
     stage_photos,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "enrol_prepared",
     "enrolled_student",
     "forget_face",
+    "forget_strangers_like",
     "get_student",
     "keep_bounded",
     "list_samples",

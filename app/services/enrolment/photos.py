@@ -4,8 +4,12 @@ look-alikes among the class, and cut into thumbnails on request."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from app.core import thumbnails
 from app.core.errors import InvalidInputError, NotFoundError, SeveralFacesError
@@ -27,6 +31,9 @@ from app.storage import ObjectNotFoundError
 from ml.fusion import FACENET
 from ml.pipeline import FaceChoice, FaceEnrolment, MultipleFacesError, NoFaceError
 from ml.types import RGBImage
+from ml.vectors import l2_normalize
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -213,3 +220,30 @@ def thumbnail(ctx: Context, class_id: str, student_id: str, info: StudentPhotoDo
     return thumbnails.face_crop_jpeg(
         data, info.box, context=thumbnails.THUMBNAIL_CONTEXT, max_side=thumbnails.THUMBNAIL_PX
     )
+
+
+def forget_strangers_like(
+    ctx: Context, class_id: str, student_id: str, photos: Sequence[PreparedPhoto]
+) -> int:
+    """Remove the class's known strangers who are this student (``ml.matching``'s
+    ``SAME_PERSON_SIMILARITY`` with one of the new registration photos): a face marked "not in
+    this class" before the student joined it would keep them from being named. Returns how many."""
+    if not photos:
+        return 0
+    probes: dict[str, list[npt.NDArray[np.float32]]] = {}
+    for photo in photos:
+        views = {FACENET: photo.enrolment.views, **photo.enrolment.secondary_views}
+        for model, rows in views.items():
+            probes.setdefault(model, []).append(np.asarray(rows, np.float32).mean(axis=0))
+    if FACENET not in probes:
+        return 0
+    unit = {model: l2_normalize(np.stack(rows)) for model, rows in probes.items()}
+    if any(len(rows) != len(photos) for rows in probes.values()):
+        unit = {FACENET: unit[FACENET]}  # a model missing on some photo: FaceNet alone
+    gone = ctx.impostors.strangers_like(class_id, unit)
+    for stranger_id in gone:
+        ctx.records.strangers.delete(class_id, stranger_id)
+        logger.info(
+            "class %s: known stranger %s is student %s: removed", class_id, stranger_id, student_id
+        )
+    return len(gone)

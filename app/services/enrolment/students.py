@@ -29,6 +29,7 @@ from app.services.enrolment.models import (
 )
 from app.services.enrolment.photos import (
     PreparedPhoto,
+    forget_strangers_like,
     look_alike_warnings,
     prepare_photos,
     similar_students,
@@ -154,10 +155,16 @@ def enrol_prepared(
         staged.roll_back()
         raise NotFoundError(f"student {student_id!r} was deleted")
     ctx.gallery_changed(class_id)
+    strangers = forget_strangers_like(ctx, class_id, student_id, photos)
 
     reports = [photo.report() for photo in photos]
     warnings = [f"{r.filename or r.photo_id}: {w}" for r in reports for w in r.quality.warnings]
     warnings += look_alike_warnings(similar)
+    if strangers:
+        warnings.append(
+            f"{current.name} was marked “not in this class” on a class photo before; that mark "
+            "is removed, so they are recognised from now on."
+        )
     return Enrolment(
         student=_student(current, _photo_count(ctx, class_id, student_id)),
         photos=reports,

@@ -44,7 +44,12 @@ from app.records.documents import (
 from app.services import privacy
 from app.services.audit import Action, AuditSubject
 from app.services.context import Context
-from app.services.enrolment import PreparedPhoto, prepare_photos, stage_photos
+from app.services.enrolment import (
+    PreparedPhoto,
+    forget_strangers_like,
+    prepare_photos,
+    stage_photos,
+)
 from app.services.imports.jobs import INTERRUPTED, list_imports, report
 from app.services.imports.models import ImportJob
 from app.services.imports.roster import PhotoKey, Roster, RosterClass, RosterStudent, source_slug
@@ -344,6 +349,7 @@ def _import_student(
         if not run.options.dry_run:
             with ctx.records.staged("an import's photo") as staged:
                 stage_photos(ctx, class_id, student_id, staged, [prepared])
+            forget_strangers_like(ctx, class_id, student_id, [prepared])
             run.touched.add(class_id)
         run.state.photos_added += 1
         run.audit(

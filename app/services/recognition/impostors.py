@@ -33,7 +33,14 @@ from app.records.documents import vector_from_text
 from app.services.recognition.gallery import ClassGallery, GalleryCache
 from app.storage import ObjectNotFoundError, StorageUnavailableError
 from ml.fusion import FACENET
-from ml.matching import MAX_COHORT_SIZE, Cohort, Gallery, KnownStrangers
+from ml.matching import (
+    MAX_COHORT_SIZE,
+    SAME_PERSON_SIMILARITY,
+    Cohort,
+    Gallery,
+    KnownStrangers,
+)
+from ml.types import Embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +253,21 @@ class ImpostorCache:
             self._stranger_rows.update(loaded)
             self._strangers[class_id] = (listed, strangers)
         return strangers
+
+    def strangers_like(
+        self, class_id: str, probes: Mapping[str, Embeddings], at: float = SAME_PERSON_SIMILARITY
+    ) -> list[str]:
+        """The ids of the class's known strangers whom one of ``probes`` (unit vectors, ``(P, D)``
+        per model, FaceNet's required) matches at ``at`` or more: the same person."""
+        self.strangers_of(class_id)  # loads what is listed now
+        listed = self._strangers.get(class_id, ((), None))[0]
+        with self._lock:
+            rows = [self._stranger_rows[key] for key in listed if key in self._stranger_rows]
+        if not rows:
+            return []
+        everyone = KnownStrangers.from_faces([row[2] for row in rows], max_faces=len(rows))
+        best = everyone.similarities(probes).max(axis=0)
+        return [row[1] for row, score in zip(rows, best, strict=True) if score >= at]
 
     def forget(self, class_id: str) -> None:
         """Drop what is cached of a class (deleted)."""
