@@ -118,15 +118,9 @@ def assign_face(
     The student is then present from this photo; whoever the face named before loses what it gave
     them (another face or photo may still show them); a student may be on one face per photo.
     """
-    photo = photo_doc(ctx, class_id, session_id, photo_id)
-    if not 0 <= face_index < len(photo.faces):
-        raise NotFoundError(
-            f"photo {photo_id!r} has {len(photo.faces)} faces; no face number {face_index}"
-        )
+    photo, faces = _named_faces(ctx, class_id, session_id, photo_id, face_index)
     if student_id is not None:
         _require_enrolled(ctx, class_id, student_id)
-    assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
-    faces = roster.name_faces(photo, assignments)
     current = faces[face_index]
     if student_id is not None:
         for face in faces:
@@ -141,18 +135,7 @@ def assign_face(
                 )
     if current.source == enrolment.TEACHER and current.student_id == student_id:
         return session_photo(ctx, class_id, session_id, photo_id)  # already so: nothing to do
-    ctx.records.assignments.add(
-        class_id,
-        session_id,
-        FaceAssignmentDoc(
-            id=new_id(),
-            photo_id=photo_id,
-            face_index=face_index,
-            student_id=student_id,
-            assigned_at=ctx.now(),
-            assigned_by=by,
-        ),
-    )
+    _record(ctx, class_id, session_id, photo_id, face_index, student_id, by)
     # Samples follow the names: none of the face for whoever it named before, none of another
     # face for the student now named here (recognition had put them there).
     if current.student_id is not None and current.student_id != student_id:
@@ -180,15 +163,41 @@ def withdraw_assignment(
     name applies again, unless the teacher put that student on another face. What the naming
     kept (the student's sample of the face, or the known stranger) goes. 404 when no teacher
     named the face."""
+    current = _named_faces(ctx, class_id, session_id, photo_id, face_index)[1][face_index]
+    if current.assignment is None:
+        raise NotFoundError(f"face {face_index} of photo {photo_id!r} was not named by a teacher")
+    _record(ctx, class_id, session_id, photo_id, face_index, None, by, withdrawn=True)
+    if current.student_id is not None:
+        enrolment.forget_face(ctx, class_id, current.student_id, session_id, photo_id, face_index)
+        ctx.gallery_changed(class_id)
+    strangers.forget_face(ctx, class_id, session_id, photo_id, face_index)
+    return session_photo(ctx, class_id, session_id, photo_id)
+
+
+def _named_faces(
+    ctx: Context, class_id: str, session_id: str, photo_id: str, face_index: int
+) -> tuple[SessionPhotoDoc, list[roster.NamedFace]]:
+    """The stored photo and its faces as named now; 404 when it has no face ``face_index``."""
     photo = photo_doc(ctx, class_id, session_id, photo_id)
     if not 0 <= face_index < len(photo.faces):
         raise NotFoundError(
             f"photo {photo_id!r} has {len(photo.faces)} faces; no face number {face_index}"
         )
     assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
-    current = roster.name_faces(photo, assignments)[face_index]
-    if current.assignment is None:
-        raise NotFoundError(f"face {face_index} of photo {photo_id!r} was not named by a teacher")
+    return photo, roster.name_faces(photo, assignments)
+
+
+def _record(
+    ctx: Context,
+    class_id: str,
+    session_id: str,
+    photo_id: str,
+    face_index: int,
+    student_id: str | None,
+    by: str,
+    *,
+    withdrawn: bool = False,
+) -> None:
     ctx.records.assignments.add(
         class_id,
         session_id,
@@ -196,17 +205,12 @@ def withdraw_assignment(
             id=new_id(),
             photo_id=photo_id,
             face_index=face_index,
-            student_id=None,
+            student_id=student_id,
             assigned_at=ctx.now(),
             assigned_by=by,
-            withdrawn=True,
+            withdrawn=withdrawn,
         ),
     )
-    if current.student_id is not None:
-        enrolment.forget_face(ctx, class_id, current.student_id, session_id, photo_id, face_index)
-        ctx.gallery_changed(class_id)
-    strangers.forget_face(ctx, class_id, session_id, photo_id, face_index)
-    return session_photo(ctx, class_id, session_id, photo_id)
 
 
 def _learn_face(
