@@ -7,7 +7,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from anyascii import anyascii
 
@@ -65,6 +65,16 @@ def new_id(at: datetime | None = None) -> str:
     now)."""
     now = at.astimezone(UTC) if at is not None else datetime.now(UTC)
     return f"{now:%Y%m%dt%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(4)}"
+
+
+def new_id_after(previous: str | None) -> str:
+    """A fresh id that sorts after ``previous`` (an id of :func:`new_id`), also when both are made
+    in the same millisecond: what a newer version of a fact needs, where the newest id wins."""
+    fresh = new_id()
+    if previous is None or fresh > previous:
+        return fresh
+    stamp = datetime.strptime(previous.split("-", 1)[0], "%Y%m%dt%H%M%S%f").replace(tzinfo=UTC)
+    return new_id(stamp + timedelta(milliseconds=1))
 
 
 def clean_name(name: str, *, what: str = "name") -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from app.core.errors import ConflictError, NotFoundError
-from app.core.ids import new_id
+from app.core.ids import new_id, new_id_after
 from app.records.documents import (
     FaceAssignmentDoc,
     SessionPhotoDoc,
@@ -118,7 +118,7 @@ def assign_face(
     The student is then present from this photo; whoever the face named before loses what it gave
     them (another face or photo may still show them); a student may be on one face per photo.
     """
-    photo, faces = _named_faces(ctx, class_id, session_id, photo_id, face_index)
+    photo, faces, newest = _named_faces(ctx, class_id, session_id, photo_id, face_index)
     if student_id is not None:
         _require_enrolled(ctx, class_id, student_id)
     current = faces[face_index]
@@ -135,7 +135,7 @@ def assign_face(
                 )
     if current.source == enrolment.TEACHER and current.student_id == student_id:
         return session_photo(ctx, class_id, session_id, photo_id)  # already so: nothing to do
-    _record(ctx, class_id, session_id, photo_id, face_index, student_id, by)
+    _record(ctx, class_id, session_id, photo_id, face_index, student_id, by, after=newest)
     # Samples follow the names: none of the face for whoever it named before, none of another
     # face for the student now named here (recognition had put them there).
     if current.student_id is not None and current.student_id != student_id:
@@ -163,10 +163,11 @@ def withdraw_assignment(
     name applies again, unless the teacher put that student on another face. What the naming
     kept (the student's sample of the face, or the known stranger) goes. 404 when no teacher
     named the face."""
-    current = _named_faces(ctx, class_id, session_id, photo_id, face_index)[1][face_index]
+    _, faces, newest = _named_faces(ctx, class_id, session_id, photo_id, face_index)
+    current = faces[face_index]
     if current.assignment is None:
         raise NotFoundError(f"face {face_index} of photo {photo_id!r} was not named by a teacher")
-    _record(ctx, class_id, session_id, photo_id, face_index, None, by, withdrawn=True)
+    _record(ctx, class_id, session_id, photo_id, face_index, None, by, after=newest, withdrawn=True)
     if current.student_id is not None:
         enrolment.forget_face(ctx, class_id, current.student_id, session_id, photo_id, face_index)
         ctx.gallery_changed(class_id)
@@ -176,15 +177,16 @@ def withdraw_assignment(
 
 def _named_faces(
     ctx: Context, class_id: str, session_id: str, photo_id: str, face_index: int
-) -> tuple[SessionPhotoDoc, list[roster.NamedFace]]:
-    """The stored photo and its faces as named now; 404 when it has no face ``face_index``."""
+) -> tuple[SessionPhotoDoc, list[roster.NamedFace], FaceAssignmentDoc | None]:
+    """The stored photo, its faces as named now, and the face's newest assignment (a withdrawn
+    one too); 404 when the photo has no face ``face_index``."""
     photo = photo_doc(ctx, class_id, session_id, photo_id)
     if not 0 <= face_index < len(photo.faces):
         raise NotFoundError(
             f"photo {photo_id!r} has {len(photo.faces)} faces; no face number {face_index}"
         )
     assignments = ctx.records.assignments.of_photo(class_id, session_id, photo_id)
-    return photo, roster.name_faces(photo, assignments)
+    return photo, roster.name_faces(photo, assignments), assignments.get(face_index)
 
 
 def _record(
@@ -196,13 +198,16 @@ def _record(
     student_id: str | None,
     by: str,
     *,
+    after: FaceAssignmentDoc | None,
     withdrawn: bool = False,
 ) -> None:
+    """Write an assignment of the face that sorts after its newest one (``after``), which it
+    replaces, even within the same millisecond."""
     ctx.records.assignments.add(
         class_id,
         session_id,
         FaceAssignmentDoc(
-            id=new_id(),
+            id=new_id_after(after.id if after else None),
             photo_id=photo_id,
             face_index=face_index,
             student_id=student_id,

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from app.core.errors import NotFoundError
-from app.core.ids import new_id, utc_now
+from app.core.ids import new_id, new_id_after, utc_now
 from app.core.images import encode_jpeg
 from app.core.uploads import Upload
 from app.records import documents
@@ -208,3 +208,13 @@ def test_withdrawing_a_naming_gives_recognition_its_name_back() -> None:
         assert len(attendance.list_known_strangers(ctx, CLASS_ID)) == 1
         attendance.withdraw_assignment(ctx, CLASS_ID, "mon", photo, 2, "console")
         assert attendance.list_known_strangers(ctx, CLASS_ID) == []
+
+
+def test_a_newer_assignment_sorts_after_the_one_it_replaces_within_a_millisecond() -> None:
+    first = new_id()
+    later = [new_id_after(first)]
+    for _ in range(50):
+        later.append(new_id_after(later[-1]))
+    assert sorted([first, *later]) == [first, *later]
+    assert len(set(later)) == len(later)
+    assert new_id_after(None) > first
