@@ -18,6 +18,8 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
                                                              last: it makes the photo count
     classes/{cid}/students/{sid}/samples/{sample_id}.json    a confirmed face from a class photo
                                                              (provenance, embeddings, crop)
+    classes/{cid}/strangers/{xid}.json                       a face a teacher said is nobody of the
+                                                             class (provenance, embeddings, crop)
     classes/{cid}/head/{version:08d}.safetensors             trained projection heads
     classes/{cid}/head/current.json                          pointer to the head in use
     classes/{cid}/head/failure.json                          last failed training (removed on success)
@@ -37,7 +39,8 @@ derived artefact (the in-memory gallery, the trained head) can be rebuilt from t
     imports/{id}/state.json                                  where it is (rewritten as it runs)
 
 Corrections and assignments are never rewritten: each one is a new object, and the newest of a
-student (of a face) applies. Their ids sort by time (``ids.new_id``).
+student (of a face) applies. Their ids sort by time (``ids.new_id``; ``ids.new_id_after`` for a
+face's assignment that replaces another within the same millisecond).
 
 The audit log is at the bucket's root, outside ``classes/``, so that deleting a class or erasing
 a student keeps the trail (it holds ids, never names or images). One object per event, written

@@ -56,6 +56,7 @@ def test_every_stored_thing_parses_its_own_keys_only() -> None:
         keys.STUDENT: keys.STUDENT.key(class_id="c", student_id="s"),
         keys.STUDENT_PHOTO: keys.STUDENT_PHOTO.key(class_id="c", student_id="s", photo_id="p"),
         keys.SAMPLE: keys.SAMPLE.key(class_id="c", student_id="s", sample_id="x"),
+        keys.KNOWN_STRANGER: keys.KNOWN_STRANGER.key(class_id="c", stranger_id="x"),
         keys.HEAD: keys.HEAD.key(class_id="c", version=3),
         keys.SESSION: keys.SESSION.key(class_id="c", session_id="m"),
         keys.RECORD: keys.RECORD.key(class_id="c", session_id="m", student_id="s"),
