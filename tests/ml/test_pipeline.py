@@ -11,7 +11,13 @@ import pytest
 
 from ml.eval.photos import load_rgb
 from ml.matching import Gallery
-from ml.pipeline import FacePipeline, MultipleFacesError, NoFaceError, estimate_pose
+from ml.pipeline import (
+    VIEWS_PER_STEP,
+    FacePipeline,
+    MultipleFacesError,
+    NoFaceError,
+    estimate_pose,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,23 @@ def test_registration_photos_have_one_face(face_pipeline: FacePipeline, shared_d
         photo = sorted(folder.iterdir())[0]
         face, _ = face_pipeline.registration_face(load_rgb(photo))
         assert face.score > 0.9, photo
+
+
+def test_an_enrolment_in_steps_embeds_what_one_batch_does(
+    face_pipeline: FacePipeline, shared_dir: Path
+) -> None:
+    """A background registration (a roster import) pauses at checkpoints between a few views at a
+    time; its embeddings are those of the same photo in one go."""
+    photo = load_rgb(shared_dir / "faces/people/face_api_js__raj/raj1.png")
+    whole = face_pipeline.enrol(photo)
+    calls: list[int] = []
+    stepped = face_pipeline.enrol(photo, checkpoint=lambda: calls.append(1))
+    n_views = face_pipeline.config.n_views
+    assert len(calls) == -(-n_views // VIEWS_PER_STEP) + 1  # the views' steps, then dlib's
+    assert stepped.views.shape == whole.views.shape
+    assert float(np.abs(stepped.views - whole.views).max()) < 1e-4
+    for model, views in whole.secondary_views.items():
+        assert np.array_equal(stepped.secondary_views[model], views)
 
 
 def test_enrolment_rejects_no_face_and_two_faces(
