@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,14 +12,22 @@ from ml.matching import Cohort, Gallery, KnownStrangers
 from ml.pipeline import FaceChoice, FaceEnrolment, FacePipeline, Recognition
 from ml.types import DetectedFace, Embeddings, RGBImage
 
+BACKGROUND_SLICE_S = 0.25
+"""At a checkpoint, background work steps aside for a waiting request once it has run this long
+since it last took the models: a class photo waits at most this plus one step, and an import
+still progresses while class photos keep coming. Measured with ``python -m bench.roster_import``
+(docs/importing.md): yielding at every checkpoint starved a 1,000-student import under a client
+calling back to back (not done after 18 minutes); yielding only between photos let a request wait
+for a whole registration (p95 2.1-2.8x)."""
+
 
 class Inference:
     """The pipeline behind a semaphore: a few concurrent requests must not oversubscribe the CPU.
 
     Background work (a roster import's photos) yields to requests: it runs one photo at a time,
     only while no request is waiting for the models or using them, and steps aside at each of the
-    pipeline's checkpoints when one arrives, so a teacher's class photo waits at most one step of
-    a registration (a few views, about 100 ms)."""
+    pipeline's checkpoints when one is waiting and it has run :data:`BACKGROUND_SLICE_S`, so a
+    teacher's class photo waits a fraction of a registration, not all of it."""
 
     def __init__(self, pipeline: FacePipeline, concurrency: int, max_faces: int | None = None):
         self.pipeline = pipeline
@@ -27,6 +36,7 @@ class Inference:
         self._requests = 0
         self._quiet = threading.Condition()
         self._background = threading.Lock()
+        self._background_since = 0.0
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -48,12 +58,16 @@ class Inference:
             self._slots.acquire()
             with self._quiet:
                 if self._requests == 0:
+                    self._background_since = time.monotonic()
                     return
             self._slots.release()  # a request came in meanwhile: it goes first
 
     def _let_requests_pass(self) -> None:
-        """A background enrolment's checkpoint: its slot goes to the requests waiting, if any,
-        and is taken again once they are done."""
+        """A background enrolment's checkpoint: once it has held its slot for
+        :data:`BACKGROUND_SLICE_S`, the slot goes to the requests waiting, if any, and is taken
+        again once they are done."""
+        if time.monotonic() - self._background_since < BACKGROUND_SLICE_S:
+            return
         with self._quiet:
             waiting = self._requests > 0
         if waiting:

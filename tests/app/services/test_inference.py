@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import cast
 
 import numpy as np
+import pytest
 
+from app.services.recognition import inference as inference_module
 from app.services.recognition.inference import Inference
 from ml.pipeline import FacePipeline
 from ml.types import DetectedFace, RGBImage
@@ -40,7 +42,10 @@ class _Steps:
         return []
 
 
-def test_a_request_goes_at_the_next_checkpoint_of_a_background_registration() -> None:
+def test_a_request_goes_at_the_next_checkpoint_of_a_background_registration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(inference_module, "BACKGROUND_SLICE_S", 0.0)
     steps = _Steps()
     inference = Inference(cast(FacePipeline, steps), concurrency=1)
     image = np.zeros((8, 8, 3), np.uint8)
@@ -58,6 +63,26 @@ def test_a_request_goes_at_the_next_checkpoint_of_a_background_registration() ->
     assert result == ["enrolled"]
     # The request ran right after the step in progress, before the rest of the registration.
     assert steps.events == ["step 0", "step 1", "request", "step 2", "step 3", "step 4", "step 5"]
+
+
+def test_within_its_slice_background_work_keeps_the_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(inference_module, "BACKGROUND_SLICE_S", 60.0)
+    steps = _Steps()
+    inference = Inference(cast(FacePipeline, steps), concurrency=1)
+    image = np.zeros((8, 8, 3), np.uint8)
+    worker = threading.Thread(target=inference.enrol, args=(image,), kwargs={"background": True})
+    worker.start()
+    assert steps.started.wait(10)
+    request = threading.Thread(target=inference.detect, args=(image,))
+    request.start()
+    while inference._requests == 0:
+        threading.Event().wait(0.001)
+    steps.go_on.set()
+    worker.join(10)
+    request.join(10)
+    assert steps.events == [*(f"step {n}" for n in range(STEPS)), "request"]
 
 
 def test_background_work_waits_for_requests_in_progress() -> None:
