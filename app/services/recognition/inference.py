@@ -18,7 +18,8 @@ since it last took the models: a class photo waits at most this plus one step, a
 still progresses while class photos keep coming. Measured with ``python -m bench.roster_import``
 (docs/importing.md): yielding at every checkpoint starved a 1,000-student import under a client
 calling back to back (not done after 18 minutes); yielding only between photos let a request wait
-for a whole registration (p95 2.1-2.8x)."""
+for a whole registration (p95 2.1-2.8x); this slice: 755 s on disk and 869 s on S3, p95 1.65x and
+2.26x."""
 
 
 class Inference:
