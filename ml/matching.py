@@ -475,6 +475,32 @@ class ImpostorTemplates:
         return result
 
 
+def cohort_rows(gallery: Gallery) -> list[dict[str, npt.NDArray[np.float32]]]:
+    """One row per student of ``gallery``, in its order: their FaceNet template and the template
+    of each secondary model they have, as the gallery matches with them."""
+    rows: list[dict[str, npt.NDArray[np.float32]]] = []
+    for i in range(len(gallery)):
+        row = {FACENET: gallery.templates[i]}
+        row.update(
+            {
+                model: extra.templates[i]
+                for model, extra in gallery.secondary.items()
+                if extra.available[i]
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def cohort_picks(count: int, max_size: int = MAX_COHORT_SIZE) -> npt.NDArray[np.intp] | None:
+    """Which of ``count`` people a cohort keeps: ``None`` for all of them, else ``max_size``
+    evenly spread indexes (the cut is logged)."""
+    if count <= max_size:
+        return None
+    logger.warning("school cohort of %d people cut to %d (MAX_COHORT_SIZE)", count, max_size)
+    return np.linspace(0, count - 1, max_size).round().astype(np.intp)
+
+
 @dataclass(frozen=True, eq=False)
 class Cohort(ImpostorTemplates):
     """The school's other students: everybody enrolled in the deployment's other classes (the
@@ -498,23 +524,9 @@ class Cohort(ImpostorTemplates):
     ) -> Cohort:
         """Every student of ``galleries`` (the other classes' galleries, as built for matching),
         at most ``max_size`` (an evenly spread subset beyond)."""
-        rows: list[dict[str, npt.NDArray[np.float32]]] = []
-        for gallery in galleries:
-            for i in range(len(gallery)):
-                row = {FACENET: gallery.templates[i]}
-                row.update(
-                    {
-                        model: extra.templates[i]
-                        for model, extra in gallery.secondary.items()
-                        if extra.available[i]
-                    }
-                )
-                rows.append(row)
-        if len(rows) > max_size:
-            logger.warning(
-                "school cohort of %d people cut to %d (MAX_COHORT_SIZE)", len(rows), max_size
-            )
-            picks = np.linspace(0, len(rows) - 1, max_size).round().astype(int)
+        rows = [row for gallery in galleries for row in cohort_rows(gallery)]
+        picks = cohort_picks(len(rows), max_size)
+        if picks is not None:
             rows = [rows[i] for i in picks]
         vectors, available = cls._stack(rows, unit=False)
         return cls(vectors, available)
@@ -630,6 +642,7 @@ class MatchDecision:
 
 def stage2_scores(
     raw: npt.NDArray[np.float32],
+    normalised: npt.NDArray[np.float32],
     head_scores: npt.NDArray[np.float32] | None,
     head_known: npt.NDArray[np.bool_] | None,
     *,
@@ -640,15 +653,16 @@ def stage2_scores(
 ) -> npt.NDArray[np.float64]:
     """Score matrix ``(F, S)`` used for assignment; ``_FORBIDDEN`` where a pairing is not allowed.
 
-    Only pairs whose cohort-normalised score reaches the threshold are allowed, and only students
-    who match the face better than every impostor (``impostor_best``: the best similarity of each
-    face with the school's other students and the known strangers). Among the allowed students
+    Only pairs whose cohort-normalised score (``normalised``: :func:`cohort_scores` of ``raw``
+    with ``impostor_best``) reaches the threshold are allowed, and only students who match the
+    face better than every impostor (``impostor_best``: the best similarity of each face with the
+    school's other students and the known strangers). Among the allowed students
     close to a face's best raw score, those the head knows are scored by a blend of head and raw
     similarity; everybody else keeps the raw cosine, so a student enrolled after the head was
     trained is never hidden by it.
     """
     scores = raw.astype(np.float64).copy()
-    allowed = cohort_scores(raw, impostor_best=impostor_best) >= threshold
+    allowed = normalised >= threshold
     if impostor_best is not None:
         allowed &= raw > np.asarray(impostor_best)[:, None]
     if head_scores is not None and head_known is not None and raw.shape[1] > 0:
@@ -811,6 +825,7 @@ def match_faces(
             head_known = None
     scores = stage2_scores(
         raw,
+        normalised,
         head_scores,
         head_known,
         threshold=applied,

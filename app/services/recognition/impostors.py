@@ -34,11 +34,12 @@ from app.services.recognition.gallery import ClassGallery, GalleryCache
 from app.storage import ObjectNotFoundError, StorageUnavailableError
 from ml.fusion import FACENET
 from ml.matching import (
-    MAX_COHORT_SIZE,
     SAME_PERSON_SIMILARITY,
     Cohort,
     Gallery,
     KnownStrangers,
+    cohort_picks,
+    cohort_rows,
 )
 from ml.types import Embeddings
 
@@ -67,27 +68,14 @@ class SchoolCohort:
 
 def school_cohort(galleries: Mapping[str, Gallery], generation: int) -> SchoolCohort | None:
     """The rows of every student of ``galleries`` (``class_id -> gallery``), at most
-    ``MAX_COHORT_SIZE`` of them (evenly spread beyond)."""
-    rows: list[dict[str, npt.NDArray[np.float32]]] = []
-    labels: list[tuple[str, str]] = []
-    for class_id in sorted(galleries):
-        gallery = galleries[class_id]
-        for i, student_id in enumerate(gallery.student_ids):
-            row = {FACENET: gallery.templates[i]}
-            row.update(
-                {
-                    model: extra.templates[i]
-                    for model, extra in gallery.secondary.items()
-                    if extra.available[i]
-                }
-            )
-            rows.append(row)
-            labels.append((class_id, student_id))
+    ``MAX_COHORT_SIZE`` of them (evenly spread beyond), as ``Cohort.from_galleries`` keeps them."""
+    class_ids = sorted(galleries)
+    rows = [row for class_id in class_ids for row in cohort_rows(galleries[class_id])]
+    labels = [(c, student_id) for c in class_ids for student_id in galleries[c].student_ids]
     if not rows:
         return None
-    if len(rows) > MAX_COHORT_SIZE:
-        logger.warning("school cohort of %d students cut to %d", len(rows), MAX_COHORT_SIZE)
-        picks = np.linspace(0, len(rows) - 1, MAX_COHORT_SIZE).round().astype(int)
+    picks = cohort_picks(len(rows))
+    if picks is not None:
         rows = [rows[i] for i in picks]
         labels = [labels[i] for i in picks]
     return SchoolCohort(
