@@ -47,7 +47,7 @@ class Repositories:
         self.student_photos = StudentPhotos(store)
         self.embeddings = StudentEmbeddings(store)
         self.samples = Samples(store)
-        self.strangers = KnownStrangers(store)
+        self.strangers = KnownStrangers(store, self.cache)
         self.heads = HeadStore(store)
         self.sessions = Sessions(store, self.cache)
         self.session_photos = SessionPhotos(store, self.cache)

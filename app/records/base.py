@@ -31,6 +31,15 @@ class Repository:
         except (ObjectNotFoundError, ValidationError):
             return None
 
+    def _load(self, key: str, model: type[DocT], what: str) -> DocT:
+        """The document at a key a listing showed; :class:`ObjectNotFoundError` if deleted since,
+        ``ValueError`` naming ``what`` and the key if unreadable."""
+        data = self._store.get(key)
+        try:
+            return model.model_validate_json(data)
+        except ValueError as error:
+            raise ValueError(f"unreadable {what} {key}") from error
+
     def _read_version(self, key: str, tag: str, model: type[DocT]) -> DocT | None:
         """:meth:`_read` of ``key`` as a listing just showed it (version ``tag``), from the
         cache when that version was read before."""

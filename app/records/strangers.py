@@ -22,22 +22,24 @@ class KnownStrangers(Repository):
     def listed(self, class_id: str) -> list[str]:
         """The keys of the class's known strangers (one listing, nothing read)."""
         prefix = keys.KNOWN_STRANGER.prefix(class_id=class_id)
-        return sorted(
+        return [
             key for key in self._store.list(prefix) if keys.KNOWN_STRANGER.parse(key) is not None
-        )
+        ]
 
     def load(self, key: str) -> KnownStrangerDoc:
         """The known stranger at a listed key; :class:`app.storage.ObjectNotFoundError` if
         deleted since, ``ValueError`` if unreadable."""
-        data = self._store.get(key)
-        try:
-            return KnownStrangerDoc.model_validate_json(data)
-        except ValueError as error:
-            raise ValueError(f"unreadable known stranger {key}") from error
+        return self._load(key, KnownStrangerDoc, "known stranger")
 
     def of_class(self, class_id: str) -> list[KnownStrangerDoc]:
-        """Every readable known stranger of the class, oldest first."""
-        docs = (self._read(key, KnownStrangerDoc) for key in self.listed(class_id))
+        """Every readable known stranger of the class, oldest first (each read once: they never
+        change, so the shared cache serves them by version; a teacher's every naming asks)."""
+        listed = self._store.list_versions(keys.KNOWN_STRANGER.prefix(class_id=class_id))
+        docs = (
+            self._read_version(key, tag, KnownStrangerDoc)
+            for key, tag in listed.items()
+            if keys.KNOWN_STRANGER.parse(key) is not None
+        )
         found = [doc for doc in docs if doc is not None]
         found.sort(key=lambda doc: (doc.marked_at, doc.id))
         return found

@@ -355,11 +355,7 @@ class Samples(Repository):
     def load(self, key: str) -> SampleDoc:
         """The sample at a listed key (:attr:`StudentKeys.samples`); :class:`ObjectNotFoundError`
         if deleted since, ``ValueError`` if unreadable."""
-        data = self._store.get(key)
-        try:
-            return SampleDoc.model_validate_json(data)
-        except ValueError as error:
-            raise ValueError(f"unreadable sample {key}") from error
+        return self._load(key, SampleDoc, "sample")
 
     def _listed(self, class_id: str, student_id: str) -> list[str]:
         prefix = keys.SAMPLE.prefix(class_id=class_id, student_id=student_id)

@@ -37,16 +37,16 @@ def remember_face(
     photo: SessionPhotoDoc,
     face_index: int,
     by: str,
-) -> KnownStranger | None:
+) -> None:
     """Keep face ``face_index`` of the photo as a known stranger of the class (the teacher said it
     is nobody of it). Nothing is kept for a face too small to recognise, one whose original is
     gone, or when ``ROLLCALL_REMEMBER_STRANGERS`` is off."""
     face_doc = photo.faces[face_index]
     if not ctx.settings.remember_strangers or face_doc.too_small:
-        return None
+        return
     found = stored_face(ctx, class_id, session_id, photo, face_index)
     if found is None:
-        return None
+        return
     forget_face(ctx, class_id, session_id, photo.id, face_index)
     doc = KnownStrangerDoc(
         id=new_id(),
@@ -62,36 +62,29 @@ def remember_face(
     )
     ctx.records.strangers.create(class_id, doc)
     keep_bounded(ctx, class_id)
-    return to_result(doc)
 
 
 def forget_face(
     ctx: Context, class_id: str, session_id: str, photo_id: str, face_index: int
-) -> int:
+) -> None:
     """Remove the known strangers taken from one face (the face was named again)."""
-    removed = 0
     for doc in ctx.records.strangers.of_class(class_id):
         if (doc.session_id, doc.photo_id, doc.face_index) == (session_id, photo_id, face_index):
             ctx.records.strangers.delete(class_id, doc.id)
-            removed += 1
-    return removed
 
 
-def keep_bounded(ctx: Context, class_id: str) -> list[str]:
-    """Drop the oldest known strangers beyond ``max_known_strangers``; returns the ids dropped.
-    Best effort: a failure leaves one too many until the next."""
+def keep_bounded(ctx: Context, class_id: str) -> None:
+    """Drop the oldest known strangers beyond ``max_known_strangers``. Best effort: a failure
+    leaves one too many until the next."""
     limit = ctx.settings.max_known_strangers
     try:
         if len(ctx.records.strangers.listed(class_id)) <= limit:
-            return []
+            return
         docs = ctx.records.strangers.of_class(class_id)
-        dropped = [doc.id for doc in docs[: max(0, len(docs) - limit)]]
-        for stranger_id in dropped:
-            ctx.records.strangers.delete(class_id, stranger_id)
-        return dropped
+        for doc in docs[: max(0, len(docs) - limit)]:
+            ctx.records.strangers.delete(class_id, doc.id)
     except StorageUnavailableError:
         logger.warning("could not bound the known strangers of %s: store unavailable", class_id)
-        return []
 
 
 def purge_known_strangers(ctx: Context, class_id: str, cut_off: dt.datetime) -> int:
