@@ -22,8 +22,7 @@ from tqdm import tqdm
 
 from app.commands import configure_logging
 from app.core.errors import ServiceError
-from app.core.ids import new_id
-from app.records.documents import ImportJobDoc, ImportStateDoc
+from app.records.documents import ImportStateDoc
 from app.services import imports
 from app.services.context import Context
 from app.services.imports.archives import Archive
@@ -69,36 +68,23 @@ def run(
     ctx = Context.build(settings, store, build_pipeline(settings.pipeline_config()))
     options = imports.ImportOptions(args.photo_key, args.dry_run, args.erase_removed)
     with ExitStack() as stack:
+        stack.callback(ctx.close)
         photos = None
         if args.photos is not None and args.photos.is_dir():
             photos = imports.photos_from_folder(args.photos)
         elif args.photos is not None:
             archive = stack.enter_context(Archive(args.photos, "the photos", photo_limits(ctx)))
             photos = imports.photos_from_archive(archive)
-        now = ctx.now()
-        job = ImportJobDoc(
-            id=new_id(now),
-            kind=roster.kind,
-            created_at=now,
-            requested_by=ACTOR,
-            photo_key=options.photo_key,
-            dry_run=options.dry_run,
-            erase_removed=options.erase_removed,
-            total=len(roster.students),
-        )
-        ctx.records.imports.create(job, ImportStateDoc(state="queued", updated_at=now))
+        job = imports.queue_import(ctx, roster, options, ACTOR)
         out.write(
             f"{roster.kind}: {len(roster.classes)} classes, {len(roster.students)} students; "
             f"importing into {store.description} as import {job.id}"
             f"{' (dry run: nothing is stored)' if options.dry_run else ''}\n"
         )
-        try:
-            with tqdm(total=len(roster.students), unit="student", file=sys.stderr) as bar:
-                state = imports.run_import(
-                    ctx, job, roster, photos, options, ACTOR, on_student=bar.update
-                )
-        finally:
-            ctx.close()
+        with tqdm(total=len(roster.students), unit="student", file=sys.stderr) as bar:
+            state = imports.run_import(
+                ctx, job, roster, photos, options, ACTOR, on_student=bar.update
+            )
     for issue in state.refusals:
         out.write(f"needs a photo  {issue.source_id} {issue.name}: {issue.reason}\n")
     for issue in state.removed:

@@ -6,6 +6,7 @@ stored, and the keys allowed to import."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import roster_import
+from app.records import keys
+from app.records.documents import ImportStateDoc
 from app.storage import DiskObjectStore, ObjectStore
 from harness.rosters import (
     Pupil,
@@ -220,6 +223,15 @@ def test_the_command_imports_from_folders_twice(
     out = capsys.readouterr().out
     assert "students 0 created, 0 updated, 10 unchanged; 0 photos stored" in out
     assert len(store.list("classes/bbt-guid/students/")) > 0
+    # Another import still running (its process wrote its state just now): one at a time, as
+    # through the API.
+    states = [key for key in store.list("imports/") if keys.IMPORT_STATE.parse(key) is not None]
+    running = ImportStateDoc(state="running", updated_at=datetime.now(UTC))
+    store.put(states[-1], running.to_json_bytes(), content_type="application/json")
+    jobs_before = store.list("imports/")
+    assert roster_import.main([str(export), str(photos)]) == 2
+    assert "is running" in capsys.readouterr().err
+    assert store.list("imports/") == jobs_before
 
 
 def test_the_teacher_chooses_the_face_on_a_photo_of_several(

@@ -12,7 +12,13 @@ from app.services.imports.intake import (
 from app.services.imports.jobs import check_photo_key, get_import, list_imports
 from app.services.imports.models import Counts, ImportIssue, ImportJob
 from app.services.imports.roster import PHOTO_KEYS, PhotoKey, Roster, RosterError
-from app.services.imports.school import ImportOptions, Photos, run_import, start_import
+from app.services.imports.school import (
+    ImportOptions,
+    Photos,
+    queue_import,
+    run_import,
+    start_import,
+)
 
 __all__ = [
     "PHOTO_KEYS",
@@ -30,6 +36,7 @@ __all__ = [
     "list_imports",
     "photos_from_archive",
     "photos_from_folder",
+    "queue_import",
     "read_roster_upload",
     "roster_from_path",
     "run_import",

@@ -160,17 +160,8 @@ def class_id_of(roster: Roster, cls: RosterClass) -> str:
     return slugify(cls.title) if roster.kind == "CSV" else source_slug(cls.source_id)
 
 
-def start_import(
-    ctx: Context,
-    roster: Roster,
-    photos: Photos | None,
-    options: ImportOptions,
-    actor: str,
-    *,
-    release: Callable[[], None] = lambda: None,
-) -> ImportJob:
-    """Record the import (queued) and run it in the background; ``release`` is called when it
-    has ended (the photos' temporary file goes; the caller removes it when this raises). One
+def queue_import(ctx: Context, roster: Roster, options: ImportOptions, actor: str) -> ImportJobDoc:
+    """Record an import (queued) for :func:`run_import`, through the API or the command. One
     import runs at a time: another one still going (on any replica) is a
     :class:`ConflictError`."""
     for other in list_imports(ctx, limit=5):
@@ -190,9 +181,24 @@ def start_import(
         erase_removed=options.erase_removed,
         total=len(roster.students),
     )
-    state = ImportStateDoc(state="queued", updated_at=now)
-    if not ctx.records.imports.create(job, state):  # pragma: no cover - ids are random
-        raise ServiceError("import id taken; try again")
+    if not ctx.records.imports.create(job, ImportStateDoc(state="queued", updated_at=now)):
+        raise ServiceError("import id taken; try again")  # pragma: no cover - ids are random
+    return job
+
+
+def start_import(
+    ctx: Context,
+    roster: Roster,
+    photos: Photos | None,
+    options: ImportOptions,
+    actor: str,
+    *,
+    release: Callable[[], None] = lambda: None,
+) -> ImportJob:
+    """Record the import (:func:`queue_import`) and run it in the background; ``release`` is
+    called when it has ended (the photos' temporary file goes; the caller removes it when this
+    raises)."""
+    job = queue_import(ctx, roster, options, actor)
 
     def run(stop: threading.Event) -> None:
         try:
@@ -201,7 +207,7 @@ def start_import(
             release()
 
     ctx.jobs.submit(f"import {job.id}", run)
-    return report(job, state, ctx.now())
+    return report(job, ImportStateDoc(state="queued", updated_at=job.created_at), ctx.now())
 
 
 def run_import(
