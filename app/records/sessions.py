@@ -48,7 +48,7 @@ class SessionFolder:
         names: dict[str, set[str]] = {}
         for key in self.objects:
             ref = keys.SESSION_PHOTO.parse(key)
-            if ref is not None and "/" not in ref.name:
+            if ref is not None:
                 names.setdefault(ref.photo_id, set()).add(ref.name)
         return names
 

@@ -32,8 +32,9 @@ EraseRemoved = Annotated[
 ]
 
 
-ROSTER_OVERHEAD_BYTES = 300 * 1024**2
-"""The roster's zip (at most 256 MB uncompressed: ``intake.ROSTER_LIMITS``) and the form."""
+ROSTER_OVERHEAD_BYTES = imports.ROSTER_LIMITS.max_total_bytes + 44 * 1024**2
+"""The roster's zip (no larger than what it may hold uncompressed, stored entries and their
+headers included) and the rest of the form: 300 MiB."""
 
 
 def build_router(max_photos_bytes: int) -> APIRouter:
@@ -50,6 +51,7 @@ def build_router(max_photos_bytes: int) -> APIRouter:
         kind: str,
         roster: UploadFile,
         photos: UploadFile | None,
+        *,
         photo_key: str,
         dry_run: bool,
         erase_removed: bool,
@@ -100,9 +102,9 @@ def build_router(max_photos_bytes: int) -> APIRouter:
             "oneroster",
             roster,
             photos,
-            photo_key,
-            dry_run,
-            erase_removed,
+            photo_key=photo_key,
+            dry_run=dry_run,
+            erase_removed=erase_removed,
         )
 
     @router.post(
@@ -136,9 +138,9 @@ def build_router(max_photos_bytes: int) -> APIRouter:
             "csv",
             roster,
             photos,
-            "sourcedId",
-            dry_run,
-            erase_removed,
+            photo_key="sourcedId",
+            dry_run=dry_run,
+            erase_removed=erase_removed,
         )
 
     @router.get("", response_model=list[ImportJob], summary="The latest imports, newest first")

@@ -64,6 +64,10 @@ def _links(class_id: str, photo: SessionPhotoAdded | SessionPhotoDetail) -> sche
     )
 
 
+def _detail_out(class_id: str, photo: SessionPhotoDetail) -> schemas.SessionPhotoDetailOut:
+    return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
+
+
 @router.post(
     "/recognise",
     response_model=schemas.RecognitionOut,
@@ -306,7 +310,7 @@ def assign_face(
             student_id=body.student_id,
         ),
     )
-    return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
+    return _detail_out(class_id, photo)
 
 
 @router.delete(
@@ -337,7 +341,7 @@ def withdraw_assignment(
             class_id=class_id, session_id=session_id, photo_id=photo_id, face_index=face_index
         ),
     )
-    return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
+    return _detail_out(class_id, photo)
 
 
 @router.get(
@@ -367,7 +371,7 @@ def session_photo(
     ctx: ContextDep, class_id: ClassId, session_id: SessionId, photo_id: PhotoId
 ) -> schemas.SessionPhotoDetailOut:
     photo = attendance.session_photo(ctx, class_id, session_id, photo_id)
-    return schemas.SessionPhotoDetailOut(**dict(photo), **dict(_links(class_id, photo)))
+    return _detail_out(class_id, photo)
 
 
 @router.get(

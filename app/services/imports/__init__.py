@@ -3,6 +3,7 @@ read by :mod:`.roster` from what :mod:`.intake` receives), and the original serv
 (:mod:`.original`)."""
 
 from app.services.imports.intake import (
+    ROSTER_LIMITS,
     begin_upload_import,
     photos_from_archive,
     photos_from_folder,
@@ -22,6 +23,7 @@ from app.services.imports.school import (
 
 __all__ = [
     "PHOTO_KEYS",
+    "ROSTER_LIMITS",
     "Counts",
     "ImportIssue",
     "ImportJob",
