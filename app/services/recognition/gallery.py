@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -126,8 +126,8 @@ class GalleryCache:
             known_samples = {
                 key: self._sample_arrays[key] for key in wanted[2] if key in self._sample_arrays
             }
-        loaded = self._load(wanted[0] + wanted[1], known, self._embeddings.load)
-        loaded_samples = self._load(wanted[2], known_samples, self._sample_embeddings)
+        loaded = load_new(wanted[0] + wanted[1], known, self._embeddings.load)
+        loaded_samples = load_new(wanted[2], known_samples, self._sample_embeddings)
         arrays = {**known, **loaded}
         samples = {**known_samples, **loaded_samples}
         present = tuple(key for key in wanted[0] if key in arrays)
@@ -166,35 +166,13 @@ class GalleryCache:
         with self._lock:
             class_prefix = keys.CLASS.prefix(class_id=class_id)
             # Drop arrays of photos that are gone, keep the rest for the next rebuild.
-            for key in [k for k in self._arrays if k.startswith(class_prefix)]:
-                if key not in arrays:
-                    del self._arrays[key]
-            for key in [k for k in self._sample_arrays if k.startswith(class_prefix)]:
-                if key not in samples:
-                    del self._sample_arrays[key]
+            drop_unlisted(self._arrays, class_prefix, arrays)
+            drop_unlisted(self._sample_arrays, class_prefix, samples)
             self._arrays.update(loaded)
             self._sample_arrays.update(loaded_samples)
             if (present, present_secondary) == wanted[:2] and len(samples) == len(wanted[2]):
                 self._snapshots[class_id] = snapshot
         return snapshot
-
-    @staticmethod
-    def _load(
-        keys: Sequence[str], known: Mapping[str, object], load: Callable[[str], T]
-    ) -> dict[str, T]:
-        loaded: dict[str, T] = {}
-        for key in keys:
-            if key in known:
-                continue
-            try:
-                loaded[key] = load(key)
-            except ObjectNotFoundError:
-                # Deleted between the listing and now: the next listing will not show it either.
-                continue
-            except ValueError:
-                logger.exception("ignoring unreadable object %s", key)
-                continue
-        return loaded
 
     def _sample_embeddings(self, key: str) -> dict[str, Embeddings]:
         """``model -> (1, D)`` of a stored sample."""
@@ -206,10 +184,33 @@ class GalleryCache:
         class_prefix = keys.CLASS.prefix(class_id=class_id)
         with self._lock:
             self._snapshots.pop(class_id, None)
-            for cache in (self._arrays, self._sample_arrays):
-                for key in [k for k in cache if k.startswith(class_prefix)]:
-                    del cache[key]
+            drop_unlisted(self._arrays, class_prefix, ())
+            drop_unlisted(self._sample_arrays, class_prefix, ())
 
 
 def _keys_of(snapshot: ClassGallery) -> tuple[tuple[str, ...], ...]:
     return (snapshot.embedding_keys, snapshot.secondary_keys, snapshot.sample_keys)
+
+
+def load_new(keys: Sequence[str], known: Container[str], load: Callable[[str], T]) -> dict[str, T]:
+    """``load`` of each listed key not ``known`` yet (immutable objects, read once). One deleted
+    since the listing is left out (the next listing will not show it either); one unreadable is
+    logged and left out."""
+    loaded: dict[str, T] = {}
+    for key in keys:
+        if key in known:
+            continue
+        try:
+            loaded[key] = load(key)
+        except ObjectNotFoundError:
+            continue
+        except ValueError:
+            logger.exception("ignoring unreadable object %s", key)
+            continue
+    return loaded
+
+
+def drop_unlisted(cache: dict[str, T], prefix: str, listed: Container[str]) -> None:
+    """Drop what ``cache`` holds under ``prefix`` that the latest listing no longer shows."""
+    for key in [k for k in cache if k.startswith(prefix) and k not in listed]:
+        del cache[key]

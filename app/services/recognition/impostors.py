@@ -30,8 +30,8 @@ import numpy.typing as npt
 
 from app.records import Repositories, keys
 from app.records.documents import vector_from_text
-from app.services.recognition.gallery import ClassGallery, GalleryCache
-from app.storage import ObjectNotFoundError, StorageUnavailableError
+from app.services.recognition.gallery import ClassGallery, GalleryCache, drop_unlisted, load_new
+from app.storage import StorageUnavailableError
 from ml.fusion import FACENET
 from ml.matching import (
     SAME_PERSON_SIMILARITY,
@@ -44,6 +44,9 @@ from ml.matching import (
 from ml.types import Embeddings
 
 logger = logging.getLogger(__name__)
+
+_StrangerRow = tuple[float, str, dict[str, npt.NDArray[np.float32]]]
+"""A known stranger as matching needs it: when marked (seconds), its id, ``model -> (D,)``."""
 
 _CLASS_SUBSETS = 16
 """Per-class cohorts kept (each is nearly the whole school's: 2.5 MiB for 1,000 students)."""
@@ -111,7 +114,7 @@ class ImpostorCache:
         self._building: threading.Thread | None = None
         self._closed = False
         self._subsets: OrderedDict[tuple[int, str, tuple[str, ...]], Cohort | None] = OrderedDict()
-        self._stranger_rows: dict[str, tuple[float, str, dict[str, npt.NDArray[np.float32]]]] = {}
+        self._stranger_rows: dict[str, _StrangerRow] = {}
         self._strangers: dict[str, tuple[tuple[str, ...], KnownStrangers | None]] = {}
 
     # -- the school-wide cohort ----------------------------------------------------------------
@@ -212,33 +215,13 @@ class ImpostorCache:
             cached = self._strangers.get(class_id)
             if cached is not None and cached[0] == listed:
                 return cached[1]
-            known = {key: self._stranger_rows[key] for key in listed if key in self._stranger_rows}
-        loaded = {}
-        for key in listed:
-            if key in known:
-                continue
-            try:
-                doc = self._records.strangers.load(key)
-                vectors = {m: vector_from_text(text) for m, text in doc.embeddings.items()}
-            except ObjectNotFoundError:
-                continue  # removed since the listing
-            except ValueError:
-                logger.exception("ignoring unreadable known stranger %s", key)
-                continue
-            if FACENET not in vectors:
-                continue
-            loaded[key] = (doc.marked_at.timestamp(), doc.id, vectors)
-        rows = sorted({**known, **loaded}.values(), key=lambda row: (row[0], row[1]))
+        rows = self._stranger_rows_of(class_id, listed)
         strangers = (
             KnownStrangers.from_faces([row[2] for row in rows], max_faces=self._max_strangers)
             if rows
             else None
         )
         with self._lock:
-            for key in [k for k in self._stranger_rows if k.startswith(_class_prefix(class_id))]:
-                if key not in listed:
-                    del self._stranger_rows[key]
-            self._stranger_rows.update(loaded)
             self._strangers[class_id] = (listed, strangers)
         return strangers
 
@@ -247,22 +230,35 @@ class ImpostorCache:
     ) -> list[str]:
         """The ids of the class's known strangers whom one of ``probes`` (unit vectors, ``(P, D)``
         per model, FaceNet's required) matches at ``at`` or more: the same person."""
-        self.strangers_of(class_id)  # loads what is listed now
-        listed = self._strangers.get(class_id, ((), None))[0]
-        with self._lock:
-            rows = [self._stranger_rows[key] for key in listed if key in self._stranger_rows]
+        rows = self._stranger_rows_of(class_id, tuple(self._records.strangers.listed(class_id)))
         if not rows:
             return []
         everyone = KnownStrangers.from_faces([row[2] for row in rows], max_faces=len(rows))
         best = everyone.similarities(probes).max(axis=0)
         return [row[1] for row, score in zip(rows, best, strict=True) if score >= at]
 
+    def _stranger_rows_of(self, class_id: str, listed: tuple[str, ...]) -> list[_StrangerRow]:
+        """The ``listed`` known strangers of the class with a FaceNet embedding, oldest first,
+        each object read once (they never change)."""
+        with self._lock:
+            known = {key: self._stranger_rows[key] for key in listed if key in self._stranger_rows}
+        loaded = load_new(listed, known, self._stranger_row)
+        with self._lock:
+            drop_unlisted(self._stranger_rows, _class_prefix(class_id), listed)
+            self._stranger_rows.update(loaded)
+        rows = [row for row in {**known, **loaded}.values() if FACENET in row[2]]
+        return sorted(rows, key=lambda row: (row[0], row[1]))
+
+    def _stranger_row(self, key: str) -> _StrangerRow:
+        doc = self._records.strangers.load(key)
+        vectors = {m: vector_from_text(text) for m, text in doc.embeddings.items()}
+        return doc.marked_at.timestamp(), doc.id, vectors
+
     def forget(self, class_id: str) -> None:
         """Drop what is cached of a class (deleted)."""
         with self._lock:
             self._strangers.pop(class_id, None)
-            for key in [k for k in self._stranger_rows if k.startswith(_class_prefix(class_id))]:
-                del self._stranger_rows[key]
+            drop_unlisted(self._stranger_rows, _class_prefix(class_id), ())
 
     def close(self) -> None:
         with self._lock:
