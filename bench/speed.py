@@ -289,7 +289,8 @@ def previous_recognise(
         )[1]
     }
     for model in pipeline.secondary:
-        embedded[model.name] = pipeline.embed_secondary(model, image, faces)
+        crops = [model.cropper.crop(image, f) for f in faces]
+        embedded[model.name] = pipeline.embed_model_crops(model.name, crops, mirrored=False)
     return match_faces(embedded, gallery, threshold=PREVIOUS_THRESHOLD)
 
 

@@ -378,10 +378,7 @@ class FacePipeline:
     def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
         """FaceNet's embedding of each face: the crop and its mirror image averaged."""
         crops = [self.crop(image, face) for face in faces]
-        return self.embed_crops(crops)
-
-    def embed_crops(self, crops: Sequence[RGBImage]) -> Embeddings:
-        return embed_plain_and_mirrored(self.embedder, crops)[1]
+        return self.embed_model_crops(FACENET, crops, mirrored=True)
 
     def face_crops(
         self, image: RGBImage, faces: Sequence[DetectedFace]
@@ -419,14 +416,6 @@ class FacePipeline:
             model: self.embed_model_crops(model, rows, mirrored=mirrored)
             for model, rows in crops.items()
         }
-
-    def embed_secondary(
-        self, model: SecondaryModel, image: RGBImage, faces: Sequence[DetectedFace]
-    ) -> Embeddings:
-        """A secondary model's embedding of each face's crop, one pass (no mirror)."""
-        if not faces:
-            return np.zeros((0, model.embedder.dim), np.float32)
-        return model.embedder.embed([model.cropper.crop(image, face) for face in faces])
 
     def embed_face(self, image: RGBImage, face: DetectedFace) -> dict[str, Embeddings]:
         """Every model's embedding of one face of a class photo, ``(1, D)`` each, as
