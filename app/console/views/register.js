@@ -91,8 +91,7 @@ export async function registerView(view, cid) {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const file = photo.photo();
-    if (!file) return;
+    if (!photo.photo()) return;
     clearError();
     const body = new FormData();
     // Without an id the server makes one from the name (transliterated, unique in the class)
@@ -100,9 +99,7 @@ export async function registerView(view, cid) {
     const chosenId = studentId.chosen();
     if (chosenId !== null) body.append("student_id", chosenId);
     body.append("name", nameInput.value);
-    body.append("photos", file, file.name || "photo.jpg");
-    // The face the teacher tapped on a photo of several people (empty: the only or dominant one).
-    if (photo.face()) body.append("face", photo.face());
+    photo.appendTo(body);
     saveButton.disabled = true;
     try {
       const result = await api(`${classPath(cid)}/students`, {

@@ -95,12 +95,10 @@ function addPhotoPanel(view, cid, student) {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const file = photo.photo();
-    if (!file) return;
+    if (!photo.photo()) return;
     clearError();
     const body = new FormData();
-    body.append("photos", file, file.name || "photo.jpg");
-    if (photo.face()) body.append("face", photo.face());
+    photo.appendTo(body);
     save.disabled = true;
     try {
       const result = await api(`${studentPath(cid, student.id)}/photos`, {

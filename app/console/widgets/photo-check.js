@@ -138,9 +138,9 @@ function manyFacesHint(count, chosen) {
  * The photo part of a form that saves a registration photo. ``onUsable(usable)`` is called
  * whenever the photo changes: false while it is being checked or when it was refused, true once
  * it may be saved. ``studentId``: the photo is for this enrolled student (their own photos are no
- * look-alike). ``photo()`` is the chosen photo, ``face()`` the ``face`` value to save it with
- * (the box the teacher tapped, or "" for the photo's only or dominant face); ``reset()`` forgets
- * the photo after saving.
+ * look-alike). ``photo()`` is the chosen photo; ``appendTo(body)`` adds it to a form with the face
+ * the teacher tapped (the photo's only or dominant face without one); ``reset()`` forgets the
+ * photo after saving.
  */
 export function photoCheck(cid, onUsable, { studentId = null } = {}) {
   const fileInput = h("input", { id: "photo-file", type: "file", accept: "image/*" });
@@ -257,7 +257,12 @@ export function photoCheck(cid, onUsable, { studentId = null } = {}) {
     report,
     retakeButton,
     photo: () => photo,
-    face: () => (chosenBox ? chosenBox.join(",") : ""),
+    // The form fields of the checked photo: the file, and the face the teacher tapped on a
+    // photo of several people (none: the only or dominant one).
+    appendTo(body) {
+      body.append("photos", photo, photo.name || "photo.jpg");
+      if (chosenBox) body.append("face", chosenBox.join(","));
+    },
     reset() {
       photo = null;
       photoUrl = null;
