@@ -13,8 +13,8 @@ that a student is named on at most one face.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -711,16 +711,7 @@ class Impostors:
         asks again with the same ones."""
         if cohort is None and strangers is None:
             return cls(None, None)
-        key = (id(gallery), id(cohort), id(strangers))
-        with _FOR_CLASS_LOCK:
-            for held, result in _FOR_CLASS_MEMO:
-                if (id(held[0]), id(held[1]), id(held[2])) == key:
-                    return result
-        result = cls._for_class(gallery, cohort, strangers)
-        with _FOR_CLASS_LOCK:
-            _FOR_CLASS_MEMO.insert(0, ((gallery, cohort, strangers), result))
-            del _FOR_CLASS_MEMO[_FOR_CLASS_MEMO_SIZE:]
-        return result
+        return _impostors_for_class(gallery, cohort, strangers)
 
     @classmethod
     def _for_class(
@@ -768,10 +759,13 @@ class Impostors:
         return best, kinds
 
 
-_FOR_CLASS_MEMO_SIZE = 8
-_FOR_CLASS_MEMO: list[tuple[tuple[Gallery, Cohort | None, KnownStrangers | None], Impostors]] = []
-"""Newest first; holding the objects keeps their ids from being reused while they are keys."""
-_FOR_CLASS_LOCK = threading.Lock()
+@functools.lru_cache(maxsize=8)
+def _impostors_for_class(
+    gallery: Gallery, cohort: Cohort | None, strangers: KnownStrangers | None
+) -> Impostors:
+    """:meth:`Impostors.for_class`'s last answers, keyed by the objects' identity (none of the
+    three defines equality); the cache holds them, so their ids are not reused while keys."""
+    return Impostors._for_class(gallery, cohort, strangers)
 
 
 def match_faces(
