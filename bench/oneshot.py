@@ -275,17 +275,25 @@ def decide_columns(
     if same_person is not None and len(cohort_columns) and len(class_columns):
         lookalike = same_person[np.ix_(class_columns, cohort_columns)].any(axis=0)
         cohort_columns = cohort_columns[~lookalike]
-    raw = np.asarray(scores[:, class_columns], np.float32)
     impostor = (
         np.asarray(scores[:, cohort_columns].max(axis=1), np.float32)
         if len(cohort_columns)
         else None
     )
+    return decide_single_faces(scores[:, class_columns], impostor), len(cohort_columns)
+
+
+def decide_single_faces(
+    raw: npt.NDArray[np.floating], impostor: npt.NDArray[np.float32] | None
+) -> Decided:
+    """Stage 1 for single faces: ``raw`` their similarities with the class's students, and
+    ``impostor`` each face's best similarity with anybody else (``None``: nobody)."""
+    raw = np.asarray(raw, np.float32)
     normalised = cohort_scores(raw, impostor_best=impostor)
     best = raw.argmax(axis=1)
     rows = np.arange(len(raw))
     vetoed = raw[rows, best] <= impostor if impostor is not None else np.zeros(len(raw), dtype=bool)
-    return Decided(best, normalised[rows, best], np.asarray(vetoed, bool)), len(cohort_columns)
+    return Decided(best, normalised[rows, best], np.asarray(vetoed, bool))
 
 
 Accepts = Callable[[npt.NDArray[np.float64], npt.NDArray[np.intp]], npt.NDArray[np.bool_]]

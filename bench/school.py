@@ -43,6 +43,7 @@ from bench.oneshot import (
     ClassSplit,
     RegistrationViews,
     decide_columns,
+    decide_single_faces,
     rollcall_views,
     split_lfw,
 )
@@ -62,7 +63,6 @@ from ml.matching import (
     Cohort,
     Gallery,
     KnownStrangers,
-    cohort_scores,
 )
 
 logger = logging.getLogger(__name__)
@@ -497,14 +497,8 @@ def named_with(
     threshold: float,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
     """Stage 1 for single faces with each face's best impostor similarity given: who is named."""
-    raw = scores[:, members]
-    normalised = cohort_scores(raw, impostor_best=impostor)
-    best = raw.argmax(axis=1)
-    rows = np.arange(len(raw))
-    named = normalised[rows, best] >= threshold
-    if impostor is not None:
-        named &= raw[rows, best] > impostor
-    return np.asarray(named, bool), best
+    decided = decide_single_faces(scores[:, members], impostor)
+    return decided.named(threshold), decided.best
 
 
 def known_strangers_study(
